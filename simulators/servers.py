@@ -328,7 +328,9 @@ class VictoriaMetricsServer(_Server):
                     return int(float(line.split()[1]))
         return 0
 
-    def export(self, match: str = '{__name__!=""}', *, min_rows: int = 1, timeout: float = 15.0) -> list[dict[str, object]]:
+    def export(
+        self, match: str = '{__name__!=""}', *, min_rows: int = 1, timeout: float = 15.0
+    ) -> list[dict[str, object]]:
         """Every raw sample matching ``match`` (JSON lines from /api/v1/export).
 
         Waits until the storage has taken in at least ``min_rows`` samples and made them searchable.

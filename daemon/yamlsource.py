@@ -1,0 +1,213 @@
+"""Load YAML with positions, validate with pydantic, report errors as ``file:line:column``.
+
+Facilities staff edit these files by hand; every error must say where it is and, for a misspelt
+key, what was probably meant. Validation never mutates the loaded data.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+__all__ = ["ConfigError", "ErrorItem", "SourceDoc", "did_you_mean", "load_model", "load_yaml", "validate"]
+
+T = TypeVar("T", bound=pydantic.BaseModel)
+Loc = tuple[int | str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorItem:
+    """One problem in one file, with a 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+    path: str = ""
+
+    def __str__(self) -> str:
+        where = f" ({self.path})" if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {self.message}{where}"
+
+
+class ConfigError(Exception):
+    """One or more problems in configuration or rule files. ``str()`` lists them one per line."""
+
+    def __init__(self, errors: Iterable[ErrorItem]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+@dataclass
+class SourceDoc:
+    """Plain Python data from one YAML file, plus where each key/value stood in it."""
+
+    path: str
+    data: Any
+    positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def key_position(self, loc: Sequence[int | str]) -> tuple[int, int]:
+        """Where the key at ``loc`` stands (for unknown keys); falls back to :meth:`position`."""
+        return self.key_positions.get(tuple(loc)) or self.position(loc)
+
+    def position(self, loc: Sequence[int | str]) -> tuple[int, int]:
+        """Best position for ``loc``: the deepest prefix that exists in the file."""
+        best = self.positions.get((), (1, 1))
+        node: Any = self.data
+        walked: list[int | str] = []
+        for part in loc:
+            if (isinstance(node, Mapping) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            ):
+                walked.append(part)
+                node = node[part]
+            else:
+                continue  # pydantic adds union tags / model names that are not in the file
+            best = self.positions.get(tuple(walked), best)
+        return best
+
+    def error(self, loc: Sequence[int | str], message: str, *, at_key: bool = False) -> ErrorItem:
+        line, col = self.key_position(loc) if at_key else self.position(loc)
+        return ErrorItem(self.path, line, col, message, _dotted(loc))
+
+
+def _dotted(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _plain(
+    node: Any, loc: Loc, positions: dict[Loc, tuple[int, int]], keys: dict[Loc, tuple[int, int]]
+) -> Any:
+    if isinstance(node, CommentedMap):
+        out: dict[Any, Any] = {}
+        for key, value in node.items():
+            child = (*loc, key)
+            try:
+                kl, kc = node.lc.key(key)
+                positions[child] = keys[child] = (kl + 1, kc + 1)
+            except (KeyError, TypeError, AttributeError):
+                positions[child] = positions.get(loc, (1, 1))
+            out[key] = _plain(value, child, positions, keys)
+            if not isinstance(value, CommentedMap | CommentedSeq):
+                try:
+                    vl, vc = node.lc.value(key)
+                    positions[child] = (vl + 1, vc + 1)
+                except (KeyError, TypeError, AttributeError):
+                    pass
+        return out
+    if isinstance(node, CommentedSeq):
+        items: list[Any] = []
+        for i, value in enumerate(node):
+            child = (*loc, i)
+            try:
+                il, ic = node.lc.item(i)
+                positions[child] = (il + 1, ic + 1)
+            except (KeyError, TypeError, AttributeError, IndexError):
+                positions[child] = positions.get(loc, (1, 1))
+            items.append(_plain(value, child, positions, keys))
+        return items
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, bool | int | float) or node is None:
+        return node
+    return node
+
+
+def load_yaml(path: str | Path, *, text: str | None = None) -> SourceDoc:
+    """Parse one YAML file; syntax errors become :class:`ConfigError` with the parser's position."""
+    name = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([ErrorItem(name, 1, 1, f"cannot read file: {exc}")]) from exc
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        raw = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError([ErrorItem(name, line, col, f"YAML syntax: {problem}")]) from exc
+    except Exception as exc:  # ruamel raises a few unmarked errors (e.g. duplicate keys)
+        raise ConfigError([ErrorItem(name, 1, 1, f"YAML: {exc}")]) from exc
+    positions: dict[Loc, tuple[int, int]] = {(): (1, 1)}
+    keys: dict[Loc, tuple[int, int]] = {}
+    data = _plain(raw, (), positions, keys)
+    return SourceDoc(name, data, positions, keys)
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """``" (did you mean 'above'?)"`` for a close match, else ``""``."""
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _allowed_keys(model: type[pydantic.BaseModel], loc: Loc) -> list[str]:
+    """Field names (and aliases) of the model that owns the key at ``loc``; best effort."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            current = None if fields else current
+            continue
+        ann = fields[part].annotation
+        current = _first_model(ann)
+    fields = getattr(current, "model_fields", None) or {}
+    names = list(fields)
+    names += [f.alias for f in fields.values() if f.alias]
+    return names
+
+
+def _first_model(ann: Any) -> Any:
+    if isinstance(ann, type) and issubclass(ann, pydantic.BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()) or ():
+        found = _first_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def validate(model: type[T], doc: SourceDoc, *, context: dict[str, Any] | None = None) -> T:
+    """Validate ``doc.data`` against ``model``; pydantic errors become positioned :class:`ConfigError`."""
+    try:
+        return model.model_validate(doc.data, context=context)
+    except pydantic.ValidationError as exc:
+        items: list[ErrorItem] = []
+        for err in exc.errors(include_url=False):
+            loc: Loc = tuple(err["loc"])
+            msg = err["msg"]
+            at_key = False
+            if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+                msg = f"unknown key '{loc[-1]}'" + did_you_mean(loc[-1], _allowed_keys(model, loc))
+                at_key = True
+            elif err["type"] == "missing" and loc:
+                msg = f"missing required key '{loc[-1]}'"
+            else:
+                value = err.get("input")
+                if isinstance(value, str | int | float | bool) and err["type"] != "value_error":
+                    msg = f"{msg} (got {value!r})"
+                msg = msg.removeprefix("Value error, ")
+            items.append(doc.error(loc, msg, at_key=at_key))
+        raise ConfigError(items) from None
+
+
+def load_model(model: type[T], path: str | Path, *, context: dict[str, Any] | None = None) -> T:
+    """Read, parse and validate one file."""
+    return validate(model, load_yaml(path), context=context)
