@@ -69,7 +69,7 @@ class SourceDoc:
                 isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
             ):
                 walked.append(part)
-                node = node[part]
+                node = node[part]  # type: ignore[index]
             else:
                 continue  # pydantic adds union tags / model names that are not in the file
             best = self.positions.get(tuple(walked), best)
@@ -87,9 +87,7 @@ def _dotted(loc: Sequence[int | str]) -> str:
     return out
 
 
-def _plain(
-    node: Any, loc: Loc, positions: dict[Loc, tuple[int, int]], keys: dict[Loc, tuple[int, int]]
-) -> Any:
+def _plain(node: Any, loc: Loc, positions: dict[Loc, tuple[int, int]], keys: dict[Loc, tuple[int, int]]) -> Any:
     if isinstance(node, CommentedMap):
         out: dict[Any, Any] = {}
         for key, value in node.items():

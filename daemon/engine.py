@@ -1,0 +1,539 @@
+"""The rule engine: a pure function of (rules, sensor readings, clock) → desired setpoints with reasons.
+
+:func:`evaluate` never does I/O and never sleeps. Everything it must remember between calls
+(hysteresis latches, ``for:`` start times, ramp positions, manual overrides) lives in an
+:class:`EngineMemory` value that is passed in and returned, so it can be persisted and a replay
+or simulation can run a whole day in seconds.
+
+Semantics, in short (``rules/README.md`` says the same for staff):
+
+* A rule acts while all its ``when`` conditions hold; the winner per point is the highest
+  ``priority``, then the more specific rule (more conditions), then the lowest rule id.
+* A number condition with a stale or missing input is *unknown*. A rule with no false condition
+  and at least one unknown one does not act on old values: it asks for its ``safe_value``
+  (a *fallback*) or, without one, stays silent.
+* Hysteresis: ``above: 35, off_below: 25`` switches on above 35 and off only below 25.
+  Coming back from unknown is not a crossing: the latch starts off and ``for`` starts again,
+  unless the input was unknown for less than ``resume_grace_s`` (a restart, a short gap).
+* A manual override wins until it expires. Every output is clamped to the point's range.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import hashlib
+import json
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from daemon.model import Decision, Quantity, Reading, Reason
+from daemon.rules.model import Action, Condition, Input, Rule, Schedule
+from daemon.sun import Site, sun_day, sun_position
+
+__all__ = [
+    "EngineMemory",
+    "Evaluation",
+    "Override",
+    "PointLimits",
+    "RuleSet",
+    "RuleTrace",
+    "SensorInfo",
+    "SensorView",
+    "evaluate",
+]
+
+Status = Literal["true", "false", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class SensorInfo:
+    id: str
+    zone: str
+    quantity: Quantity
+    stale_after_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PointLimits:
+    """Allowed output of one device point, from its device profile."""
+
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[float, ...] | None = None
+
+    def clamp(self, value: float) -> float:
+        if self.allowed:
+            return min(self.allowed, key=lambda a: (abs(a - value), a))
+        if self.min is not None:
+            value = max(self.min, value)
+        if self.max is not None:
+            value = min(self.max, value)
+        return value
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Validated rules from every file, plus named schedules."""
+
+    rules: tuple[Rule, ...] = ()
+    schedules: Mapping[str, Schedule] = field(default_factory=dict)
+
+    def by_target(self) -> dict[str, list[Rule]]:
+        out: dict[str, list[Rule]] = {}
+        for r in self.rules:
+            out.setdefault(r.target, []).append(r)
+        return out
+
+
+_AGGREGATES: dict[str, Callable[[list[float]], float]] = {
+    "mean": statistics.fmean,
+    "max": max,
+    "min": min,
+    "median": statistics.median,
+}
+
+
+class SensorView:
+    """Latest reading per sensor and what the engine needs to know about each sensor."""
+
+    def __init__(self, sensors: Mapping[str, SensorInfo], readings: Mapping[str, Reading]) -> None:
+        self.sensors = sensors
+        self.readings = readings
+        self._zones: dict[tuple[str, Quantity], list[str]] = {}
+        for s in sensors.values():
+            self._zones.setdefault((s.zone, s.quantity), []).append(s.id)
+
+    def fresh(self, sensor: str, now: float) -> Reading | None:
+        r = self.readings.get(sensor)
+        info = self.sensors.get(sensor)
+        if r is None or info is None or r.retained:
+            return None
+        if now - r.ts > info.stale_after_s:
+            return None
+        return r
+
+    def value(self, inp: Input, now: float) -> tuple[float | None, list[tuple[str, float | None, float | None]]]:
+        """The input's value (``None`` when unknown) and the sensors it was computed from."""
+        if inp.sensor is not None:
+            r = self.fresh(inp.sensor, now)
+            last = self.readings.get(inp.sensor)
+            used = [(inp.sensor, last.value if last else None, (now - last.ts) if last else None)]
+            return (r.value if r else None), used
+        assert inp.zone is not None and inp.quantity is not None
+        members = self._zones.get((inp.zone, inp.quantity), [])
+        values: list[float] = []
+        used = []
+        for sid in members:
+            r = self.fresh(sid, now)
+            if r is not None:
+                values.append(r.value)
+                used.append((sid, r.value, now - r.ts))
+        if not values:
+            return None, used
+        return float(_AGGREGATES[inp.aggregate](values)), used
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    value: float
+    until: float
+    source: str = "mqtt"
+
+
+@dataclass
+class EngineMemory:
+    """What the engine remembers between evaluations; JSON-serialisable for the state directory."""
+
+    latched: dict[str, bool] = field(default_factory=dict)
+    since: dict[str, float] = field(default_factory=dict)
+    known_at: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, tuple[float, float]] = field(default_factory=dict)
+    overrides: dict[str, Override] = field(default_factory=dict)
+
+    def copy(self) -> EngineMemory:
+        return EngineMemory(
+            dict(self.latched),
+            dict(self.since),
+            dict(self.known_at),
+            dict(self.outputs),
+            dict(self.overrides),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "latched": self.latched,
+            "since": self.since,
+            "known_at": self.known_at,
+            "outputs": {k: list(v) for k, v in self.outputs.items()},
+            "overrides": {k: [o.value, o.until, o.source] for k, o in self.overrides.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EngineMemory:
+        return cls(
+            latched={str(k): bool(v) for k, v in data.get("latched", {}).items()},
+            since={str(k): float(v) for k, v in data.get("since", {}).items()},
+            known_at={str(k): float(v) for k, v in data.get("known_at", {}).items()},
+            outputs={str(k): (float(v[0]), float(v[1])) for k, v in data.get("outputs", {}).items()},
+            overrides={
+                str(k): Override(float(v[0]), float(v[1]), str(v[2])) for k, v in data.get("overrides", {}).items()
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTrace:
+    """How one rule came out in one evaluation (for ``lobbyd why`` and the what-if replay)."""
+
+    rule: str
+    target: str
+    state: Literal["active", "inactive", "fallback", "silent", "disabled"]
+    value: float | None
+    lines: tuple[str, ...]
+    inputs: tuple[tuple[str, float | None, float | None], ...]
+
+
+@dataclass
+class Evaluation:
+    decisions: dict[str, Decision]
+    traces: list[RuleTrace]
+    memory: EngineMemory
+
+
+def condition_key(rule: Rule, index: int, cond: Condition) -> str:
+    """Stable key for a condition's timers: unchanged conditions keep their timers across reloads."""
+    digest = hashlib.sha1(
+        json.dumps(cond.model_dump(mode="json", by_alias=True), sort_keys=True).encode(),
+        usedforsecurity=False,
+    ).hexdigest()[:10]
+    return f"{rule.id}#{index}:{digest}"
+
+
+def _fmt(v: float | None, quantity: Quantity | None = None) -> str:
+    if v is None:
+        return "unknown"
+    unit = f" {quantity.unit}" if quantity is not None else ""
+    return f"{v:.4g}{unit}"
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds % 3600 == 0 and seconds:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0 and seconds:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+def _local(site: Site, now: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(now, site.tz)
+
+
+def in_schedule(schedule: Schedule, site: Site, now: float) -> bool:
+    t = _local(site, now)
+    if t.date() in schedule.holidays:
+        return False
+    return any(a <= t.time() < b or (b == dt.time.max and a <= t.time()) for a, b in schedule.spans(t.weekday()))
+
+
+def _quantity_of(inp: Input, view: SensorView) -> Quantity | None:
+    if inp.quantity is not None:
+        return inp.quantity
+    info = view.sensors.get(inp.sensor or "")
+    return info.quantity if info else None
+
+
+@dataclass
+class _Ctx:
+    rules: RuleSet
+    view: SensorView
+    site: Site
+    now: float
+    mem: EngineMemory
+    resume_grace_s: float
+    live_keys: set[str]
+
+
+def _numeric(ctx: _Ctx, key: str, c: Condition) -> tuple[Status, str, list[tuple[str, float | None, float | None]]]:
+    inp = c.input
+    value, used = ctx.view.value(inp, ctx.now)
+    q = _quantity_of(inp, ctx.view)
+    mem = ctx.mem
+    threshold_used: list[tuple[str, float | None, float | None]] = []
+
+    def level(t: float | Input) -> float | None:
+        if isinstance(t, Input):
+            v, u = ctx.view.value(t, ctx.now)
+            threshold_used.extend(u)
+            return v
+        return float(t)
+
+    if value is None:
+        return "unknown", f"{inp.key} is unknown (no fresh reading)", used
+    if ctx.now - mem.known_at.get(key, ctx.now) > ctx.resume_grace_s:
+        # Back from unknown after a real gap: not a crossing. Start over.
+        mem.latched.pop(key, None)
+        mem.since.pop(key, None)
+    mem.known_at[key] = ctx.now
+    was = mem.latched.get(key, False)
+    if c.above is not None:
+        lim = level(c.above)
+        if lim is None:
+            return "unknown", f"{c.above.key if isinstance(c.above, Input) else c.above} is unknown", used
+        if c.off_below is not None:
+            raw = value > lim or (was and value >= c.off_below)
+            words = f"{inp.key} = {_fmt(value, q)} {'is above' if value > lim else 'is not above'} {_fmt(lim)}"
+            if was and value <= lim:
+                words += f", held on until below {_fmt(c.off_below)}"
+        else:
+            raw = value > lim
+            words = f"{inp.key} = {_fmt(value, q)} {'is above' if raw else 'is not above'} {_fmt(lim)}"
+    elif c.below is not None:
+        lim = level(c.below)
+        if lim is None:
+            return "unknown", f"{c.below.key if isinstance(c.below, Input) else c.below} is unknown", used
+        if c.off_above is not None:
+            raw = value < lim or (was and value <= c.off_above)
+            words = f"{inp.key} = {_fmt(value, q)} {'is below' if value < lim else 'is not below'} {_fmt(lim)}"
+            if was and value >= lim:
+                words += f", held on until above {_fmt(c.off_above)}"
+        else:
+            raw = value < lim
+            words = f"{inp.key} = {_fmt(value, q)} {'is below' if raw else 'is not below'} {_fmt(lim)}"
+    else:
+        assert c.between is not None
+        lo, hi = c.between
+        raw = lo <= value <= hi
+        words = f"{inp.key} = {_fmt(value, q)} {'is' if raw else 'is not'} between {lo:g} and {hi:g}"
+    mem.latched[key] = raw
+    used = used + threshold_used
+    if not raw:
+        mem.since.pop(key, None)
+        return "false", words, used
+    start = mem.since.setdefault(key, ctx.now)
+    if c.for_ and ctx.now - start < c.for_:
+        return (
+            "false",
+            f"{words}, for {_fmt_duration(ctx.now - start)} of the required {_fmt_duration(c.for_)}",
+            used,
+        )
+    if c.for_:
+        words += f" for at least {_fmt_duration(c.for_)}"
+    return "true", words, used
+
+
+def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str, list[Any]]:
+    if c.is_numeric:
+        key = condition_key(rule, i, c)
+        ctx.live_keys.add(key)
+        return _numeric(ctx, key, c)
+    if c.schedule is not None or c.outside_schedule is not None:
+        name = c.schedule if c.schedule is not None else c.outside_schedule
+        assert name is not None
+        sched = ctx.rules.schedules.get(name)
+        if sched is None:  # caught by validation; be safe at runtime
+            return "false", f"schedule '{name}' does not exist", []
+        is_open = in_schedule(sched, ctx.site, ctx.now)
+        want_open = c.schedule is not None
+        ok = is_open == want_open
+        return ("true" if ok else "false"), f"{name} is {'open' if is_open else 'closed'}", []
+    if c.time is not None:
+        t = _local(ctx.site, ctx.now)
+        ok = True
+        if c.time.weekdays is not None:
+            ok = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[t.weekday()] in c.time.weekdays
+        after, before = c.time.after, c.time.before
+        if after is not None and before is not None and before < after:  # window across midnight
+            ok = ok and (t.time() >= after or t.time() < before)
+        else:
+            if after is not None:
+                ok = ok and t.time() >= after
+            if before is not None:
+                ok = ok and t.time() < before
+        return (
+            ("true" if ok else "false"),
+            f"local time {t:%a %H:%M} {'is' if ok else 'is not'} in the window",
+            [],
+        )
+    if c.sun is not None:
+        day = sun_day(ctx.site, ctx.now)
+        ok = True
+        if c.sun.after is not None:
+            ok = ok and ctx.now >= day.event(c.sun.after.event) + c.sun.after.offset_s
+        if c.sun.before is not None:
+            ok = ok and ctx.now < day.event(c.sun.before.event) + c.sun.before.offset_s
+        return ("true" if ok else "false"), f"sun window {'holds' if ok else 'does not hold'}", []
+    assert c.cron is not None
+    from apscheduler.triggers.cron import CronTrigger
+
+    t = _local(ctx.site, ctx.now).replace(second=0, microsecond=0)
+    trigger = CronTrigger.from_crontab(c.cron, timezone=ctx.site.tz)
+    nxt = trigger.get_next_fire_time(None, t - dt.timedelta(microseconds=1))
+    ok = nxt is not None and nxt == t
+    return (
+        ("true" if ok else "false"),
+        f"cron '{c.cron}' {'matches' if ok else 'does not match'} {t:%H:%M}",
+        [],
+    )
+
+
+def _interpolate(points: Sequence[tuple[float, float]], x: float) -> float:
+    xs = [p[0] for p in points]
+    if x <= xs[0]:
+        return points[0][1]
+    if x >= xs[-1]:
+        return points[-1][1]
+    i = bisect.bisect_right(xs, x)
+    (x0, y0), (x1, y1) = points[i - 1], points[i]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+def _action(ctx: _Ctx, action: Action) -> tuple[float | None, str, list[Any]]:
+    used: list[Any]
+    if action.value is not None:
+        return action.value, f"set {action.value:g}", []
+    if action.curve is not None:
+        v, used = ctx.view.value(action.curve.input, ctx.now)
+        if v is None:
+            return None, f"{action.curve.input.key} is unknown", used
+        out = _interpolate(action.curve.points, v)
+        return out, f"curve of {action.curve.input.key} = {v:.4g} gives {out:.4g}", used
+    if action.steps is not None:
+        v, used = ctx.view.value(action.steps.input, ctx.now)
+        if v is None:
+            return None, f"{action.steps.input.key} is unknown", used
+        xs = [row[0] for row in action.steps.table]
+        i = max(0, bisect.bisect_right(xs, v) - 1)
+        out = action.steps.table[i][1]
+        return out, f"step table of {action.steps.input.key} = {v:.4g} gives {out:g}", used
+    assert action.circadian is not None
+    circ = action.circadian
+    p = sun_position(ctx.site, ctx.now)
+    frac = max(p, 0.0)
+    text = f"sun position {p:.2f}"
+    used = []
+    if circ.daylight is not None:
+        lux, used = ctx.view.value(circ.daylight, ctx.now)
+        if lux is None:
+            return None, f"{circ.daylight.key} is unknown", used
+        d = min(max(lux / circ.full_daylight_lux, 0.0), 1.0)
+        frac = (1 - circ.daylight_weight) * frac + circ.daylight_weight * d
+        text += f", daylight {lux:.4g} lx ({d:.0%} of full)"
+    out = circ.min_k + (circ.max_k - circ.min_k) * frac
+    return out, f"circadian: {text} gives {out:.0f} K", used
+
+
+def evaluate(
+    rules: RuleSet,
+    view: SensorView,
+    now: float,
+    memory: EngineMemory,
+    *,
+    site: Site,
+    limits: Mapping[str, PointLimits],
+    resume_grace_s: float = 120.0,
+) -> Evaluation:
+    """Evaluate every rule at time ``now``; return the winning decision per point, traces and new memory."""
+    mem = memory.copy()
+    ctx = _Ctx(rules, view, site, now, mem, resume_grace_s, set())
+    traces: list[RuleTrace] = []
+    candidates: dict[str, list[tuple[tuple[int, int], str, float, Reason]]] = {}
+    for rule in sorted(rules.rules, key=lambda r: r.id):
+        if not rule.enabled:
+            traces.append(RuleTrace(rule.id, rule.target, "disabled", None, ("rule is disabled",), ()))
+            continue
+        lines: list[str] = []
+        inputs: list[tuple[str, float | None, float | None]] = []
+        statuses: list[Status] = []
+        for i, c in enumerate(rule.when):
+            st, words, used = _condition(ctx, rule, i, c)
+            statuses.append(st)
+            lines.append(words)
+            inputs.extend(used)
+        if "false" in statuses:
+            traces.append(RuleTrace(rule.id, rule.target, "inactive", None, tuple(lines), tuple(inputs)))
+            continue
+        value: float | None = None
+        fallback = "unknown" in statuses
+        if not fallback:
+            value, words, used = _action(ctx, rule.set)
+            lines.append(words)
+            inputs.extend(used)
+            fallback = value is None
+        if fallback:
+            if rule.safe_value is None:
+                lines.append("inputs unknown and no safe_value: this rule stays silent")
+                traces.append(RuleTrace(rule.id, rule.target, "silent", None, tuple(lines), tuple(inputs)))
+                continue
+            value = rule.safe_value
+            lines.append(f"inputs unknown: safe value {value:g}")
+        assert value is not None
+        reason = Reason(rule=rule.id, text="; ".join(lines), inputs=tuple(inputs), fallback=fallback)
+        traces.append(
+            RuleTrace(rule.id, rule.target, "fallback" if fallback else "active", value, tuple(lines), tuple(inputs))
+        )
+        candidates.setdefault(rule.target, []).append(((rule.priority, rule.specificity), rule.id, value, reason))
+
+    decisions: dict[str, Decision] = {}
+    for target, cands in candidates.items():
+        # Highest (priority, specificity); ties broken by the lowest rule id — never by file order.
+        best = min(cands, key=lambda c: (-c[0][0], -c[0][1], c[1]))
+        _, rule_id, value, reason = best
+        rule = next(r for r in rules.rules if r.id == rule_id)
+        losers = [c[1] for c in cands if c[1] != rule_id]
+        if losers:
+            reason = Reason(
+                rule=reason.rule,
+                text=reason.text + f" (won over {', '.join(sorted(losers))} by priority {rule.priority})",
+                inputs=reason.inputs,
+                fallback=reason.fallback,
+            )
+        prev = mem.outputs.get(target)
+        if rule.ramp_per_minute is not None and prev is not None and not reason.fallback:
+            step = rule.ramp_per_minute * max(0.0, now - prev[1]) / 60.0
+            ramped = prev[0] + max(-step, min(step, value - prev[0]))
+            if ramped != value:
+                reason = Reason(
+                    rule=reason.rule,
+                    text=reason.text + f"; ramping at {rule.ramp_per_minute:g}/min towards {value:.4g}",
+                    inputs=reason.inputs,
+                    held_by="ramp",
+                )
+            value = ramped
+        decisions[target] = _decision(target, value, reason, now, limits)
+
+    for target, ov in list(mem.overrides.items()):
+        if now >= ov.until:
+            del mem.overrides[target]
+            continue
+        until = dt.datetime.fromtimestamp(ov.until, site.tz)
+        reason = Reason(rule="manual-override", text=f"manual override ({ov.source}) until {until:%H:%M}")
+        decisions[target] = _decision(target, ov.value, reason, now, limits)
+
+    for target, d in decisions.items():
+        mem.outputs[target] = (d.value, now)
+    # Forget timers of conditions that no longer exist (edited or removed rules).
+    for store in (mem.latched, mem.since, mem.known_at):
+        for key in [k for k in store if k not in ctx.live_keys]:
+            del store[key]
+    return Evaluation(decisions, traces, mem)
+
+
+def _decision(target: str, value: float, reason: Reason, now: float, limits: Mapping[str, PointLimits]) -> Decision:
+    device, point = target.split(".", 1)
+    lim = limits.get(target)
+    if lim is not None:
+        clamped = lim.clamp(value)
+        if clamped != value:
+            reason = Reason(
+                rule=reason.rule,
+                text=reason.text + f"; clamped {value:.4g} to {clamped:.4g} (device range)",
+                inputs=reason.inputs,
+                held_by=reason.held_by,
+                fallback=reason.fallback,
+            )
+            value = clamped
+    return Decision(device=device, point=point, value=value, reason=reason, ts=now)

@@ -1,0 +1,358 @@
+"""The rule language: what facilities staff write in ``rules/*.yaml``.
+
+A rule file has optional ``schedules:`` (opening hours per weekday plus holidays) and a list of
+``rules:``. A rule sets one device point (``target: fresh_air.fan_level``) to a value while all of
+its ``when:`` conditions hold. Several rules may target one point: the highest ``priority`` wins,
+then the more specific rule (more conditions), then the rule id in alphabetical order — never
+file order. See ``rules/README.md`` for the language with examples.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from daemon.model import Quantity
+from daemon.rules.durations import Duration, TimeOfDay
+
+__all__ = [
+    "Action",
+    "Circadian",
+    "Condition",
+    "Curve",
+    "Input",
+    "Rule",
+    "RuleFile",
+    "Schedule",
+    "Steps",
+    "SunTime",
+]
+
+Aggregate = Literal["mean", "max", "min", "median"]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Input(_Strict):
+    """A value a rule reads: one sensor, or an aggregate of a zone's fresh sensors of one quantity."""
+
+    sensor: str | None = None
+    zone: str | None = None
+    quantity: Quantity | None = None
+    aggregate: Aggregate = "mean"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Input:
+        if self.sensor is None and (self.zone is None or self.quantity is None):
+            raise ValueError("name a 'sensor', or a 'zone' together with a 'quantity'")
+        if self.sensor is not None and self.zone is not None:
+            raise ValueError("name either a 'sensor' or a 'zone', not both")
+        return self
+
+    @property
+    def key(self) -> str:
+        if self.sensor is not None:
+            return self.sensor
+        return f"{self.aggregate}({self.zone}.{self.quantity})"
+
+
+def _as_input(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"sensor": value}
+    return value
+
+
+InputRef = Annotated[Input, BeforeValidator(_as_input)]
+Threshold = float | InputRef
+
+_SUN = re.compile(r"^\s*(sunrise|sunset|noon|dawn|dusk)\s*(?:([+-])\s*(.+))?$")
+
+
+class SunTime(_Strict):
+    """``sunrise``, ``sunset``, ``noon``, ``dawn`` or ``dusk`` with an offset, e.g. ``sunset-30m``."""
+
+    event: Literal["sunrise", "sunset", "noon", "dawn", "dusk"]
+    offset_s: float = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            from daemon.rules.durations import parse_duration
+
+            m = _SUN.match(value.lower())
+            if not m:
+                raise ValueError(f"'{value}' is not a sun time; write e.g. 'sunrise+30m' or 'sunset-15m'")
+            offset = parse_duration(m.group(3)) if m.group(3) else 0.0
+            return {"event": m.group(1), "offset_s": -offset if m.group(2) == "-" else offset}
+        return value
+
+
+class TimeWindow(_Strict):
+    after: TimeOfDay | None = None
+    before: TimeOfDay | None = None
+    weekdays: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] | None = None
+
+
+class SunWindow(_Strict):
+    after: SunTime | None = None
+    before: SunTime | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> SunWindow:
+        if self.after is None and self.before is None:
+            raise ValueError("give 'after' and/or 'before', e.g. after: sunrise+30m")
+        return self
+
+
+class Condition(_Strict):
+    """One thing that must be true for a rule to act. Exactly one kind per list item:
+
+    - a number: ``sensor``/``zone`` with ``above``/``below``/``between`` (plus ``off_below``/``off_above``
+      for hysteresis and ``for`` for how long it must hold first);
+    - a schedule: ``schedule: opening-hours`` (open) or ``outside_schedule: opening-hours`` (closed);
+    - a clock window: ``time: {after: "08:00", before: "18:00", weekdays: [mon, fri]}``;
+    - a sun window: ``sun: {after: sunrise+30m, before: sunset}``;
+    - a cron pattern: ``cron: "*/15 8-18 * * mon-fri"`` (true during the minutes it matches).
+    """
+
+    sensor: str | None = None
+    zone: str | None = None
+    quantity: Quantity | None = None
+    aggregate: Aggregate = "mean"
+    above: Threshold | None = None
+    below: Threshold | None = None
+    between: tuple[float, float] | None = None
+    off_below: float | None = None
+    off_above: float | None = None
+    for_: Duration = Field(0.0, alias="for")
+    schedule: str | None = None
+    outside_schedule: str | None = None
+    time: TimeWindow | None = None
+    sun: SunWindow | None = None
+    cron: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Condition:
+        numeric = self.sensor is not None or self.zone is not None
+        kinds = [
+            numeric,
+            self.schedule is not None,
+            self.outside_schedule is not None,
+            self.time is not None,
+            self.sun is not None,
+            self.cron is not None,
+        ]
+        if sum(kinds) != 1:
+            raise ValueError(
+                "each condition needs exactly one of: sensor/zone (a number), schedule, outside_schedule, "
+                "time, sun, cron"
+            )
+        if numeric:
+            self.input  # noqa: B018 - validates sensor/zone/quantity
+            tests = [self.above is not None, self.below is not None, self.between is not None]
+            if sum(tests) != 1:
+                raise ValueError("a number condition needs exactly one of 'above', 'below' or 'between'")
+            if self.between is not None and not self.between[0] < self.between[1]:
+                raise ValueError(f"'between' must be [low, high] with low < high, got {list(self.between)}")
+            if self.off_below is not None:
+                if not isinstance(self.above, float | int):
+                    raise ValueError("'off_below' goes with a numeric 'above' (hysteresis)")
+                if not self.off_below < self.above:
+                    raise ValueError(
+                        f"'off_below' ({self.off_below:g}) must be lower than 'above' ({self.above:g}), "
+                        "or the output would chatter"
+                    )
+            if self.off_above is not None:
+                if not isinstance(self.below, float | int):
+                    raise ValueError("'off_above' goes with a numeric 'below' (hysteresis)")
+                if not self.off_above > self.below:
+                    raise ValueError(
+                        f"'off_above' ({self.off_above:g}) must be higher than 'below' ({self.below:g}), "
+                        "or the output would chatter"
+                    )
+        else:
+            for name in ("above", "below", "between", "off_below", "off_above"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"'{name}' only goes with a sensor or zone condition")
+            if self.for_:
+                raise ValueError("'for' only goes with a sensor or zone condition")
+        if self.cron is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cron)
+            except ValueError as exc:
+                raise ValueError(f"cron '{self.cron}': {exc}") from None
+        return self
+
+    @property
+    def input(self) -> Input:
+        return Input(sensor=self.sensor, zone=self.zone, quantity=self.quantity, aggregate=self.aggregate)
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.sensor is not None or self.zone is not None
+
+
+class Curve(_Strict):
+    """Piecewise-linear map of an input, e.g. daylight lux → colour temperature."""
+
+    input: InputRef
+    points: tuple[tuple[float, float], ...] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _sorted(self) -> Curve:
+        xs = [p[0] for p in self.points]
+        if any(b <= a for a, b in itertools.pairwise(xs)):
+            raise ValueError("curve points must be in increasing order of their first number")
+        return self
+
+
+class Steps(_Strict):
+    """Step table: the value of the last step whose ``from`` the input has reached."""
+
+    input: InputRef
+    table: tuple[tuple[float, float], ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _sorted(self) -> Steps:
+        xs = [p[0] for p in self.table]
+        if any(b <= a for a, b in itertools.pairwise(xs)):
+            raise ValueError("step table rows must be in increasing order of their first number")
+        return self
+
+
+class Circadian(_Strict):
+    """Colour temperature from the sun's position, corrected by measured daylight.
+
+    ``min_k`` at and after sunset, ``max_k`` at solar noon (Adaptive Lighting's parabola); with
+    ``daylight`` the measured lux pulls the result: ``daylight_weight`` 0 ignores it, 1 follows only it.
+    """
+
+    min_k: float = 2700
+    max_k: float = 5000
+    daylight: InputRef | None = None
+    full_daylight_lux: float = Field(2000, gt=0)
+    daylight_weight: float = Field(0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _range(self) -> Circadian:
+        if not self.min_k < self.max_k:
+            raise ValueError("'min_k' must be lower than 'max_k'")
+        return self
+
+
+class Action(_Strict):
+    """What value a rule asks for: a constant, a curve, a step table or the circadian formula."""
+
+    value: float | None = None
+    curve: Curve | None = None
+    steps: Steps | None = None
+    circadian: Circadian | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"value": value}
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> Action:
+        if sum(x is not None for x in (self.value, self.curve, self.steps, self.circadian)) != 1:
+            raise ValueError("'set' needs a number, or exactly one of 'curve', 'steps', 'circadian'")
+        return self
+
+    def inputs(self) -> list[Input]:
+        if self.curve is not None:
+            return [self.curve.input]
+        if self.steps is not None:
+            return [self.steps.input]
+        if self.circadian is not None and self.circadian.daylight is not None:
+            return [self.circadian.daylight]
+        return []
+
+
+class Rule(_Strict):
+    id: str
+    description: str = ""
+    target: str
+    priority: int = 0
+    when: tuple[Condition, ...] = ()
+    set: Action
+    safe_value: float | None = None
+    ramp_per_minute: float | None = Field(None, gt=0)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _shape(self) -> Rule:
+        if not _ID.match(self.id):
+            raise ValueError(f"rule id '{self.id}' may use only lower-case letters, digits, '-', '_' and '.'")
+        if self.target.count(".") != 1:
+            raise ValueError(f"target '{self.target}' must be written as device.point, e.g. fresh_air.fan_level")
+        return self
+
+    @property
+    def device(self) -> str:
+        return self.target.split(".", 1)[0]
+
+    @property
+    def point(self) -> str:
+        return self.target.split(".", 1)[1]
+
+    def inputs(self) -> list[Input]:
+        found = [c.input for c in self.when if c.is_numeric]
+        for c in self.when:
+            for t in (c.above, c.below):
+                if isinstance(t, Input):
+                    found.append(t)
+        return found + self.set.inputs()
+
+    @property
+    def specificity(self) -> int:
+        return len(self.when)
+
+
+class Schedule(_Strict):
+    """Opening hours per weekday (``mon: ["08:30", "17:30"]``; several spans allowed) and holidays."""
+
+    mon: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
+    tue: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
+    wed: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
+    thu: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
+    fri: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
+    sat: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
+    sun: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
+    holidays: tuple[dt.date, ...] = ()
+
+    def spans(self, weekday: int) -> list[tuple[dt.time, dt.time]]:
+        raw = getattr(self, WEEKDAYS[weekday])
+        if raw is None:
+            return []
+        if len(raw) == 2 and isinstance(raw[0], dt.time):
+            return [(raw[0], raw[1])]
+        return [(a, b) for a, b in raw]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Schedule:
+        for i, day in enumerate(WEEKDAYS):
+            for a, b in self.spans(i):
+                if not a < b:
+                    raise ValueError(f"{day}: opening time {a:%H:%M} must be before closing time {b:%H:%M}")
+        return self
+
+
+class RuleFile(_Strict):
+    """One file under ``rules/``."""
+
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
