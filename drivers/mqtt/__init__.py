@@ -1,0 +1,65 @@
+"""MQTT driver: sensor intake (decode, route, count) and the daemon's broker link.
+
+Public API::
+
+    from drivers.mqtt import (SensorConfig, Decoder, PlainDecoder, JsonDecoder, Zigbee2MqttDecoder,
+                              TasmotaDecoder, decode, Rejected, RejectReason, IntakeCounters, Intake,
+                              TopicRouter, MqttConfig, TlsConfig, MqttLink, Message)
+"""
+
+from drivers.mqtt.config import (
+    DEFAULT_PLAUSIBLE,
+    Decoder,
+    JsonDecoder,
+    MqttConfig,
+    PlainDecoder,
+    SensorConfig,
+    TasmotaDecoder,
+    TlsConfig,
+    Zigbee2MqttDecoder,
+)
+from drivers.mqtt.decode import DEFAULT_MAX_BYTES, Rejected, RejectReason, decode
+from drivers.mqtt.errors import (
+    AuthRejected,
+    BrokerUnreachable,
+    ConnectionLost,
+    LinkConfigError,
+    MqttLinkError,
+    ProtocolError,
+    TlsFailed,
+    classify,
+)
+from drivers.mqtt.intake import Intake, IntakeCounters, RateLimitedLog, TopicRouter
+from drivers.mqtt.link import Backoff, MqttLink
+from drivers.mqtt.message import Message
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_PLAUSIBLE",
+    "AuthRejected",
+    "Backoff",
+    "BrokerUnreachable",
+    "ConnectionLost",
+    "Decoder",
+    "Intake",
+    "IntakeCounters",
+    "JsonDecoder",
+    "LinkConfigError",
+    "Message",
+    "MqttConfig",
+    "MqttLink",
+    "MqttLinkError",
+    "PlainDecoder",
+    "ProtocolError",
+    "RateLimitedLog",
+    "RejectReason",
+    "Rejected",
+    "SensorConfig",
+    "TasmotaDecoder",
+    "TlsConfig",
+    "TlsFailed",
+    "TopicRouter",
+    "Zigbee2MqttDecoder",
+    "classify",
+    "decode",
+]

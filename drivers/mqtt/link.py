@@ -1,0 +1,265 @@
+"""The daemon's one MQTT connection: connect, announce, subscribe, deliver, reconnect — forever.
+
+``MqttLink.run(handle)`` is one explicit loop: a session (``async with aiomqtt.Client``) that
+publishes the retained ``lobbyd/<branch>/status`` "online" (the broker's will says "offline"),
+subscribes (on every connect, so a restarted broker is never left without subscriptions), flushes
+retained values buffered while down, and then delivers messages until the connection drops; then a
+bounded, jittered exponential backoff; then again. Failures are classified once
+(:func:`drivers.mqtt.errors.classify`) and counted by kind.
+
+Delivery is lean: aiomqtt's message queue is replaced (through its public ``queue_type`` hook) by one
+that hands each message straight to ``handle`` from paho's read callback, so there is no task or
+``asyncio.wait`` per message; the session waits on ``client.messages`` only to learn of a disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+
+import aiomqtt
+
+from drivers.mqtt.config import MqttConfig
+from drivers.mqtt.errors import ConnectionLost, LinkConfigError, MqttLinkError, classify
+from drivers.mqtt.intake import RateLimitedLog
+from drivers.mqtt.message import Message
+
+__all__ = ["Backoff", "MqttLink"]
+
+_LOG = logging.getLogger("lobbyd.mqtt.link")
+
+Handler = Callable[[Message], None]
+
+
+class Backoff:
+    """Exponential backoff, capped, with "equal jitter": a delay in [d/2, d], d = min(max, init·2ⁿ)."""
+
+    def __init__(self, initial_s: float, max_s: float, *, rng: random.Random | None = None) -> None:
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self._rng = rng if rng is not None else random.Random()
+        self.attempt = 0
+
+    def ceiling(self, attempt: int) -> float:
+        """The un-jittered delay for the ``attempt``-th consecutive failure (0-based)."""
+        return min(self.max_s, self.initial_s * 2.0 ** min(attempt, 62))
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; advances the attempt counter."""
+        d = self.ceiling(self.attempt)
+        self.attempt += 1
+        return d / 2 + self._rng.random() * d / 2
+
+    def reset(self) -> None:
+        """Start again from ``initial_s`` (after a connection that stayed up)."""
+        self.attempt = 0
+
+
+class MqttLink:
+    """Long-running MQTT connection of the daemon. See the module docstring for the life cycle.
+
+    Observable state: ``connected``, ``connects`` (successful connects), ``failures`` (by kind),
+    ``last_error``, ``last_message_at``, ``received``, ``dropped`` (non-retained publishes while
+    down), ``retained_overflow``, ``handler_errors``, and :meth:`silent_for`.
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        branch: str,
+        subscriptions: Sequence[tuple[str, int]],
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_connect: Callable[[], Awaitable[None]] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.branch = branch
+        self.status_topic = f"lobbyd/{branch}/status"
+        self.client_id = config.client_id or f"lobbyd-{branch}"
+        self._subscriptions = list(subscriptions)
+        self._clock = clock
+        self._sleep = sleep
+        self._on_connect = on_connect
+        self.backoff = Backoff(config.reconnect_initial_s, config.reconnect_max_s, rng=rng)
+        self._client: aiomqtt.Client | None = None  # set only while connected and flushed
+        self._pending: OrderedDict[str, tuple[str | bytes, int]] = OrderedDict()
+        self._errors = RateLimitedLog(_LOG, interval_s=60.0, clock=clock)
+        self._started_at: float | None = None
+        self.connected = False
+        self.connects = 0
+        self.failures: Counter[str] = Counter()
+        self.last_error: MqttLinkError | None = None
+        self.last_message_at: float | None = None
+        self.received = 0
+        self.published = 0
+        self.dropped = 0
+        self.retained_overflow = 0
+        self.handler_errors = 0
+
+    # -- observation ---------------------------------------------------------------------------
+    def silent_for(self, now: float) -> float:
+        """Seconds since the last message (or since :meth:`run` started, if none came yet)."""
+        since = self.last_message_at if self.last_message_at is not None else self._started_at
+        return 0.0 if since is None else max(0.0, now - since)
+
+    def is_silent(self, now: float) -> bool:
+        """True when nothing arrived for ``silence_after_s``: a broker that accepts but delivers nothing."""
+        return self.silent_for(now) >= self.config.silence_after_s
+
+    @property
+    def pending_retained(self) -> int:
+        """Retained values waiting for the next connection."""
+        return len(self._pending)
+
+    # -- publishing ----------------------------------------------------------------------------
+    async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> None:
+        """Best effort; never raises. While down, the latest retained value per topic is kept
+        (at most ``retained_buffer`` topics, oldest dropped) and other messages are dropped."""
+        client = self._client
+        if client is not None:
+            try:
+                await client.publish(topic, payload, qos=qos, retain=retain, timeout=self.config.timeout_s)
+            except aiomqtt.MqttError as exc:
+                self._errors.log(f"publish:{topic}", f"publish to {topic} failed: {exc}")
+            else:
+                self.published += 1
+                return
+        if retain:
+            self._keep(topic, payload, qos)
+        else:
+            self.dropped += 1
+
+    def _keep(self, topic: str, payload: str | bytes, qos: int) -> None:
+        self._pending[topic] = (payload, qos)
+        self._pending.move_to_end(topic)
+        while len(self._pending) > self.config.retained_buffer:
+            self._pending.popitem(last=False)
+            self.retained_overflow += 1
+
+    async def _flush(self, client: aiomqtt.Client) -> None:
+        while self._pending:
+            topic, (payload, qos) = self._pending.popitem(last=False)
+            try:
+                await client.publish(topic, payload, qos=qos, retain=True, timeout=self.config.timeout_s)
+            except BaseException:
+                if topic not in self._pending:  # not superseded meanwhile: keep it for next time
+                    self._pending[topic] = (payload, qos)
+                    self._pending.move_to_end(topic, last=False)
+                raise
+            self.published += 1
+
+    # -- the loop ------------------------------------------------------------------------------
+    async def run(self, handle: Handler) -> None:
+        """Connect and deliver forever. Returns never; raises only ``CancelledError``."""
+        self._started_at = self._clock()
+        while True:
+            up_since: float | None = None
+            try:
+                async with self._client_for(handle) as client:
+                    up_since = self._clock()
+                    await self._session(client)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # classified at the edge; the loop itself never dies
+                err = (
+                    ConnectionLost(str(exc))
+                    if up_since is not None
+                    else classify(exc, host=self.config.host, port=self.config.port)
+                )
+                self._failed(err)
+            finally:
+                self._client = None
+                self.connected = False
+            if up_since is not None and self._clock() - up_since >= self.config.reconnect_max_s:
+                self.backoff.reset()  # it stayed up: a fresh start, not a flapping connection
+            await self._sleep(self.backoff.next_delay())
+
+    def _failed(self, err: MqttLinkError) -> None:
+        self.failures[err.kind] += 1
+        self.last_error = err
+        self._errors.log(f"link:{err.kind}", f"MQTT {err.kind}: {err}; retrying with backoff")
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        self.connected = True
+        self.connects += 1
+        _LOG.info("MQTT connected to %s:%d as %s", self.config.host, self.config.port, self.client_id)
+        try:
+            await client.publish(self.status_topic, "online", qos=1, retain=True)
+            if self._subscriptions:
+                await client.subscribe(self._subscriptions)
+            await self._flush(client)
+            self._client = client
+            if self._on_connect is not None:
+                await self._on_connect()
+            async for _ in client.messages:  # our queue never fills: this waits for the disconnect
+                pass
+        except asyncio.CancelledError:
+            self._client = None
+            with contextlib.suppress(aiomqtt.MqttError):  # else the broker's will says "offline"
+                await client.publish(self.status_topic, "offline", qos=1, retain=True, timeout=2.0)
+            raise
+
+    def _client_for(self, handle: Handler) -> aiomqtt.Client:
+        cfg = self.config
+        try:
+            password = cfg.password()
+            tls = _tls_context(cfg) if cfg.tls is not None else None
+        except (LookupError, OSError, ssl.SSLError) as exc:
+            raise LinkConfigError(str(exc), host=cfg.host, port=cfg.port) from None
+        return aiomqtt.Client(
+            cfg.host,
+            cfg.port,
+            username=cfg.username,
+            password=password.get_secret_value() if password is not None else None,
+            identifier=self.client_id,
+            queue_type=_direct_queue(self._deliverer(handle)),
+            will=aiomqtt.Will(self.status_topic, "offline", qos=1, retain=True),
+            clean_session=True,
+            timeout=cfg.timeout_s,
+            keepalive=cfg.keepalive_s,
+            tls_context=tls,
+            logger=_LOG,
+        )
+
+    def _deliverer(self, handle: Handler) -> Callable[[aiomqtt.Message], None]:
+        clock = self._clock
+
+        def deliver(m: aiomqtt.Message) -> None:
+            now = clock()
+            self.last_message_at = now
+            self.received += 1
+            payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
+            try:
+                handle(Message(m.topic.value, payload, m.retain, now))
+            except Exception as exc:  # a bug in the handler must not break paho's read loop
+                self.handler_errors += 1
+                self._errors.log("handler", f"message handler failed on {m.topic.value}: {exc!r}")
+
+        return deliver
+
+
+def _tls_context(cfg: MqttConfig) -> ssl.SSLContext:
+    tls = cfg.tls
+    assert tls is not None
+    ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    ctx.check_hostname = tls.verify_hostname
+    if tls.cert_file is not None and tls.key_file is not None:
+        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    return ctx
+
+
+def _direct_queue(deliver: Callable[[aiomqtt.Message], None]) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """An ``asyncio.Queue`` class whose ``put_nowait`` delivers at once instead of queueing."""
+
+    class DirectQueue(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            deliver(item)
+
+    return DirectQueue
