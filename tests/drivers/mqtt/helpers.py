@@ -15,12 +15,12 @@ import aiomqtt
 from drivers.mqtt import Message
 
 
-async def eventually(predicate: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition") -> None:
+async def eventually(predicate: Callable[[], bool], *, within_s: float = 10.0, what: str = "condition") -> None:
     """Poll ``predicate`` on the event loop until true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within_s}s waiting for {what}")
         await asyncio.sleep(0.01)
 
 

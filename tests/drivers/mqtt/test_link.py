@@ -6,7 +6,6 @@ import asyncio
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -178,27 +177,23 @@ async def test_handler_error_is_counted_not_fatal(mosquitto: MosquittoServer) ->
     assert (link.handler_errors, link.connects, sum(link.failures.values())) == (1, 1, 0)
 
 
-def test_lwt_offline_when_the_process_dies(mosquitto: MosquittoServer) -> None:
+async def test_lwt_offline_when_the_process_dies(mosquitto: MosquittoServer) -> None:
     """SIGKILL the process that holds the link: the broker publishes the retained will "offline"."""
-    asyncio.run(_lwt(mosquitto))
-
-
-async def _lwt(mosquitto: MosquittoServer) -> None:
     async with probe(mosquitto.port, STATUS) as watch:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.drivers.mqtt.link_child", str(mosquitto.port), "b42"],
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.drivers.mqtt.link_child", str(mosquitto.port), "b42",
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
+        )  # fmt: skip
         try:
-            await eventually(lambda: watch.payloads(STATUS) == [b"online"], timeout=20, what="child online")
+            await eventually(lambda: watch.payloads(STATUS) == [b"online"], within_s=20, what="child online")
             child.send_signal(signal.SIGKILL)
-            child.wait(timeout=10)
+            assert await child.wait() == -signal.SIGKILL
             await eventually(lambda: watch.payloads(STATUS) == [b"online", b"offline"], what="will")
         finally:
-            if child.poll() is None:
+            if child.returncode is None:
                 child.kill()
-                child.wait(timeout=10)
+                await child.wait()
         assert watch.seen[-1] == (STATUS, b"offline", False)  # live delivery of the will
     async with probe(mosquitto.port, STATUS) as late:
         await eventually(lambda: late.seen == [(STATUS, b"offline", True)], what="retained will")
