@@ -1,0 +1,96 @@
+"""Configuration of the time-series writer (pydantic, ``extra="forbid"``), discriminated by ``api``.
+
+Secrets are never stored in the config itself: the config names an environment variable or a file,
+and the secret is read once when the writer starts (:func:`resolve_secret`) into a ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from .errors import InfluxConfigError
+
+__all__ = ["FsyncPolicy", "InfluxConfig", "InfluxV1Config", "InfluxV2Config", "resolve_secret"]
+
+FsyncPolicy = Literal["batch", "always", "never"]
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", description="base URL of the server")
+    batch_size: int = Field(default=1000, ge=1, le=100_000, description="points per request")
+    flush_interval_s: float = Field(default=1.0, gt=0, description="max time a point waits in memory")
+    queue_size: int = Field(default=10_000, ge=1, description="points held in memory before spooling")
+    timeout_s: float = Field(default=5.0, gt=0, description="HTTP timeout of one request")
+    spool_budget_mb: float = Field(default=256, gt=0, description="disk budget of the spool (MiB)")
+    fsync: FsyncPolicy = Field(default="batch", description="spool durability; see docs/schema.md")
+    retry_initial_s: float = Field(default=1.0, gt=0, description="first backoff delay during an outage")
+    retry_max_s: float = Field(default=60.0, gt=0, description="backoff ceiling")
+
+    @model_validator(mode="after")
+    def _retry_order(self) -> _Common:
+        if self.retry_max_s < self.retry_initial_s:
+            raise ValueError("retry_max_s must be >= retry_initial_s")
+        return self
+
+
+def _one_of(env: str | None, file: Path | None, what: str) -> None:
+    if env is not None and file is not None:
+        raise ValueError(f"give either {what}_env or {what}_file, not both")
+
+
+class InfluxV2Config(_Common):
+    """InfluxDB 2.x API (``/api/v2/write``), also spoken by VictoriaMetrics and InfluxDB 1.8+."""
+
+    api: Literal["v2"] = "v2"
+    org: str = Field(min_length=1)
+    bucket: str = Field(min_length=1)
+    token_env: str | None = Field(default=None, description="environment variable holding the token")
+    token_file: Path | None = Field(default=None, description="file holding the token")
+
+    @model_validator(mode="after")
+    def _token_source(self) -> InfluxV2Config:
+        _one_of(self.token_env, self.token_file, "token")
+        return self
+
+
+class InfluxV1Config(_Common):
+    """InfluxDB 1.x API (``/write?db=&rp=&precision=ns``), user/password by HTTP basic auth."""
+
+    api: Literal["v1"] = "v1"
+    database: str = Field(min_length=1)
+    retention_policy: str | None = None
+    username: str | None = None
+    password_env: str | None = Field(default=None, description="environment variable holding the password")
+    password_file: Path | None = Field(default=None, description="file holding the password")
+
+    @model_validator(mode="after")
+    def _password_source(self) -> InfluxV1Config:
+        _one_of(self.password_env, self.password_file, "password")
+        if (self.password_env or self.password_file) and not self.username:
+            raise ValueError("a password needs a username")
+        return self
+
+
+InfluxConfig = Annotated[InfluxV2Config | InfluxV1Config, Field(discriminator="api")]
+"""Either API's config; pydantic picks the class from the ``api`` key."""
+
+
+def resolve_secret(env: str | None, file: Path | None, what: str) -> SecretStr | None:
+    """Read a secret from an environment variable or a file (trailing newline stripped)."""
+    if env is not None:
+        value = os.environ.get(env)
+        if value is None:
+            raise InfluxConfigError(f"{what}: environment variable {env} is not set")
+        return SecretStr(value)
+    if file is not None:
+        try:
+            return SecretStr(file.read_text(encoding="utf-8").rstrip("\r\n"))
+        except OSError as e:
+            raise InfluxConfigError(f"{what}: cannot read {file}: {e.strerror}") from None
+    return None

@@ -1,0 +1,298 @@
+"""On-disk spool: append-only segment files of CRC-checked, length-prefixed batches.
+
+Layout of ``spool_dir``::
+
+    000000000001.seg   segment files, replayed in ascending order
+    cursor             "<segment> <byte offset>" of the next record to replay (atomic rename)
+    rejected.lp        points the server refused with 4xx (written by the writer, not here)
+
+A segment starts with the 8-byte magic ``LBDSPL01`` followed by records::
+
+    offset  size  field
+    0       4     L = length of the body in bytes (u32, big-endian)
+    4       4     CRC-32 of bytes 8 .. 20+L (count, time and body)
+    8       4     number of points in the body (u32, big-endian)
+    12      8     spooled_at: POSIX seconds when the batch was spooled (f64, big-endian)
+    20      L     body: UTF-8 line protocol, one point per line, lines joined by "\\n"
+
+Every record is written with one ``write(2)`` on an ``O_APPEND`` descriptor, so a killed process
+loses at most the record being written; a torn or corrupt record is skipped, counted and reported,
+and the records before it replay. A new process never appends to an existing segment (its tail may
+be torn): it starts a new one. Budget: when the segments together exceed ``budget_bytes`` the
+OLDEST segments are deleted whole and the points in their unreplayed records are counted.
+
+fsync policy: ``always`` fsyncs each record, each cursor update and the directory on segment
+creation; ``batch`` fsyncs at most once per :meth:`Spool.sync_if_dirty` call (the writer calls it
+once per flush interval) and on rotation/close; ``never`` leaves it to the OS. All three survive a
+killed process; only ``always`` (and ``batch`` up to one flush interval) survive a power cut.
+Replay is at-least-once: a cursor update lost to a crash replays that record again, which InfluxDB
+absorbs (same series and timestamp overwrite the same point).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import FsyncPolicy
+
+__all__ = ["MAGIC", "Spool", "SpoolRecord"]
+
+MAGIC = b"LBDSPL01"
+_HDR = struct.Struct(">IIId")
+_MAX_BODY = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolRecord:
+    """One spooled batch, as read back for replay."""
+
+    seq: int
+    offset: int
+    end: int
+    lines: tuple[str, ...]
+    spooled_at: float
+
+
+class Spool:
+    """The writer's durable FIFO of batches. Synchronous; used from one thread (the event loop)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        budget_bytes: int,
+        fsync: FsyncPolicy = "batch",
+        clock: Callable[[], float],
+        on_event: Callable[[str, str], None] | None = None,
+        segment_bytes: int | None = None,
+    ) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._budget = budget_bytes
+        self._seg_max = segment_bytes or max(4096, min(budget_bytes // 8, 16 << 20))
+        self._fsync = fsync
+        self._clock = clock
+        self._on_event = on_event
+        self.dropped_points = 0
+        self.corrupt_records = 0
+        self._dirty = False
+        self._head: SpoolRecord | None = None
+        self._active: tuple[int, int] | None = None  # (seq, fd)
+        self._sizes: dict[int, int] = {}
+        for p in sorted(directory.glob("*.seg")):
+            if p.stem.isdigit():
+                self._sizes[int(p.stem)] = p.stat().st_size
+        cur_seq, cur_off = self._read_cursor()
+        for seq in [s for s in self._sizes if s < cur_seq]:
+            self._unlink(seq)
+        self._cursor = (cur_seq, cur_off)
+        self._next_seq = max([cur_seq, *self._sizes]) + 1
+        self._oldest: float | None = None
+        if self._sizes:
+            head = self.peek()
+            self._oldest = head.spooled_at if head else None
+
+    # -- paths and small helpers -------------------------------------------------------------
+    def _path(self, seq: int) -> Path:
+        return self.directory / f"{seq:012d}.seg"
+
+    def _event(self, text: str) -> None:
+        if self._on_event is not None:
+            self._on_event("spool", text)
+
+    def _read_cursor(self) -> tuple[int, int]:
+        try:
+            seq, off = (self.directory / "cursor").read_text().split()
+            return int(seq), int(off)
+        except (OSError, ValueError):
+            return 0, 0
+
+    def _write_cursor(self) -> None:
+        tmp = self.directory / "cursor.tmp"
+        with tmp.open("w") as f:
+            f.write(f"{self._cursor[0]} {self._cursor[1]}\n")
+            if self._fsync == "always":
+                f.flush()
+                os.fsync(f.fileno())
+        tmp.replace(self.directory / "cursor")
+
+    def _fsync_dir(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _start_of(self, seq: int) -> int:
+        return self._cursor[1] if seq == self._cursor[0] else 0
+
+    def _unlink(self, seq: int) -> None:
+        if self._active is not None and self._active[0] == seq:
+            os.close(self._active[1])
+            self._active = None
+        self._path(seq).unlink(missing_ok=True)
+        self._sizes.pop(seq, None)
+        if self._head is not None and self._head.seq == seq:
+            self._head = None
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes on disk not yet replayed (segment headers included)."""
+        return sum(self._sizes.values()) - (self._cursor[1] if self._cursor[0] in self._sizes else 0)
+
+    def has_pending(self) -> bool:
+        """True when at least one record (valid or not) waits for replay."""
+        return any(size > max(self._start_of(seq), len(MAGIC)) for seq, size in self._sizes.items())
+
+    @property
+    def oldest_spooled_at(self) -> float | None:
+        """When the oldest pending record was spooled (POSIX s), or None when empty."""
+        return self._oldest if self.has_pending() else None
+
+    # -- writing -------------------------------------------------------------------------------
+    def append(self, lines: Sequence[str]) -> None:
+        """Append one batch as one record; drop the oldest segments if past the budget."""
+        if not lines:
+            return
+        body = "\n".join(lines).encode("utf-8")
+        meta = struct.pack(">Id", len(lines), self._clock())
+        record = struct.pack(">II", len(body), zlib.crc32(body, zlib.crc32(meta))) + meta + body
+        if not self.has_pending():
+            self._oldest = self._clock()
+        if self._active is not None and self._sizes[self._active[0]] + len(record) > self._seg_max:
+            self._rotate()
+        if self._active is None:
+            seq = self._next_seq
+            self._next_seq += 1
+            fd = os.open(self._path(seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+            self._active = (seq, fd)
+            self._write_all(fd, MAGIC)
+            self._sizes[seq] = len(MAGIC)
+            if self._fsync == "always":
+                self._fsync_dir()
+        seq, fd = self._active
+        self._write_all(fd, record)
+        self._sizes[seq] += len(record)
+        if self._fsync == "always":
+            os.fsync(fd)
+        else:
+            self._dirty = True
+        self._enforce_budget()
+
+    @staticmethod
+    def _write_all(fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    def _rotate(self) -> None:
+        if self._active is not None:
+            _, fd = self._active
+            if self._fsync != "never":
+                os.fsync(fd)
+            os.close(fd)
+            self._active = None
+
+    def _enforce_budget(self) -> None:
+        while self._sizes and sum(self._sizes.values()) > self._budget:
+            seq = next(iter(self._sizes))
+            points = sum(len(r.lines) for r in self._records(seq, self._start_of(seq)))
+            self._unlink(seq)
+            self.dropped_points += points
+            self._event(
+                f"spool over its budget of {self._budget} bytes: dropped the oldest segment, {points} points lost"
+            )
+            self._oldest = None
+            head = self.peek()
+            self._oldest = head.spooled_at if head else None
+
+    def sync_if_dirty(self) -> None:
+        """fsync the active segment if records were appended since the last sync (policy ``batch``)."""
+        if self._dirty and self._active is not None and self._fsync == "batch":
+            os.fsync(self._active[1])
+        self._dirty = False
+
+    def close(self) -> None:
+        """Sync (unless policy ``never``) and close the active segment."""
+        self._rotate()
+
+    # -- reading -------------------------------------------------------------------------------
+    def _read(self, seq: int, off: int) -> tuple[SpoolRecord | None, int, str]:
+        """Read the record at ``off``: (record or None if corrupt, offset after it, problem)."""
+        size = self._sizes[seq]
+        with self._path(seq).open("rb") as f:
+            if off < len(MAGIC):
+                if f.read(len(MAGIC)) != MAGIC:
+                    return None, size, "bad segment header"
+                off = len(MAGIC)
+                if off >= size:
+                    return None, off, ""
+            f.seek(off)
+            hdr = f.read(_HDR.size)
+            if len(hdr) < _HDR.size:
+                return None, size, "truncated record header"
+            length, crc, count, spooled_at = _HDR.unpack(hdr)
+            if length > _MAX_BODY or off + _HDR.size + length > size:
+                return None, size, "truncated record"
+            body = f.read(length)
+        end = off + _HDR.size + length
+        if zlib.crc32(body, zlib.crc32(hdr[8:])) != crc:
+            return None, end, "CRC mismatch"
+        try:
+            lines = tuple(body.decode("utf-8").split("\n"))
+        except UnicodeDecodeError:
+            return None, end, "invalid UTF-8"
+        if len(lines) != count:
+            return None, end, "point count mismatch"
+        return SpoolRecord(seq, off, end, lines, spooled_at), end, ""
+
+    def _records(self, seq: int, off: int) -> list[SpoolRecord]:
+        out: list[SpoolRecord] = []
+        while off < self._sizes[seq]:
+            rec, off, _ = self._read(seq, off)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    def peek(self) -> SpoolRecord | None:
+        """The next record to replay (skipping and reporting corrupt ones), or None when empty."""
+        if self._head is not None:
+            return self._head
+        while self._sizes:
+            seq = next(iter(self._sizes))
+            off = self._start_of(seq)
+            if off >= self._sizes[seq]:
+                if self._active is not None and self._active[0] == seq:
+                    return None
+                self._unlink(seq)
+                continue
+            rec, end, problem = self._read(seq, off)
+            if rec is not None:
+                self._head = rec
+                self._oldest = rec.spooled_at
+                return rec
+            if problem:
+                self.corrupt_records += 1
+                self._event(
+                    f"skipped a corrupt spool record ({problem}) in {self._path(seq).name} "
+                    f"at byte {off}: {end - off} bytes lost"
+                )
+            self._cursor = (seq, end)
+            self._write_cursor()
+        return None
+
+    def commit(self, record: SpoolRecord) -> None:
+        """Mark ``record`` (the one :meth:`peek` returned) as replayed."""
+        self._head = None
+        self._cursor = (record.seq, record.end)
+        if record.end >= self._sizes.get(record.seq, 0):
+            self._unlink(record.seq)  # fully replayed (closes it first if it is the active one)
+        self._write_cursor()
+        nxt = self.peek() if self.has_pending() else None
+        self._oldest = nxt.spooled_at if nxt else None

@@ -1,0 +1,314 @@
+"""The time-series writer: batches points, never blocks the caller, never loses a point silently.
+
+Paths a point can take::
+
+    submit() ─► memory queue ─► batch ─► server                      (normal)
+                     │             └──► spool ─► replay ─► server    (server down, or spool not empty)
+                     └─ full ─────────► spool                        (queue overflow)
+
+While anything waits in the spool, new batches are appended behind it, so points reach the server
+in the order they were submitted. The replayer retries the oldest record with bounded exponential
+backoff and jitter. A 4xx answer means a bad point: the batch is split in halves until the bad
+line(s) are found; those are logged, appended to ``rejected.lp`` in the spool directory (with the
+server's message as a ``#`` comment) and counted, and the rest is written.
+
+Events for the daemon's annotations go to ``on_event(kind, text)`` with ``kind`` one of ``spool``
+(spooling started, replay finished, corrupt record skipped, oldest dropped past the budget) and
+``rejected`` (a point set aside).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .config import InfluxV1Config, InfluxV2Config, resolve_secret
+from .errors import InfluxRejected, InfluxUnavailable
+from .spool import Spool
+from .transport import Transport, open_transport
+
+__all__ = ["InfluxWriter", "WriterStats"]
+
+_log = logging.getLogger("drivers.influx")
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """A snapshot of the writer's counters (points unless stated otherwise)."""
+
+    queue_depth: int  # points in memory, waiting for a batch
+    sent_points: int  # accepted by the server (direct and replayed)
+    replayed_points: int  # of which came from the spool
+    spooled_points: int  # written to the spool by this process
+    spooled_bytes: int  # spool bytes waiting for replay
+    spool_oldest_s: float  # age of the oldest waiting spool record (0 when empty)
+    dropped_points: int  # lost: oldest spool segments past the budget, or spool write failures
+    rejected_points: int  # refused by the server with 4xx and set aside in rejected.lp
+    corrupt_records: int  # torn or corrupt spool records skipped
+    last_error: str | None  # last failure, never containing a secret
+
+
+class InfluxWriter:
+    """Batched, spooling line-protocol writer for InfluxDB v1 / v2 APIs.
+
+    Call :meth:`submit` from the event-loop thread; run :meth:`run` in the daemon's TaskGroup; on
+    shutdown await :meth:`flush`. ``sleep`` and ``rng`` are injectable so tests skip real backoff.
+    """
+
+    def __init__(
+        self,
+        config: InfluxV2Config | InfluxV1Config,
+        *,
+        spool_dir: Path,
+        clock: Callable[[], float] = time.time,
+        on_event: Callable[[str, str], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._cfg = config
+        if isinstance(config, InfluxV2Config):
+            self._secret = resolve_secret(config.token_env, config.token_file, "influx token")
+        else:
+            self._secret = resolve_secret(config.password_env, config.password_file, "influx password")
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._on_event = on_event
+        self._buf: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self._spooled = asyncio.Event()
+        self._transport: Transport | None = None
+        self._sent = self._replayed = self._spooled_points = self._rejected = self._io_dropped = 0
+        self._last_error: str | None = None
+        self._failing = False
+        self._head_done: tuple[int, int, int] = (-1, -1, 0)  # (seq, offset, lines already sent)
+        self._last_sync = clock()
+        self._rejected_path = spool_dir / "rejected.lp"
+        self._spool = Spool(
+            spool_dir,
+            budget_bytes=int(config.spool_budget_mb * 1024 * 1024),
+            fsync=config.fsync,
+            clock=clock,
+            on_event=self._event,
+        )
+        if self._spool.has_pending():
+            self._spooled.set()
+            self._event("spool", f"{self._spool.pending_bytes} bytes left in the spool by a previous run")
+
+    def __repr__(self) -> str:
+        return f"InfluxWriter(api={self._cfg.api}, url={self._cfg.url})"
+
+    # -- producer side -------------------------------------------------------------------------
+    def submit(self, line: str) -> None:
+        """Queue one line of line protocol. Never blocks, never raises; a full queue goes to disk."""
+        if len(self._buf) >= self._cfg.queue_size:
+            lines = [*self._buf, line]
+            self._buf.clear()
+            self._to_spool(lines, "memory queue full")
+            return
+        self._buf.append(line)
+        if len(self._buf) >= self._cfg.batch_size:
+            self._wake.set()
+
+    def stats(self) -> WriterStats:
+        """Current counters."""
+        oldest = self._spool.oldest_spooled_at
+        pending = self._spool.has_pending()
+        return WriterStats(
+            queue_depth=len(self._buf),
+            sent_points=self._sent,
+            replayed_points=self._replayed,
+            spooled_points=self._spooled_points,
+            spooled_bytes=self._spool.pending_bytes if pending else 0,
+            spool_oldest_s=max(0.0, self._clock() - oldest) if oldest is not None else 0.0,
+            dropped_points=self._spool.dropped_points + self._io_dropped,
+            rejected_points=self._rejected,
+            corrupt_records=self._spool.corrupt_records,
+            last_error=self._last_error,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Batch, send, spool and replay until cancelled; on the way out, memory goes to the spool."""
+        if self._transport is None:
+            self._transport = open_transport(self._cfg, self._secret)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._batcher(), name="influx-batcher")
+                tg.create_task(self._replayer(), name="influx-replayer")
+        finally:
+            self._to_spool(list(self._buf), "shutdown")
+            self._buf.clear()
+            self._spool.close()
+            transport, self._transport = self._transport, None
+            if transport is not None:
+                transport.close()
+
+    async def flush(self, timeout: float) -> None:  # noqa: ASYNC109 (the daemon's API)
+        """Send what is queued within ``timeout`` seconds, or spool it; fsync the spool.
+
+        The spool itself is not replayed here (that is :meth:`run`'s job, now or at the next start).
+        """
+        own = self._transport is None
+        transport = open_transport(self._cfg, self._secret) if own else self._transport
+        assert transport is not None
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    while self._buf and not self._spool.has_pending():
+                        batch = self._take()
+                        if not await self._send_or_spool(transport, batch):
+                            break
+        finally:
+            self._to_spool(list(self._buf), "shutdown")
+            self._buf.clear()
+            self._spool.close()
+            if own:
+                transport.close()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _event(self, kind: str, text: str) -> None:
+        _log.info("%s: %s", kind, text)
+        if self._on_event is not None:
+            try:
+                self._on_event(kind, text)
+            except Exception:
+                _log.exception("on_event callback failed")
+
+    def _take(self) -> list[str]:
+        n = min(self._cfg.batch_size, len(self._buf))
+        return [self._buf.popleft() for _ in range(n)]
+
+    def _to_spool(self, lines: Sequence[str], why: str) -> None:
+        if not lines:
+            return
+        was_empty = not self._spool.has_pending()
+        bs = self._cfg.batch_size
+        for i in range(0, len(lines), bs):
+            chunk = lines[i : i + bs]
+            try:
+                self._spool.append(chunk)
+                self._spooled_points += len(chunk)
+            except OSError as e:
+                self._io_dropped += len(chunk)
+                self._last_error = f"spool write failed: {e.strerror}"
+                self._event("spool", f"cannot write the spool ({e.strerror}): {len(chunk)} points lost")
+        if was_empty and self._spool.has_pending():
+            self._event("spool", f"spooling to disk: {why}")
+        self._spooled.set()
+
+    def _set_aside(self, line: str, err: InfluxRejected) -> None:
+        self._rejected += 1
+        self._last_error = f"point rejected: HTTP {err.status}: {err.message}"
+        _log.warning("influx rejected a point (HTTP %s: %s): %.300s", err.status, err.message, line)
+        stamp = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="seconds")
+        note = err.message.replace("\n", " ")
+        try:
+            with self._rejected_path.open("a", encoding="utf-8") as f:
+                f.write(f"# {stamp} HTTP {err.status}: {note}\n{line}\n")
+        except OSError as e:
+            _log.error("cannot write %s: %s", self._rejected_path, e.strerror)
+        self._event("rejected", f"point set aside after HTTP {err.status}: {note[:200]}")
+
+    async def _deliver(self, transport: Transport, lines: Sequence[str], done: list[int]) -> None:
+        """Write ``lines``; bisect on 4xx to set aside only the bad ones. ``done[0]`` counts the
+        prefix handled (written or set aside) so a failure part-way resumes where it stopped."""
+        try:
+            await transport.write(lines)
+        except InfluxRejected as e:
+            if len(lines) == 1:
+                self._set_aside(lines[0], e)
+                done[0] += 1
+                return
+            mid = len(lines) // 2
+            await self._deliver(transport, lines[:mid], done)
+            await self._deliver(transport, lines[mid:], done)
+            return
+        done[0] += len(lines)
+        self._sent += len(lines)
+
+    def _unavailable(self, err: InfluxUnavailable) -> None:
+        self._last_error = str(err)
+        if not self._failing:
+            _log.warning("influx unavailable, spooling: %s", err)
+            self._failing = True
+
+    async def _send_or_spool(self, transport: Transport, batch: list[str]) -> bool:
+        """Send a batch directly; what is not sent goes to the spool. True if all was sent."""
+        done = [0]
+        try:
+            await self._deliver(transport, batch, done)
+        except InfluxUnavailable as e:
+            self._unavailable(e)
+            self._to_spool(batch[done[0] :], str(e))
+            return False
+        except BaseException:
+            self._to_spool(batch[done[0] :], "shutdown")
+            raise
+        return True
+
+    async def _batcher(self) -> None:
+        cfg = self._cfg
+        while True:
+            if len(self._buf) < cfg.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(cfg.flush_interval_s):
+                        await self._wake.wait()
+            self._wake.clear()
+            now = self._clock()
+            if now - self._last_sync >= cfg.flush_interval_s:
+                self._spool.sync_if_dirty()
+                self._last_sync = now
+            if not self._buf:
+                continue
+            batch = self._take()
+            if self._spool.has_pending():
+                self._to_spool(batch, "behind the spool")
+            else:
+                assert self._transport is not None
+                await self._send_or_spool(self._transport, batch)
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self._cfg.retry_max_s, self._cfg.retry_initial_s * 2.0 ** min(attempt, 30))
+        return cap / 2 + self._rng.uniform(0, cap / 2)
+
+    async def _replayer(self) -> None:
+        attempt = 0
+        replayed_this_outage = 0
+        while True:
+            await self._spooled.wait()
+            rec = self._spool.peek()
+            if rec is None:
+                self._spooled.clear()
+                if replayed_this_outage:
+                    self._event("spool", f"spool replayed: {replayed_this_outage} points written")
+                    replayed_this_outage = 0
+                self._failing = False
+                continue
+            seq, off, skip = self._head_done
+            skip = skip if (seq, off) == (rec.seq, rec.offset) else 0
+            done = [0]
+            assert self._transport is not None
+            try:
+                await self._deliver(self._transport, rec.lines[skip:], done)
+            except InfluxUnavailable as e:
+                self._head_done = (rec.seq, rec.offset, skip + done[0])
+                self._replayed += done[0]
+                replayed_this_outage += done[0]
+                self._unavailable(e)
+                await self._sleep(self._backoff(attempt))
+                attempt += 1
+                continue
+            self._replayed += done[0]
+            replayed_this_outage += done[0]
+            self._head_done = (-1, -1, 0)
+            self._spool.commit(rec)
+            attempt = 0
