@@ -1,0 +1,231 @@
+"""One :class:`ModbusBus` per physical link: a serialised, fair request queue and one reconnect loop.
+
+Requests from several devices (unit ids) on the same TCP gateway or RS-485 line are taken in
+round-robin order per unit id, so a unit that keeps timing out costs the others at most one of its
+timeouts per turn. While the link is down, requests fail fast with :class:`ConnectionLost`; a single
+connector task reconnects with bounded exponential backoff and jitter, driven by the injected sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from .config import RtuOverTcpTransport, RtuTransport, TcpTransport
+from .errors import ConnectionLost, DeviceException, ModbusError
+from .wire import Link, parse_response
+
+__all__ = ["Backoff", "BusStats", "ModbusBus"]
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff ``initial · factor^n`` capped at ``maximum``, each delay jittered by ±``jitter``."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.2
+
+    def next(self, previous: float | None) -> float:
+        """The un-jittered delay after ``previous`` (``None``: the first delay)."""
+        return self.initial if previous is None else min(self.maximum, previous * self.factor)
+
+    def jittered(self, delay: float, rng: random.Random) -> float:
+        """``delay`` spread by ±jitter so that many clients do not reconnect in step."""
+        return delay * (1.0 + self.jitter * (2.0 * rng.random() - 1.0))
+
+
+@dataclass(slots=True)
+class BusStats:
+    """Counters of one bus, for tests, health and the time series."""
+
+    requests: int = 0
+    failures: int = 0
+    connections: int = 0
+    connect_attempts: list[float] = field(default_factory=list)  # clock() of every attempt
+
+
+@dataclass(slots=True)
+class _Job:
+    unit_id: int
+    pdu: bytes
+    timeout_s: float
+    future: asyncio.Future[list[int]]
+
+
+class ModbusBus:
+    """Serialises all requests on one link. Use as ``async with ModbusBus(transport) as bus``."""
+
+    def __init__(
+        self,
+        transport: TcpTransport | RtuTransport | RtuOverTcpTransport,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        backoff: Backoff | None = None,
+        connect_timeout: float = 3.0,
+        max_pending: int = 256,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.transport = transport
+        self.endpoint = transport.key
+        self.stats = BusStats()
+        self.last_error: ModbusError | None = None
+        self._link = Link(transport)
+        self._clock = clock
+        self._sleep = sleep
+        self._backoff = backoff or Backoff()
+        self._connect_timeout = connect_timeout
+        self._max_pending = max_pending
+        self._rng = rng or random.Random()
+        self._queues: dict[int, deque[_Job]] = {}
+        self._turns: deque[int] = deque()
+        self._wakeup = asyncio.Event()
+        self._want_connect = asyncio.Event()
+        self._attempt: asyncio.Future[bool] | None = None
+        self._delay: float | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def connected(self) -> bool:
+        """True while the link is open."""
+        return self._link.connected
+
+    async def __aenter__(self) -> ModbusBus:
+        if self._tg is not None:
+            raise RuntimeError("ModbusBus is already entered")
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        self._want_connect.set()
+        self._tasks = [
+            self._tg.create_task(self._connector(), name=f"modbus-connect {self.endpoint}"),
+            self._tg.create_task(self._worker(), name=f"modbus-bus {self.endpoint}"),
+        ]
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        tg, self._tg = self._tg, None
+        for task in self._tasks:
+            task.cancel()
+        try:
+            if tg is not None:
+                await tg.__aexit__(et, exc, tb)
+        finally:
+            self._link.close()
+            for queue in self._queues.values():
+                for job in queue:
+                    if not job.future.done():
+                        job.future.set_exception(ConnectionLost("bus closed", endpoint=self.endpoint))
+            self._queues.clear()
+            self._turns.clear()
+
+    async def request(self, unit_id: int, pdu: bytes, *, timeout_s: float) -> list[int]:
+        """Send ``pdu`` to ``unit_id`` in turn; return the registers/bits read (``[]`` for a write)."""
+        if self._tg is None:
+            raise RuntimeError("use 'async with ModbusBus(...)' before sending requests")
+        if sum(len(q) for q in self._queues.values()) >= self._max_pending:
+            raise ModbusError("bus queue full", endpoint=self.endpoint, unit_id=unit_id)
+        job = _Job(unit_id, pdu, timeout_s, asyncio.get_running_loop().create_future())
+        queue = self._queues.setdefault(unit_id, deque())
+        if not queue and unit_id not in self._turns:
+            self._turns.append(unit_id)
+        queue.append(job)
+        self._wakeup.set()
+        try:
+            return await job.future
+        finally:
+            if not job.future.done():
+                job.future.cancel()  # the worker skips it
+
+    async def _next_job(self) -> _Job:
+        while True:
+            while self._turns:
+                unit = self._turns.popleft()
+                queue = self._queues.get(unit)
+                if not queue:
+                    continue
+                job = queue.popleft()
+                if queue:
+                    self._turns.append(unit)  # round robin: its next request waits for the others
+                if not job.future.done():
+                    return job
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def _worker(self) -> None:
+        while True:
+            job = await self._next_job()
+            if not self._link.connected:
+                self._want_connect.set()
+                await asyncio.sleep(0)  # let the connector start an immediate attempt if one is due
+            if not self._link.connected and self._attempt is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(self._attempt)  # a connect attempt is running right now
+            if job.future.done():
+                continue
+            if not self._link.connected:
+                self.stats.failures += 1
+                err = self.last_error
+                why = f": {err.message}" if err is not None else ""
+                job.future.set_exception(
+                    ConnectionLost(f"link down, reconnecting{why}", endpoint=self.endpoint, unit_id=job.unit_id)
+                )
+                continue
+            try:
+                self.stats.requests += 1
+                response = await self._link.exchange(job.unit_id, job.pdu, job.timeout_s)
+                result = parse_response(job.pdu, response)
+            except DeviceException as exc:
+                self._delay = None  # the link works: an answer came back
+                exc.endpoint = self.endpoint
+                _fail(job, exc.with_context(unit_id=job.unit_id))
+            except ModbusError as exc:
+                self.stats.failures += 1
+                _fail(job, exc)
+                if not self._link.connected:
+                    self.last_error = exc
+                    self._want_connect.set()
+            else:
+                self._delay = None
+                if not job.future.done():
+                    job.future.set_result(result)
+
+    async def _connector(self) -> None:
+        """The one reconnect loop: attempt, then sleep a growing, jittered delay until connected."""
+        while True:
+            await self._want_connect.wait()
+            while not self._link.connected:
+                if self._delay is not None:
+                    await self._sleep(self._backoff.jittered(self._delay, self._rng))
+                self._delay = self._backoff.next(self._delay)
+                self.stats.connect_attempts.append(self._clock())
+                self._attempt = asyncio.get_running_loop().create_future()
+                try:
+                    await self._link.open(self._connect_timeout)
+                except ConnectionLost as exc:
+                    self.last_error = exc
+                else:
+                    self.stats.connections += 1
+                    self.last_error = None
+                finally:
+                    self._attempt.set_result(self._link.connected)
+                    self._attempt = None
+            self._want_connect.clear()
+
+
+def _fail(job: _Job, exc: BaseException) -> None:
+    if not job.future.done():
+        job.future.set_exception(exc)

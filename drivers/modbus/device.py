@@ -1,0 +1,262 @@
+"""One Modbus device: typed reads and verified writes of profile points, availability tracking.
+
+A device is *online* after its first answer and *offline* after ``offline_after`` consecutive
+failures (timeouts, lost link, bad frames; an exception response is an answer). While offline,
+requests fail fast with :class:`DeviceOffline` except one probe per backoff interval, so a dead unit
+never hogs a shared bus; the first answer brings it back and ``on_availability`` fires both ways.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import NoReturn
+
+from daemon.model import WriteOutcome, WriteResult
+
+from .bus import Backoff, ModbusBus
+from .config import DeviceConfig
+from .errors import DeviceException, DeviceOffline, ModbusError
+from .profile import DeviceProfile, PointSpec
+from .wire import read_request, write_request
+
+__all__ = ["AvailabilityCallback", "ModbusDevice"]
+
+AvailabilityCallback = Callable[[str, bool, str], None]
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+DEFAULT_POLL_S = 10.0
+
+
+class ModbusDevice:
+    """Reads and writes one device's points in engineering units through a shared :class:`ModbusBus`."""
+
+    def __init__(
+        self,
+        config: DeviceConfig,
+        profile: DeviceProfile,
+        bus: ModbusBus,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        on_availability: AvailabilityCallback | None = None,
+        probe_backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.profile = profile
+        self.name = config.name
+        self.online = False
+        self.last_error: str | None = None
+        self.requests = 0
+        self._bus = bus
+        self._params = profile.resolve_parameters(config.parameters)
+        self._clock = clock
+        self._sleep = sleep
+        self._on_availability = on_availability
+        self._backoff = probe_backoff or Backoff(initial=1.0, maximum=60.0)
+        self._rng = rng or random.Random()
+        self._failures = 0
+        self._offline = False
+        self._probe_delay: float | None = None
+        self._next_probe = 0.0
+        self._next_poll: dict[str, float] = {}
+        self._lock = asyncio.Lock()
+
+    # ---- availability -------------------------------------------------------------------------
+
+    def _set_online(self, online: bool, why: str) -> None:
+        changed = online != self.online
+        self.online = online
+        self._offline = not online
+        if changed and self._on_availability is not None:
+            self._on_availability(self.name, online, why)
+
+    def _answered(self) -> None:
+        self._failures = 0
+        self._probe_delay = None
+        if not self.online:
+            self._set_online(True, "device answered")
+
+    def _failed(self, exc: ModbusError) -> None:
+        self._failures += 1
+        self.last_error = str(exc)
+        if self._offline:
+            self._probe_delay = self._backoff.next(self._probe_delay)
+            self._next_probe = self._clock() + self._backoff.jittered(self._probe_delay, self._rng)
+        elif self._failures >= self.config.offline_after:
+            self._probe_delay = self._backoff.next(None)
+            self._next_probe = self._clock() + self._backoff.jittered(self._probe_delay, self._rng)
+            self.online = True  # so that the transition is reported even before the first answer
+            self._set_online(False, f"{self._failures} consecutive failures: {exc}")
+
+    async def _request(self, pdu: bytes, address: int) -> list[int]:
+        """One request, classified; availability and the offline gate are handled here."""
+        if self._offline and self._clock() < self._next_probe:
+            raise DeviceOffline(
+                f"offline, next probe in {self._next_probe - self._clock():.1f}s",
+                device=self.name,
+                endpoint=self._bus.endpoint,
+                unit_id=self.config.unit_id,
+                address=address,
+            )
+        self.requests += 1
+        try:
+            result = await self._bus.request(self.config.unit_id, pdu, timeout_s=self.config.timeout_s)
+        except DeviceException as exc:
+            self._answered()
+            raise exc.with_context(device=self.name, address=address) from None
+        except ModbusError as exc:
+            exc.with_context(device=self.name, unit_id=self.config.unit_id, address=address)
+            self._failed(exc)
+            raise
+        self._answered()
+        return result
+
+    async def _with_retries(self, pdu: bytes, address: int) -> list[int]:
+        attempt = 0
+        while True:
+            try:
+                return await self._request(pdu, address)
+            except ModbusError as exc:
+                attempt += 1
+                if isinstance(exc, DeviceOffline) or not exc.retryable or attempt > self.config.retries:
+                    raise
+                if isinstance(exc, DeviceException):
+                    await self._sleep(0.1 * attempt)  # busy: give it a moment
+
+    # ---- points ---------------------------------------------------------------------------------
+
+    def _address(self, spec: PointSpec, *, readback: bool) -> int:
+        return spec.wire_address(base=self.profile.base, parameters=self._params, readback=readback)
+
+    async def _read(self, spec: PointSpec) -> float:
+        address = self._address(spec, readback=True)
+        registers = await self._with_retries(read_request(spec.register_type, address, spec.count), address)
+        try:
+            return spec.from_registers(registers)
+        except ValueError as exc:
+            raise ModbusError(
+                f"cannot decode {registers}: {exc}", device=self.name, unit_id=self.config.unit_id, address=address
+            ) from None
+
+    async def read_point(self, point: str) -> float:
+        """Current value of ``point`` in engineering units (from its read-back address if it has one)."""
+        spec = self.profile.point(point)
+        if not spec.readable:
+            raise ValueError(f"point {point!r} of {self.name} is write-only")
+        async with self._lock:
+            return await self._read(spec)
+
+    async def write_point(self, point: str, value: float) -> WriteResult:
+        """Write, wait the profile's read-back delay, read back and compare; retry a mismatch.
+
+        ``OK``: confirmed (or written, for points without read-back: ``extra['verified'] == 'no'``).
+        ``MISMATCH``: written ``1 + retries`` times, read-back still differs. ``FAILED``: not written.
+        """
+        spec = self.profile.point(point)
+        start = self._clock()
+
+        def result(outcome: WriteOutcome, attempts: int, **kw: object) -> WriteResult:
+            return WriteResult(
+                self.name,
+                point,
+                value,
+                outcome,
+                attempts=attempts,
+                latency_s=self._clock() - start,
+                **kw,  # type: ignore[arg-type]
+            )
+
+        if not spec.writable:
+            return result(WriteOutcome.FAILED, 0, error=f"point {point!r} is not writable")
+        try:
+            spec.check(value)
+            registers = spec.to_registers(value)
+        except ValueError as exc:
+            return result(WriteOutcome.FAILED, 0, error=f"invalid value: {exc}")
+        address = self._address(spec, readback=False)
+        pdu = write_request(spec.register_type, address, registers)
+        readback: float | None = None
+        attempts = 0
+        async with self._lock:
+            for _ in range(1 + self.config.retries):
+                attempts += 1
+                try:
+                    await self._request(pdu, address)
+                    if not spec.readable:
+                        return result(WriteOutcome.OK, attempts, extra={"verified": "no"})
+                    delay = self.profile.readback_delay(point)
+                    if delay > 0:
+                        await self._sleep(delay)
+                    readback = await self._read(spec)
+                except ModbusError as exc:
+                    if isinstance(exc, DeviceOffline) or not exc.retryable or attempts > self.config.retries:
+                        return result(WriteOutcome.FAILED, attempts, error=str(exc), readback=readback)
+                    continue
+                if spec.matches(value, readback):
+                    return result(WriteOutcome.OK, attempts, readback=readback)
+            return result(
+                WriteOutcome.MISMATCH,
+                attempts,
+                readback=readback,
+                error=f"wrote {value:g}, read back {readback:g}" if readback is not None else None,
+            )
+
+    async def read_setpoints(self) -> dict[str, float]:
+        """Current state of every readable setpoint (at start: adopt it, do not toggle). Raises on failure."""
+        out: dict[str, float] = {}
+        async with self._lock:
+            for name in self.profile.setpoints():
+                spec = self.profile.points[name]
+                if spec.readable:
+                    out[name] = await self._read(spec)
+        return out
+
+    async def poll_status(self) -> dict[str, float]:
+        """Read the status points that are due now; a failing point is skipped and retried next round.
+
+        Raises the last error when every due point failed (device or link down).
+        """
+        now = self._clock()
+        due = [n for n in self.profile.status_points() if self._next_poll.get(n, 0.0) <= now]
+        out: dict[str, float] = {}
+        error: ModbusError | None = None
+        async with self._lock:
+            for name in due:
+                spec = self.profile.points[name]
+                self._next_poll[name] = now + (spec.poll_interval_s or DEFAULT_POLL_S)
+                try:
+                    out[name] = await self._read(spec)
+                except ModbusError as exc:
+                    error = exc
+                    self.last_error = str(exc)
+                    if isinstance(exc, DeviceOffline):
+                        break
+        if error is not None and not out:
+            raise error
+        return out
+
+    def next_poll_in(self) -> float:
+        """Seconds until the next status point is due (0 if one is due now)."""
+        names = self.profile.status_points()
+        if not names:
+            return DEFAULT_POLL_S
+        now = self._clock()
+        return max(0.0, min(self._next_poll.get(n, 0.0) for n in names) - now)
+
+    async def run_polls(self, callback: Callable[[str, str, float], None]) -> NoReturn:
+        """Poll forever, honouring each point's interval; polls never overlap. ``callback(device, point, value)``."""
+        while True:
+            try:
+                for point, value in (await self.poll_status()).items():
+                    callback(self.name, point, value)
+            except ModbusError:
+                pass  # availability and last_error already updated
+            await self._sleep(max(0.05, self.next_poll_in()))
+
+    async def apply_shutdown(self) -> list[WriteResult]:
+        """Write the profile's ``shutdown`` values (e.g. fan to low when the daemon stops)."""
+        return [await self.write_point(p, v) for p, v in (self.profile.shutdown or {}).items()]

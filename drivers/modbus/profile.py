@@ -1,0 +1,277 @@
+"""Device profiles: register maps as data (``config/devices/*.yaml``), validated in stages.
+
+Shape is checked by pydantic (``extra="forbid"``), point semantics by each :class:`PointSpec`, and
+cross-references (parameters, shutdown values) by :func:`load_profile`, which reports every problem
+as ``file:line:column``. The same profile drives the client and the simulator.
+
+Addressing: ``base: 1`` means register numbers as printed in a vendor manual (wire address =
+number − 1). Devices that repeat a block per DALI device or group declare a *parameter*
+(``parameters: {a: {max: 63}}``) and points give a ``stride`` per parameter
+(``address: 3000, stride: {a: 5}``); the device entry in ``lobbyd.yaml`` chooses the value
+(``parameters: {a: 3}``). No address expressions are evaluated.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+
+from daemon.yamlsource import ConfigError, load_yaml, validate
+
+from .codec import (
+    DataType,
+    Encoder,
+    EnumEncoder,
+    Order,
+    ScaleEncoder,
+    decode_registers,
+    encode_registers,
+    register_count,
+)
+
+__all__ = ["DeviceProfile", "ParameterSpec", "PointSpec", "RegisterType", "Role", "load_profile"]
+
+
+class RegisterType(enum.StrEnum):
+    """Modbus data table of a point."""
+
+    HOLDING = "holding"
+    COIL = "coil"
+    INPUT = "input"
+    DISCRETE = "discrete"
+
+    @property
+    def bits(self) -> bool:
+        return self in (RegisterType.COIL, RegisterType.DISCRETE)
+
+    @property
+    def read_only(self) -> bool:
+        return self in (RegisterType.INPUT, RegisterType.DISCRETE)
+
+
+class Role(enum.StrEnum):
+    """``setpoint``: the daemon writes it; ``status``: the daemon polls it."""
+
+    SETPOINT = "setpoint"
+    STATUS = "status"
+
+
+class _Model(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ParameterSpec(_Model):
+    """A per-device addressing parameter, e.g. DALI short address ``a`` 0–63."""
+
+    description: str = ""
+    min: int = 0
+    max: int
+    default: int = 0
+
+
+class PointSpec(_Model):
+    """One register (or bit, or pair of registers) and how it maps to an engineering value."""
+
+    description: str = ""
+    register_type: RegisterType = pydantic.Field(default=RegisterType.HOLDING, alias="register")
+    address: int = pydantic.Field(ge=0, le=0xFFFF)
+    readback_address: int | None = pydantic.Field(default=None, ge=0, le=0xFFFF)
+    stride: dict[str, int] = pydantic.Field(default_factory=dict)
+    data_type: DataType = DataType.UINT16
+    word_order: Order = Order.BIG
+    byte_order: Order = Order.BIG
+    bit: int | None = pydantic.Field(default=None, ge=0, le=15)
+    encoder: Encoder = pydantic.Field(default_factory=ScaleEncoder)
+    unit: str = ""
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[float, ...] | None = None
+    writable: bool = False
+    readable: bool = True
+    readback_delay_s: float | None = pydantic.Field(default=None, ge=0)
+    tolerance: float | None = pydantic.Field(default=None, ge=0)
+    role: Role | None = None
+    poll_interval_s: float | None = pydantic.Field(default=None, gt=0)
+
+    @pydantic.model_validator(mode="after")
+    def _semantics(self) -> PointSpec:
+        if self.register_type.bits and self.data_type is not DataType.BOOL:
+            raise ValueError(f"{self.register_type} points carry one bit: use data_type: bool")
+        if not self.register_type.bits and self.data_type is DataType.BOOL:
+            raise ValueError("data_type bool is only for coil and discrete points")
+        if self.writable and self.register_type.read_only:
+            raise ValueError(f"{self.register_type} points cannot be writable")
+        if self.bit is not None and (self.writable or self.data_type not in (DataType.UINT16, DataType.INT16)):
+            raise ValueError("bit points are read-only and need a 16-bit data type")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        if self.allowed is not None and not self.allowed:
+            raise ValueError("allowed must list at least one value")
+        if not self.readable and not self.writable:
+            raise ValueError("a point must be readable or writable")
+        if not self.readable and self.readback_address is not None:
+            raise ValueError("readable: false contradicts a readback_address")
+        if self.effective_role is Role.STATUS and self.writable:
+            raise ValueError("status points are not writable (use role: setpoint)")
+        if self.poll_interval_s is not None and self.effective_role is not Role.STATUS:
+            raise ValueError("poll_interval_s is only for status points")
+        if self.effective_role is Role.SETPOINT and not self.writable:
+            raise ValueError("setpoint points must be writable")
+        for v in self.allowed_values or ():
+            self.encoder.to_raw(v)  # every allowed value must encode
+        return self
+
+    @property
+    def effective_role(self) -> Role:
+        """The declared role, or ``setpoint`` for writable points and ``status`` otherwise."""
+        if self.role is not None:
+            return self.role
+        return Role.SETPOINT if self.writable else Role.STATUS
+
+    @property
+    def allowed_values(self) -> tuple[float, ...] | None:
+        """Discrete allowed values: ``allowed`` or the keys of an enum encoder."""
+        if self.allowed is not None:
+            return tuple(sorted(self.allowed))
+        if isinstance(self.encoder, EnumEncoder):
+            return tuple(sorted(self.encoder.write))
+        return None
+
+    @property
+    def count(self) -> int:
+        """Registers (or bits) to read or write."""
+        return register_count(self.data_type)
+
+    def clamp(self, value: float) -> float:
+        """Bring ``value`` into the allowed range, or to the nearest allowed value (ties go down)."""
+        if math.isnan(value):
+            raise ValueError("cannot clamp NaN")
+        if self.min is not None:
+            value = max(self.min, value)
+        if self.max is not None:
+            value = min(self.max, value)
+        allowed = self.allowed_values
+        if allowed:
+            value = min(allowed, key=lambda a: (abs(a - value), a))
+        return value
+
+    def check(self, value: float) -> None:
+        """Raise ``ValueError`` unless ``value`` is within range and allowed."""
+        if (
+            math.isnan(value)
+            or (self.min is not None and value < self.min)
+            or (self.max is not None and value > self.max)
+        ):
+            raise ValueError(f"{value} is outside {self.min}..{self.max}")
+        allowed = self.allowed_values
+        if allowed and value not in allowed:
+            raise ValueError(f"{value} is not one of {list(allowed)}")
+
+    def to_registers(self, value: float) -> list[int]:
+        """Engineering value → register (or bit) values to write."""
+        raw = self.encoder.to_raw(value)
+        return encode_registers(raw, self.data_type, word_order=self.word_order, byte_order=self.byte_order)
+
+    def from_registers(self, registers: list[int]) -> float:
+        """Register (or bit) values as read → engineering value (extracting ``bit`` if set)."""
+        raw = decode_registers(registers, self.data_type, word_order=self.word_order, byte_order=self.byte_order)
+        if self.bit is not None:
+            raw = float((int(raw) >> self.bit) & 1)
+        return self.encoder.from_raw(raw)
+
+    def expected_readback(self, value: float) -> float:
+        """What a correct read-back of ``value`` decodes to (quantised by the register encoding)."""
+        return self.from_registers(self.to_registers(value))
+
+    def matches(self, written: float, readback: float) -> bool:
+        """Does ``readback`` confirm a write of ``written``?"""
+        expected = self.expected_readback(written)
+        tol = self.tolerance if self.tolerance is not None else 1e-6 * max(1.0, abs(expected))
+        return abs(expected - readback) <= tol
+
+    def wire_address(self, *, base: int, parameters: Mapping[str, int], readback: bool = False) -> int:
+        """Address on the wire: (read-back) number + Σ stride·parameter − base."""
+        number = self.readback_address if readback and self.readback_address is not None else self.address
+        number += sum(step * parameters[name] for name, step in self.stride.items())
+        return number - base
+
+
+class DeviceProfile(_Model):
+    """A device type's register map. See the module docstring for addressing."""
+
+    name: str
+    description: str = ""
+    base: Literal[0, 1] = 0
+    default_unit_id: int | None = pydantic.Field(default=None, ge=0, le=255)
+    readback_delay_s: float = pydantic.Field(default=0.0, ge=0)
+    parameters: dict[str, ParameterSpec] = pydantic.Field(default_factory=dict)
+    points: dict[str, PointSpec]
+    shutdown: dict[str, float] | None = None
+
+    def point(self, name: str) -> PointSpec:
+        """The point called ``name``; ``KeyError`` names the known points."""
+        try:
+            return self.points[name]
+        except KeyError:
+            raise KeyError(f"profile {self.name} has no point {name!r} (known: {sorted(self.points)})") from None
+
+    def readback_delay(self, point: str) -> float:
+        """Seconds to wait between a write and its read-back for ``point``."""
+        own = self.points[point].readback_delay_s
+        return self.readback_delay_s if own is None else own
+
+    def resolve_parameters(self, given: Mapping[str, int]) -> dict[str, int]:
+        """Profile defaults overridden by a device's ``parameters``; ``ValueError`` if unknown/out of range."""
+        unknown = set(given) - set(self.parameters)
+        if unknown:
+            raise ValueError(f"profile {self.name} has no parameter(s) {sorted(unknown)}")
+        out = {name: spec.default for name, spec in self.parameters.items()}
+        out.update(given)
+        for name, value in out.items():
+            spec = self.parameters[name]
+            if not spec.min <= value <= spec.max:
+                raise ValueError(f"parameter {name}={value} is outside {spec.min}..{spec.max}")
+        return out
+
+    def setpoints(self) -> list[str]:
+        """Names of setpoint points."""
+        return [n for n, p in self.points.items() if p.effective_role is Role.SETPOINT]
+
+    def status_points(self) -> list[str]:
+        """Names of status points."""
+        return [n for n, p in self.points.items() if p.effective_role is Role.STATUS]
+
+
+def load_profile(path: str | Path) -> DeviceProfile:
+    """Read and validate one profile; every problem is reported as ``file:line:column``."""
+    doc = load_yaml(path)
+    profile = validate(DeviceProfile, doc)
+    errors = []
+    for pname, spec in profile.parameters.items():
+        if not spec.min <= spec.default <= spec.max:
+            errors.append(doc.error(("parameters", pname, "default"), "default outside min..max"))
+    for name, point in profile.points.items():
+        for key in point.stride:
+            if key not in profile.parameters:
+                errors.append(doc.error(("points", name, "stride", key), f"unknown parameter '{key}'", at_key=True))
+        if point.address - profile.base < 0:
+            errors.append(doc.error(("points", name, "address"), f"address below base {profile.base}"))
+    for name, value in (profile.shutdown or {}).items():
+        target = profile.points.get(name)
+        if target is None:
+            errors.append(doc.error(("shutdown", name), f"unknown point '{name}'", at_key=True))
+        elif not target.writable:
+            errors.append(doc.error(("shutdown", name), f"point '{name}' is not writable"))
+        else:
+            try:
+                target.check(value)
+            except ValueError as exc:
+                errors.append(doc.error(("shutdown", name), str(exc)))
+    if errors:
+        raise ConfigError(errors)
+    return profile
