@@ -152,7 +152,7 @@ class InfluxWriter:
             if transport is not None:
                 transport.close()
 
-    async def flush(self, timeout: float) -> None:  # noqa: ASYNC109 (the daemon's API)
+    async def flush(self, timeout: float) -> None:
         """Send what is queued within ``timeout`` seconds, or spool it; fsync the spool.
 
         The spool itself is not replayed here (that is :meth:`run`'s job, now or at the next start).

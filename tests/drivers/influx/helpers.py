@@ -1,0 +1,62 @@
+"""Shared helpers for the influx driver tests: polling with a deadline, a running writer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from drivers.influx import InfluxWriter
+from simulators.servers import InfluxServer
+
+
+async def until(predicate: Callable[[], bool], *, timeout: float = 15.0, what: str = "condition") -> None:
+    """Poll ``predicate`` on the event loop until true; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def running(writer: InfluxWriter) -> AsyncIterator[InfluxWriter]:
+    """Run ``writer.run()`` in a TaskGroup for the duration of the block, then cancel it."""
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(writer.run(), name="writer")
+        try:
+            yield writer
+        finally:
+            task.cancel()
+
+
+class FakeSleep:
+    """Injectable sleep: records requested delays, yields briefly instead of waiting them out."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0.01)
+
+
+def influx_rows(server: InfluxServer, db: str, measurement: str) -> list[dict[str, Any]]:
+    """Every row of ``measurement`` as a dict column -> value (time in ns)."""
+    answer = server.query(f'SELECT * FROM "{measurement}"', db=db)
+    result = answer["results"][0]  # type: ignore[index]
+    assert "error" not in result, result
+    rows: list[dict[str, Any]] = []
+    for series in result.get("series", []):
+        cols = series["columns"]
+        rows += [dict(zip(cols, values, strict=True)) for values in series["values"]]
+    return rows
+
+
+def dead_url() -> str:
+    """A loopback URL where nothing listens (connection refused)."""
+    from simulators.servers import free_port
+
+    return f"http://127.0.0.1:{free_port()}"
