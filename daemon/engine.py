@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from daemon.model import Decision, Quantity, Reading, Reason
+from daemon.rules.cron import cron_trigger
 from daemon.rules.model import Action, Condition, Input, Rule, Schedule
 from daemon.sun import Site, sun_day, sun_position
 
@@ -43,6 +44,7 @@ __all__ = [
     "SensorInfo",
     "SensorView",
     "evaluate",
+    "lost_because",
 ]
 
 Status = Literal["true", "false", "unknown"]
@@ -65,13 +67,22 @@ class PointLimits:
     allowed: tuple[float, ...] | None = None
 
     def clamp(self, value: float) -> float:
-        if self.allowed:
-            return min(self.allowed, key=lambda a: (abs(a - value), a))
+        """Into ``min..max``, then to the nearest allowed value (ties go down) — as the profile does."""
         if self.min is not None:
             value = max(self.min, value)
         if self.max is not None:
             value = min(self.max, value)
+        if self.allowed:
+            value = min(self.allowed, key=lambda a: (abs(a - value), a))
         return value
+
+    def describe(self) -> str:
+        """The range in words, e.g. ``one of [0, 1, 2, 3]`` or ``2700..5000``."""
+        if self.allowed:
+            return "one of [" + ", ".join(f"{a:g}" for a in self.allowed) + "]"
+        lo = "-inf" if self.min is None else f"{self.min:g}"
+        hi = "inf" if self.max is None else f"{self.max:g}"
+        return f"{lo}..{hi}"
 
 
 @dataclass(frozen=True)
@@ -194,6 +205,8 @@ class RuleTrace:
     value: float | None
     lines: tuple[str, ...]
     inputs: tuple[tuple[str, float | None, float | None], ...]
+    priority: int = 0
+    specificity: int = 0
 
 
 @dataclass
@@ -230,6 +243,10 @@ def _fmt_duration(seconds: float) -> str:
 
 def _local(site: Site, now: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(now, site.tz)
+
+
+def _clock(site: Site, t: float) -> str:
+    return f"{_local(site, t):%H:%M}"
 
 
 def in_schedule(schedule: Schedule, site: Site, now: float) -> bool:
@@ -360,17 +377,25 @@ def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str
         )
     if c.sun is not None:
         day = sun_day(ctx.site, ctx.now)
-        ok = True
-        if c.sun.after is not None:
-            ok = ok and ctx.now >= day.event(c.sun.after.event) + c.sun.after.offset_s
-        if c.sun.before is not None:
-            ok = ok and ctx.now < day.event(c.sun.before.event) + c.sun.before.offset_s
-        return ("true" if ok else "false"), f"sun window {'holds' if ok else 'does not hold'}", []
+        start = day.event(c.sun.after.event) + c.sun.after.offset_s if c.sun.after is not None else None
+        end = day.event(c.sun.before.event) + c.sun.before.offset_s if c.sun.before is not None else None
+        if start is not None and end is not None and end < start:  # e.g. after sunset, before sunrise
+            ok = ctx.now >= start or ctx.now < end
+        else:
+            ok = (start is None or ctx.now >= start) and (end is None or ctx.now < end)
+        parts = []
+        if start is not None:
+            parts.append(f"after {_clock(ctx.site, start)}")
+        if end is not None:
+            parts.append(f"before {_clock(ctx.site, end)}")
+        return (
+            ("true" if ok else "false"),
+            f"local time {_local(ctx.site, ctx.now):%H:%M} {'is' if ok else 'is not'} {' and '.join(parts)} (sun)",
+            [],
+        )
     assert c.cron is not None
-    from apscheduler.triggers.cron import CronTrigger
-
     t = _local(ctx.site, ctx.now).replace(second=0, microsecond=0)
-    trigger = CronTrigger.from_crontab(c.cron, timezone=ctx.site.tz)
+    trigger = cron_trigger(c.cron, ctx.site.timezone)
     nxt = trigger.get_next_fire_time(None, t - dt.timedelta(microseconds=1))
     ok = nxt is not None and nxt == t
     return (
@@ -426,6 +451,15 @@ def _action(ctx: _Ctx, action: Action) -> tuple[float | None, str, list[Any]]:
     return out, f"circadian: {text} gives {out:.0f} K", used
 
 
+def lost_because(win_rank: tuple[int, int], win_id: str, rank: tuple[int, int], rule_id: str) -> str:
+    """Why the rule ``rule_id`` lost to ``win_id``, in words (the arbitration order, step by step)."""
+    if rank[0] != win_rank[0]:
+        return f"priority {rank[0]} < {win_rank[0]}"
+    if rank[1] != win_rank[1]:
+        return f"same priority, {rank[1]} condition(s) < {win_rank[1]}"
+    return f"same priority and conditions, id sorts after '{win_id}'"
+
+
 def evaluate(
     rules: RuleSet,
     view: SensorView,
@@ -442,8 +476,9 @@ def evaluate(
     traces: list[RuleTrace] = []
     candidates: dict[str, list[tuple[tuple[int, int], str, float, Reason]]] = {}
     for rule in sorted(rules.rules, key=lambda r: r.id):
+        rank = (rule.priority, rule.specificity)
         if not rule.enabled:
-            traces.append(RuleTrace(rule.id, rule.target, "disabled", None, ("rule is disabled",), ()))
+            traces.append(RuleTrace(rule.id, rule.target, "disabled", None, ("rule is disabled",), (), *rank))
             continue
         lines: list[str] = []
         inputs: list[tuple[str, float | None, float | None]] = []
@@ -454,7 +489,7 @@ def evaluate(
             lines.append(words)
             inputs.extend(used)
         if "false" in statuses:
-            traces.append(RuleTrace(rule.id, rule.target, "inactive", None, tuple(lines), tuple(inputs)))
+            traces.append(RuleTrace(rule.id, rule.target, "inactive", None, tuple(lines), tuple(inputs), *rank))
             continue
         value: float | None = None
         fallback = "unknown" in statuses
@@ -466,14 +501,22 @@ def evaluate(
         if fallback:
             if rule.safe_value is None:
                 lines.append("inputs unknown and no safe_value: this rule stays silent")
-                traces.append(RuleTrace(rule.id, rule.target, "silent", None, tuple(lines), tuple(inputs)))
+                traces.append(RuleTrace(rule.id, rule.target, "silent", None, tuple(lines), tuple(inputs), *rank))
                 continue
             value = rule.safe_value
             lines.append(f"inputs unknown: safe value {value:g}")
         assert value is not None
         reason = Reason(rule=rule.id, text="; ".join(lines), inputs=tuple(inputs), fallback=fallback)
         traces.append(
-            RuleTrace(rule.id, rule.target, "fallback" if fallback else "active", value, tuple(lines), tuple(inputs))
+            RuleTrace(
+                rule.id,
+                rule.target,
+                "fallback" if fallback else "active",
+                value,
+                tuple(lines),
+                tuple(inputs),
+                *rank,
+            )
         )
         candidates.setdefault(rule.target, []).append(((rule.priority, rule.specificity), rule.id, value, reason))
 
@@ -483,11 +526,12 @@ def evaluate(
         best = min(cands, key=lambda c: (-c[0][0], -c[0][1], c[1]))
         _, rule_id, value, reason = best
         rule = next(r for r in rules.rules if r.id == rule_id)
-        losers = [c[1] for c in cands if c[1] != rule_id]
+        losers = sorted((c for c in cands if c[1] != rule_id), key=lambda c: c[1])
         if losers:
+            why = ", ".join(f"{c[1]} ({lost_because(best[0], best[1], c[0], c[1])})" for c in losers)
             reason = Reason(
                 rule=reason.rule,
-                text=reason.text + f" (won over {', '.join(sorted(losers))} by priority {rule.priority})",
+                text=reason.text + f" (won over {why})",
                 inputs=reason.inputs,
                 fallback=reason.fallback,
             )

@@ -1,7 +1,7 @@
 """The rule language: what facilities staff write in ``rules/*.yaml``.
 
 A rule file has optional ``schedules:`` (opening hours per weekday plus holidays) and a list of
-``rules:``. A rule sets one device point (``target: fresh_air.fan_level``) to a value while all of
+``rules:``. A rule sets one device point (``target: fresh_air.fan_speed``) to a value while all of
 its ``when:`` conditions hold. Several rules may target one point: the highest ``priority`` wins,
 then the more specific rule (more conditions), then the rule id in alphabetical order — never
 file order. See ``rules/README.md`` for the language with examples.
@@ -186,10 +186,10 @@ class Condition(_Strict):
             if self.for_:
                 raise ValueError("'for' only goes with a sensor or zone condition")
         if self.cron is not None:
-            from apscheduler.triggers.cron import CronTrigger
+            from daemon.rules.cron import cron_trigger
 
             try:
-                CronTrigger.from_crontab(self.cron)
+                cron_trigger(self.cron)
             except ValueError as exc:
                 raise ValueError(f"cron '{self.cron}': {exc}") from None
         return self
@@ -298,7 +298,7 @@ class Rule(_Strict):
         if not _ID.match(self.id):
             raise ValueError(f"rule id '{self.id}' may use only lower-case letters, digits, '-', '_' and '.'")
         if self.target.count(".") != 1:
-            raise ValueError(f"target '{self.target}' must be written as device.point, e.g. fresh_air.fan_level")
+            raise ValueError(f"target '{self.target}' must be written as device.point, e.g. fresh_air.fan_speed")
         return self
 
     @property

@@ -1,0 +1,107 @@
+"""Actions: curves, step tables, the circadian formula, clamping to the profile, ramps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from daemon.engine import PointLimits
+from daemon.sun import sun_day, sun_position
+from tests.engine.helpers import SITE, T0, Runner, at, ruleset
+
+CCT = "lights.cct"
+CURVE = {"input": "hall-lux", "points": [[0, 2700], [100, 3000], [500, 4000], [1500, 5000]]}
+
+
+def cct_rule(action: Any, **extra: Any) -> dict[str, Any]:
+    return {"id": "cct", "target": CCT, "set": action, **extra}
+
+
+@pytest.mark.parametrize(
+    ("lux", "kelvin"),
+    [(0, 2700), (-5, 2700), (50, 2850), (100, 3000), (300, 3500), (1000, 4500), (1500, 5000), (9000, 5000)],
+)
+def test_curve_interpolates_and_holds_the_ends(lux: float, kelvin: float) -> None:
+    run = Runner(ruleset(cct_rule({"curve": CURVE})))
+    assert run.value(T0, CCT, hall_lux=lux) == pytest.approx(kelvin)
+
+
+@pytest.mark.parametrize(("lux", "pct"), [(0, 100), (299, 100), (300, 80), (799.9, 80), (800, 60), (5000, 60)])
+def test_steps_take_the_last_row_reached(lux: float, pct: float) -> None:
+    steps = {"input": "hall-lux", "table": [[0, 100], [300, 80], [800, 60]]}
+    run = Runner(ruleset({"id": "b", "target": "lights.brightness", "set": {"steps": steps}}))
+    assert run.value(T0, "lights.brightness", hall_lux=lux) == pct
+
+
+def test_circadian_is_the_adaptive_lighting_formula_at_known_times() -> None:
+    day = sun_day(SITE, T0)
+    run = Runner(ruleset(cct_rule({"circadian": {"min_k": 2700, "max_k": 5000}})))
+    assert sun_position(SITE, day.noon) == pytest.approx(1.0)
+    assert sun_position(SITE, day.sunrise) == pytest.approx(0.0, abs=1e-9)
+    assert run.value(day.noon, CCT) == pytest.approx(5000)
+    assert run.value(day.sunset + 600, CCT) == pytest.approx(2700)  # after sunset: min_k
+    assert run.value(at(2026, 3, 5, 1, 0), CCT) == pytest.approx(2700)  # night
+    # Halfway between sunrise and noon the parabola gives 1 - 0.5² = 0.75.
+    mid = (day.sunrise + day.noon) / 2
+    assert run.value(mid, CCT) == pytest.approx(2700 + 2300 * 0.75)
+
+
+@pytest.mark.parametrize(("lux", "expected"), [(0, 2700 + 2300 * 0.5), (2000, 5000), (1000, 2700 + 2300 * 0.75)])
+def test_circadian_daylight_correction_at_noon(lux: float, expected: float) -> None:
+    day = sun_day(SITE, T0)
+    circ = {"min_k": 2700, "max_k": 5000, "daylight": "hall-lux", "full_daylight_lux": 2000, "daylight_weight": 0.5}
+    run = Runner(ruleset(cct_rule({"circadian": circ})))
+    assert run.value(day.noon, CCT, hall_lux=lux) == pytest.approx(expected)
+
+
+def test_circadian_with_quiet_daylight_sensor_falls_back() -> None:
+    circ = {"daylight": "hall-lux"}
+    run = Runner(ruleset(cct_rule({"circadian": circ}, safe_value=4000)))
+    d = run.step(T0).decisions[CCT]
+    assert (d.value, d.reason.fallback) == (4000, True)
+
+
+@pytest.mark.parametrize(
+    ("limits", "asked", "got"),
+    [
+        (PointLimits(0, 3, (0, 1, 2, 3)), 2.4, 2),
+        (PointLimits(0, 3, (0, 1, 2, 3)), 2.5, 2),  # ties go down
+        (PointLimits(0, 3, (0, 1, 2, 3)), 7, 3),
+        (PointLimits(0, 3, (0, 1, 2, 3)), -1, 0),
+        (PointLimits(2700, 5000), 6500, 5000),
+        (PointLimits(2700, 5000), 2000, 2700),
+        (PointLimits(1, 2, (0, 1, 2, 3)), 3, 2),  # range first, then the nearest allowed value
+        (PointLimits(), 123.0, 123.0),
+    ],
+)
+def test_point_limits_clamp(limits: PointLimits, asked: float, got: float) -> None:
+    assert limits.clamp(asked) == got
+
+
+def test_output_is_clamped_to_the_profile_with_a_reason() -> None:
+    curve = {"input": "hall-lux", "points": [[0, 1000], [1000, 9000]]}
+    run = Runner(ruleset(cct_rule({"curve": curve})))
+    d = run.step(T0, hall_lux=1000).decisions[CCT]
+    assert d.value == 5000
+    assert d.reason.text.endswith("clamped 9000 to 5000 (device range)")
+
+
+def test_ramp_moves_at_most_the_rate_per_minute() -> None:
+    run = Runner(ruleset(cct_rule({"curve": CURVE}, ramp_per_minute=600)))
+    assert run.value(T0, CCT, hall_lux=0) == 2700  # first output: no previous value to ramp from
+    got = [run.value(T0 + 30 * i, CCT, hall_lux=1500) for i in range(1, 7)]
+    assert got == [3000, 3300, 3600, 3900, 4200, 4500]
+    d = run.last.decisions[CCT] if run.last else None
+    assert d is not None and d.reason.held_by == "ramp"
+    assert [run.value(T0 + 30 * i, CCT, hall_lux=1500) for i in (7, 8)] == [4800, 5000]
+    # Downwards too, and the target itself is reached exactly.
+    assert run.value(T0 + 300, CCT, hall_lux=1000) == 4500
+    assert run.last is not None and run.last.decisions[CCT].reason.held_by is None
+
+
+def test_fallback_is_not_ramped() -> None:
+    run = Runner(ruleset(cct_rule({"curve": CURVE}, ramp_per_minute=60, safe_value=4000)))
+    run.step(T0, hall_lux=0)
+    run.readings.clear()
+    assert run.value(T0 + 10, CCT) == 4000
