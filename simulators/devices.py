@@ -157,7 +157,7 @@ class DeviceModel:
         point: str,
         predicate: Callable[[float], bool] = lambda _v: True,
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109 - the public signature of the brief
+        timeout: float = 5.0,
         since: int = 0,
     ) -> SimWrite:
         """The first write to ``point`` (from index ``since`` of ``writes``) whose value satisfies ``predicate``."""
@@ -396,7 +396,7 @@ class DeviceSimulator:
         point: str,
         predicate: Callable[[float], bool] = lambda _v: True,
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109 - the public signature of the brief
+        timeout: float = 5.0,
         since: int = 0,
     ) -> SimWrite:
         """See :meth:`DeviceModel.wait_for_write`."""

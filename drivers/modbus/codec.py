@@ -70,7 +70,7 @@ def raw_range(data_type: DataType) -> tuple[float, float]:
         DataType.UINT16: (0, 0xFFFF),
         DataType.INT32: (-0x80000000, 0x7FFFFFFF),
         DataType.UINT32: (0, 0xFFFFFFFF),
-        DataType.FLOAT32: (-3.4e38, 3.4e38),
+        DataType.FLOAT32: (-3.4028234663852886e38, 3.4028234663852886e38),
         DataType.BOOL: (0, 1),
     }[data_type]
 

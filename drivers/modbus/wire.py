@@ -156,7 +156,7 @@ class Link:
                 if isinstance(t, RtuTransport):
                     from pymodbus.transport.serialtransport import create_serial_connection
 
-                    _, proto = await create_serial_connection(
+                    transport, proto = await create_serial_connection(
                         loop,
                         _ByteStream,
                         t.port,
@@ -167,12 +167,14 @@ class Link:
                         timeout=0,
                     )
                 else:
-                    _, proto = await loop.create_connection(_ByteStream, t.host, t.port)
+                    transport, proto = await loop.create_connection(_ByteStream, t.host, t.port)
         except TimeoutError:
             raise ConnectionLost(f"connect timed out after {timeout_s:g}s", endpoint=self.endpoint) from None
         except Exception as exc:  # OSError, serial.SerialException: classified here, once
             raise ConnectionLost(f"cannot connect: {exc}", endpoint=self.endpoint) from exc
         assert isinstance(proto, _ByteStream)
+        if proto.transport is None:  # the serial transport announces itself one loop turn later
+            proto.transport = transport
         self._stream = proto
 
     def close(self) -> None:

@@ -1,0 +1,220 @@
+"""ModbusBus + ModbusDevice against real pymodbus TCP servers built from the shipped profiles."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from daemon.model import WriteOutcome
+from drivers.modbus import (
+    Backoff,
+    ConnectionLost,
+    DeviceConfig,
+    DeviceException,
+    DeviceOffline,
+    DeviceTimeout,
+    ModbusBus,
+    ModbusDevice,
+    TcpTransport,
+)
+from simulators.devices import DeviceSimulator
+from tests.drivers.modbus.helpers import VirtualClock, eventually, profile
+
+LIGHT = profile("lighting-standard")
+FRESH = profile("freshair-standard")
+
+
+def config(port: int, *, unit_id: int = 1, name: str = "dev", **kw: Any) -> DeviceConfig:
+    return DeviceConfig.model_validate(
+        {
+            "name": name,
+            "profile": "x",
+            "unit_id": unit_id,
+            "transport": {"type": "tcp", "host": "127.0.0.1", "port": port},
+        }
+        | kw
+    )
+
+
+@asynccontextmanager
+async def connected(
+    sim: DeviceSimulator, clock: VirtualClock, events: list[tuple[str, bool]] | None = None, **kw: Any
+) -> AsyncIterator[tuple[ModbusBus, ModbusDevice]]:
+    cfg = config(sim.port, **kw)
+    backoff = Backoff(initial=0.5, maximum=8.0, jitter=0.2)
+    async with ModbusBus(cfg.transport, clock=clock, sleep=clock.sleep, backoff=backoff, rng=random.Random(7)) as bus:
+        device = ModbusDevice(
+            cfg, sim.model.profile, bus, clock=clock, sleep=clock.sleep,
+            on_availability=(lambda n, up, why: events.append((n, up))) if events is not None else None,
+        )  # fmt: skip
+        yield bus, device
+
+
+async def test_write_is_verified_on_the_readback_address(clock: VirtualClock) -> None:
+    async with DeviceSimulator.tcp(LIGHT, 1) as sim, connected(sim, clock) as (bus, dev):
+        result = await dev.write_point("cct", 4200)
+        assert result.outcome is WriteOutcome.OK
+        assert (result.readback, result.attempts) == (4200, 1)
+        assert sim.value("cct") == 4200
+        assert [(w.point, w.value) for w in sim.writes] == [("cct", 4200)]
+        assert sim.model.tables[sim.model.profile.point("cct").register_type][10] == 4200  # read-back register
+        assert (dev.requests, bus.stats.requests, sim.model.requests) == (2, 2, 2)  # one write, one read
+        assert await dev.read_setpoints() == {"cct": 4200, "brightness": 0}
+        assert bus.stats.connections == 1
+
+
+async def test_startup_adopts_device_state_without_writing(clock: VirtualClock) -> None:
+    async with DeviceSimulator.tcp(FRESH, 1) as sim, connected(sim, clock) as (_bus, dev):
+        sim.set_value("fan_speed", 2)
+        sim.set_value("fan_output", 55)
+        sim.set_value("filter_alarm", 1)
+        assert await dev.read_setpoints() == {"fan_speed": 2}
+        assert await dev.poll_status() == {"fan_output": 55, "filter_alarm": 1, "fault_code": 0}
+        assert await dev.poll_status() == {}  # nothing due yet
+        clock.advance(5)
+        assert set(await dev.poll_status()) == {"fan_output", "filter_alarm", "fault_code"}
+        assert sim.writes == []
+
+
+async def test_readback_after_the_declared_cache_delay(clock: VirtualClock) -> None:
+    ecodim = profile("ecodim-dali-gw2")
+    async with DeviceSimulator.tcp(ecodim, 3, parameters={"a": 5}, clock=clock) as sim:
+        cfg = config(sim.port, unit_id=3, parameters={"a": 5})
+        async with ModbusBus(cfg.transport, clock=clock, sleep=clock.sleep) as bus:
+            dev = ModbusDevice(cfg, ecodim, bus, clock=clock, sleep=clock.sleep)
+            result = await dev.write_point("brightness", 100)
+            assert result.outcome is WriteOutcome.OK and result.readback == 100
+            assert 5.0 in clock.sleeps  # waited for the gateway's read cache
+            assert sim.writes[0].registers == (254,)
+            assert sim.model.address("brightness") == 3025
+            no_verify = await dev.write_point("group_cct", 3000)
+            assert no_verify.outcome is WriteOutcome.OK and no_verify.extra == {"verified": "no"}
+
+
+async def test_mismatch_is_retried_then_reported(clock: VirtualClock) -> None:
+    async with DeviceSimulator.tcp(LIGHT, 1) as sim, connected(sim, clock, retries=2) as (_bus, dev):
+        sim.model.readback_override["cct"] = 3000  # lamps stuck at 3000 K
+        result = await dev.write_point("cct", 4000)
+        assert result.outcome is WriteOutcome.MISMATCH
+        assert (result.attempts, result.readback) == (3, 3000)
+        assert len(sim.writes) == 3 and dev.requests == 6
+        sim.model.heal()
+        assert (await dev.write_point("cct", 4000)).attempts == 1
+
+
+async def test_invalid_value_is_not_written(clock: VirtualClock) -> None:
+    async with DeviceSimulator.tcp(LIGHT, 1) as sim, connected(sim, clock) as (_bus, dev):
+        result = await dev.write_point("cct", 9000)
+        assert result.outcome is WriteOutcome.FAILED and "outside" in (result.error or "")
+        assert (result.attempts, dev.requests, sim.writes) == (0, 0, [])
+
+
+@pytest.mark.parametrize(("code", "requests"), [(2, 1), (3, 1), (6, 3), (11, 3)])
+async def test_exception_responses_are_classified(clock: VirtualClock, code: int, requests: int) -> None:
+    async with DeviceSimulator.tcp(LIGHT, 1) as sim, connected(sim, clock, retries=2, offline_after=1) as (_b, dev):
+        sim.model.fail("cct", code)
+        with pytest.raises(DeviceException) as info:
+            await dev.read_point("cct")
+        err = info.value
+        assert (err.code, err.device, err.unit_id, err.address) == (code, "dev", 1, 10)
+        assert err.endpoint == f"tcp://127.0.0.1:{sim.port}"
+        assert dev.requests == requests  # illegal address/value: no retry; busy/gateway: retried
+        assert dev.online  # an exception response is an answer
+        write = await dev.write_point("cct", 3000)
+        assert write.outcome is WriteOutcome.FAILED and f"exception {code}" in (write.error or "")
+
+
+async def test_slow_device_times_out_goes_offline_and_comes_back(clock: VirtualClock) -> None:
+    events: list[tuple[str, bool]] = []
+    async with (
+        DeviceSimulator.tcp(LIGHT, 1) as sim,
+        connected(sim, clock, events, timeout_s=0.1, retries=1, offline_after=2) as (bus, dev),
+    ):
+        assert await dev.read_point("cct") == 2700
+        sim.model.delay_s = 5.0
+        with pytest.raises(DeviceTimeout) as info:
+            await dev.read_point("cct")
+        assert (info.value.unit_id, info.value.address) == (1, 10)
+        assert dev.requests == 3 and not dev.online  # 1 ok + 2 timeouts (one retry) → offline
+        assert events == [("dev", True), ("dev", False)]
+        with pytest.raises(DeviceOffline):
+            await dev.read_point("cct")
+        assert dev.requests == 3  # fast fail: nothing sent while waiting for the next probe
+        sim.model.delay_s = 0.0
+        clock.advance(1.3)  # past the first probe delay (1 s ± 20 %)
+        assert await dev.read_point("cct") == 2700
+        assert events[-1] == ("dev", True) and dev.online
+        assert bus.stats.connections == 1  # timeouts never dropped the TCP connection
+
+
+async def test_stopped_device_reconnects_with_bounded_backoff(clock: VirtualClock) -> None:
+    events: list[tuple[str, bool]] = []
+    async with (
+        DeviceSimulator.tcp(LIGHT, 1) as sim,
+        connected(sim, clock, events, timeout_s=0.5, retries=0, offline_after=2) as (bus, dev),
+    ):
+        assert (await dev.write_point("cct", 3500)).outcome is WriteOutcome.OK
+        await sim.stop()
+        for _ in range(2):
+            with pytest.raises(ConnectionLost):
+                await dev.read_point("cct")
+        assert events == [("dev", True), ("dev", False)]
+        await eventually(lambda: len(bus.stats.connect_attempts) >= 9, what="reconnect attempts")
+        attempts = bus.stats.connect_attempts[1:10]
+        gaps = [b - a for a, b in itertools.pairwise(attempts)]
+        expected = [0.5, 1, 2, 4, 8, 8, 8, 8]  # after one immediate attempt: doubling, capped at 8 s
+        assert all(0.8 * e <= g <= 1.2 * e for g, e in zip(gaps, expected, strict=True)), gaps
+        window = [t for t in bus.stats.connect_attempts[1:] if t - attempts[0] <= 60]
+        assert 9 <= len(window) <= 12  # never a storm: 5 doubling attempts, then one per 8 s ± 20 %
+
+        await sim.start()  # same port
+        await eventually(lambda: bus.connected, what="reconnect")
+        clock.advance(120)  # past the device's probe delay
+        assert await dev.read_point("cct") == 3500
+        assert events == [("dev", True), ("dev", False), ("dev", True)]
+        assert bus.stats.connections == 2
+
+
+async def test_one_slow_unit_does_not_starve_another_on_the_same_bus(clock: VirtualClock) -> None:
+    sim = DeviceSimulator(clock=clock)
+    fresh = sim.add_unit(FRESH, 1)
+    slow = sim.add_unit(LIGHT, 2)
+    async with sim:
+        transport = TcpTransport(host="127.0.0.1", port=sim.port)
+        async with ModbusBus(transport, clock=clock, sleep=clock.sleep) as bus:
+            fast_dev = ModbusDevice(config(sim.port, unit_id=1, name="fresh"), FRESH, bus, clock=clock)
+            slow_dev = ModbusDevice(
+                config(sim.port, unit_id=2, name="light", timeout_s=0.2, retries=0, offline_after=10), LIGHT, bus,
+                clock=clock,
+            )  # fmt: skip
+            slow.delay_s = 3.0
+            fresh.set_value("fan_speed", 3)
+
+            async def hammer_slow() -> int:
+                failures = 0
+                for _ in range(4):
+                    try:
+                        await slow_dev.read_point("cct")
+                    except DeviceTimeout:
+                        failures += 1
+                return failures
+
+            async def fast_reads() -> list[tuple[float, int]]:
+                out = []
+                for _ in range(6):
+                    out.append((await fast_dev.read_point("fan_speed"), slow_dev.requests))
+                return out
+
+            slow_task = asyncio.create_task(hammer_slow())
+            fast = await fast_reads()
+            assert await slow_task == 4
+        assert [v for v, _ in fast] == [3] * 6  # late answers of unit 2 never leaked into unit 1
+        # round robin: each fast read waited for at most one slow request
+        assert all(seen <= i + 1 for i, (_, seen) in enumerate(fast)), fast
+        assert fresh.requests == 6 and bus.stats.connections == 1
