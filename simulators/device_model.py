@@ -1,0 +1,214 @@
+"""One simulated Modbus unit's register space, built from a device profile (no I/O).
+
+Writes to a point's write address appear on its read-back address after the profile's delay (on
+the injected clock) or at once with :meth:`DeviceModel.refresh_cache`. Faults are injected here:
+exception codes per address, delayed or missing answers, a read-back that differs from the write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pymodbus.constants import ExcCodes
+
+from drivers.modbus import DeviceProfile, PointSpec, RegisterType
+
+__all__ = ["WRITE_FUNCTION_CODES", "DeviceModel", "NoAnswer", "SimWrite"]
+
+_TABLE_OF_FC = {
+    1: RegisterType.COIL, 5: RegisterType.COIL, 15: RegisterType.COIL,
+    2: RegisterType.DISCRETE,
+    3: RegisterType.HOLDING, 6: RegisterType.HOLDING, 16: RegisterType.HOLDING,
+    4: RegisterType.INPUT,
+}  # fmt: skip
+WRITE_FUNCTION_CODES = (5, 6, 15, 16)
+
+
+@dataclass(frozen=True, slots=True)
+class SimWrite:
+    """One write a simulated device received, decoded to the point it addresses."""
+
+    ts: float
+    point: str
+    value: float
+    registers: tuple[int, ...]
+
+
+class NoAnswer(Exception):
+    """The addressed unit does not exist: stay silent, like a missing unit on RS-485."""
+
+
+class DeviceModel:
+    """One unit's registers, built from a profile; inspectable and faultable from tests."""
+
+    def __init__(
+        self,
+        profile: DeviceProfile,
+        *,
+        parameters: dict[str, int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.profile = profile
+        self.clock = clock
+        self.params = profile.resolve_parameters(parameters or {})
+        self.writes: list[SimWrite] = []
+        self.requests = 0
+        self.delay_s = 0.0  # answer this much later (released early by stop())
+        self.silent = False  # never answer
+        self.errors: dict[tuple[RegisterType, int], int] = {}  # (table, wire address) → exception code
+        self.readback_override: dict[str, float] = {}  # point → what the read-back shows instead
+        self.tables: dict[RegisterType, dict[int, int]] = {t: {} for t in RegisterType}
+        self._pending: list[tuple[float, RegisterType, int, list[int]]] = []
+        self._changed = asyncio.Condition()
+        for name, spec in profile.points.items():
+            initial = spec.clamp(0.0) if spec.min is not None or spec.allowed_values else 0.0
+            try:
+                regs = spec.to_registers(initial)
+            except ValueError:
+                regs = [0] * spec.count
+            for readback in (False, True):
+                addr = self.address(name, readback=readback)
+                for i, r in enumerate(regs):
+                    self.tables[spec.register_type].setdefault(addr + i, r)
+
+    # ---- addressing and values -------------------------------------------------------------------
+
+    def address(self, point: str, *, readback: bool = False) -> int:
+        """Wire address of ``point`` (its read-back address with ``readback=True``)."""
+        spec = self.profile.point(point)
+        return spec.wire_address(base=self.profile.base, parameters=self.params, readback=readback)
+
+    def _regs(self, spec: PointSpec, addr: int) -> list[int]:
+        table = self.tables[spec.register_type]
+        return [table.get(addr + i, 0) for i in range(spec.count)]
+
+    def value(self, point: str) -> float:
+        """What the device reports for ``point`` (its read-back; the written value if write-only)."""
+        self._apply_due()
+        spec = self.profile.point(point)
+        return spec.from_registers(self._regs(spec, self.address(point, readback=spec.readable)))
+
+    def written(self, point: str) -> float:
+        """What was last written to ``point``'s write address."""
+        spec = self.profile.point(point)
+        return spec.from_registers(self._regs(spec, self.address(point)))
+
+    def set_value(self, point: str, value: float) -> None:
+        """Set what the device reports (status points, or a change made at the wall panel)."""
+        spec = self.profile.point(point)
+        table = self.tables[spec.register_type]
+        for readback in {False, spec.readable}:
+            addr = self.address(point, readback=readback)
+            if spec.bit is not None:
+                mask = 1 << spec.bit
+                table[addr] = (table.get(addr, 0) & ~mask) | (mask if value else 0)
+            else:
+                for i, r in enumerate(spec.to_registers(value)):
+                    table[addr + i] = r
+
+    def fail(self, point_or_address: str | int, code: int, *, table: RegisterType = RegisterType.HOLDING) -> None:
+        """Answer requests touching a point (write and read-back address) or an address with ``code``."""
+        if isinstance(point_or_address, int):
+            self.errors[(table, point_or_address)] = code
+            return
+        spec = self.profile.point(point_or_address)
+        for readback in (False, True):
+            self.errors[(spec.register_type, self.address(point_or_address, readback=readback))] = code
+
+    def heal(self) -> None:
+        """Remove every injected fault."""
+        self.errors.clear()
+        self.readback_override.clear()
+        self.delay_s = 0.0
+        self.silent = False
+
+    def refresh_cache(self) -> None:
+        """Make every pending read-back visible now (a gateway's cache refresh)."""
+        for _, table, addr, regs in self._pending:
+            self._store(table, addr, regs)
+        self._pending.clear()
+
+    # ---- write log ---------------------------------------------------------------------------------
+
+    async def wait_for_write(
+        self,
+        point: str,
+        predicate: Callable[[float], bool] = lambda _v: True,
+        *,
+        timeout: float = 5.0,
+        since: int = 0,
+    ) -> SimWrite:
+        """The first write to ``point`` (from index ``since`` of ``writes``) whose value satisfies ``predicate``."""
+        async with asyncio.timeout(timeout), self._changed:
+            while True:
+                for w in self.writes[since:]:
+                    if w.point == point and predicate(w.value):
+                        return w
+                await self._changed.wait()
+
+    # ---- the datastore as pymodbus sees it ----------------------------------------------------------
+
+    def _store(self, table: RegisterType, addr: int, regs: Sequence[int]) -> None:
+        for i, r in enumerate(regs):
+            self.tables[table][addr + i] = int(r)
+
+    def _apply_due(self) -> None:
+        now = self.clock()
+        due = [p for p in self._pending if p[0] <= now]
+        self._pending = [p for p in self._pending if p[0] > now]
+        for _, table, addr, regs in due:
+            self._store(table, addr, regs)
+
+    def _check(self, table: RegisterType, addr: int, count: int) -> ExcCodes | None:
+        for a in range(addr, addr + count):
+            if (table, a) in self.errors:
+                return ExcCodes(self.errors[(table, a)])
+            if a not in self.tables[table]:
+                return ExcCodes.ILLEGAL_ADDRESS
+        return None
+
+    async def get(self, fc: int, addr: int, count: int) -> list[int] | list[bool] | ExcCodes:
+        table = _TABLE_OF_FC[fc]
+        if fc in WRITE_FUNCTION_CODES:  # pymodbus builds the write echo from a read of the written address
+            return [bool(self.tables[table].get(addr + i)) if table.bits else self.tables[table].get(addr + i, 0)
+                    for i in range(count)]  # fmt: skip
+        self.requests += 1
+        self._apply_due()
+        if (code := self._check(table, addr, count)) is not None:
+            return code
+        values = [self.tables[table][a] for a in range(addr, addr + count)]
+        for point, shown in self.readback_override.items():
+            spec = self.profile.points[point]
+            rb = self.address(point, readback=True)
+            if spec.register_type is table and addr <= rb < addr + count:
+                for i, r in enumerate(spec.to_registers(shown)):
+                    if rb + i < addr + count:
+                        values[rb - addr + i] = r
+        return [bool(v) for v in values] if table.bits else values
+
+    async def set(self, fc: int, addr: int, values: Sequence[int] | Sequence[bool]) -> ExcCodes | None:
+        self.requests += 1
+        table = _TABLE_OF_FC[fc]
+        if (code := self._check(table, addr, len(values))) is not None:
+            return code
+        regs = [int(v) for v in values]
+        self._store(table, addr, regs)
+        async with self._changed:
+            for name, spec in self.profile.points.items():
+                if spec.register_type is not table or self.address(name) != addr or not spec.writable:
+                    continue
+                try:
+                    value = spec.from_registers(self._regs(spec, addr))
+                except ValueError:
+                    continue  # another point sharing the register, with a different enum
+                self.writes.append(SimWrite(self.clock(), name, value, tuple(regs)))
+                rb = self.address(name, readback=True)
+                if rb != addr:
+                    delay = self.profile.readback_delay(name)
+                    self._pending.append((self.clock() + delay, table, rb, self._regs(spec, addr)))
+            self._apply_due()
+            self._changed.notify_all()
+        return None
