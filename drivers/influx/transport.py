@@ -155,10 +155,10 @@ class V2Transport:
         return f"V2Transport({self._where})"
 
     async def write(self, lines: Sequence[str]) -> None:
-        """Write the lines as ONE pre-joined body (a list would cost ~4x)."""
-        await asyncio.to_thread(self._post, "\n".join(lines))
+        """Write the lines as ONE pre-joined UTF-8 body (a list costs ~4x, a str ~1.5x)."""
+        await asyncio.to_thread(self._post, "\n".join(lines).encode("utf-8"))
 
-    def _post(self, body: str) -> None:
+    def _post(self, body: bytes) -> None:
         import urllib3
 
         with self._lock:

@@ -1,0 +1,158 @@
+"""Benchmark of drivers.influx.InfluxWriter against real influxd 1.6 and VictoriaMetrics.
+
+Run: ``.venv/bin/python bench/bench_influx.py [--points N]``. Not a test: it prints a markdown table of
+points/s for each path, and the ratio against a plain line-protocol POST of the same points (same
+batch size, one kept-alive connection, no writer) measured in the same run on the same server.
+
+Paths: ``direct`` (queue → batch → server), ``via spool`` (a tiny queue so every batch is spooled to
+disk and replayed: the worst case while an outage drains), ``replay`` (a spool written by an earlier
+writer during an outage, replayed by a new one at start-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from drivers.influx import InfluxV1Config, InfluxV2Config, InfluxWriter, line
+from simulators.servers import InfluxServer, VictoriaMetricsServer, free_port
+
+BATCH = 1000
+
+
+def make_points(n: int, base_ns: int) -> list[str]:
+    """Points shaped like the daemon's readings, 1 ms apart."""
+    return [
+        line(
+            "reading",
+            {"branch": "b001", "zone": f"z{i % 4}", "sensor": f"s{i % 16}", "quantity": "temperature"},
+            {"value": 20.0 + (i % 100) / 10},
+            base_ns + i * 1_000_000,
+        )
+        for i in range(n)
+    ]
+
+
+def plain_post(url: str, path: str, pts: list[str]) -> float:
+    """Seconds to POST ``pts`` in batches of BATCH over one kept-alive connection."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    t0 = time.perf_counter()
+    for i in range(0, len(pts), BATCH):
+        conn.request("POST", path, body="\n".join(pts[i : i + BATCH]).encode())
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 204, resp.status
+    dt = time.perf_counter() - t0
+    conn.close()
+    return dt
+
+
+async def _drive(w: InfluxWriter, pts: list[str], done: Callable[[], bool], paced: int = 0) -> float:
+    t0 = time.perf_counter()
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(w.run())
+        cap = w.stats  # pace the producer at half the queue, so "direct" stays direct
+        for i in range(0, len(pts), BATCH):
+            while paced and cap().queue_depth > paced:  # noqa: ASYNC110 - polling counters is the measurement
+                await asyncio.sleep(0.001)
+            for p in pts[i : i + BATCH]:
+                w.submit(p)
+            await asyncio.sleep(0)
+        while not done():  # noqa: ASYNC110
+            await asyncio.sleep(0.002)
+        dt = time.perf_counter() - t0
+        task.cancel()
+    return dt
+
+
+async def writer_run(cfg: InfluxV1Config | InfluxV2Config, pts: list[str], spool: Path) -> float:
+    """Seconds from the first submit until the server has accepted every point."""
+    w = InfluxWriter(cfg, spool_dir=spool)
+    paced = cfg.queue_size // 2 if cfg.queue_size > BATCH else 0
+    return await _drive(w, pts, lambda: w.stats().sent_points >= len(pts), paced)
+
+
+async def replay_run(cfg: InfluxV1Config | InfluxV2Config, pts: list[str], spool: Path) -> float:
+    """Spool ``pts`` against a dead server, then time a fresh writer replaying them."""
+    dead = cfg.model_copy(update={"url": f"http://127.0.0.1:{free_port()}"})
+    w0 = InfluxWriter(dead, spool_dir=spool)
+    for p in pts:
+        w0.submit(p)
+    await w0.flush(30)
+    assert w0.stats().spooled_points == len(pts)
+    w = InfluxWriter(cfg, spool_dir=spool)
+    return await _drive(w, [], lambda: w.stats().replayed_points >= len(pts))
+
+
+async def bench(n: int) -> list[tuple[str, str, float, float]]:
+    rows: list[tuple[str, str, float, float]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="bench-influx-"))
+    influxd = InfluxServer(tmp / "influxd")
+    vm = VictoriaMetricsServer(tmp / "vm")
+    influxd.start()
+    vm.start()
+    try:
+        influxd.create_database("bench")
+        base = (time.time_ns() // 1_000_000 - 3_600_000) * 1_000_000
+        common = {"batch_size": BATCH, "flush_interval_s": 0.05, "queue_size": 10 * BATCH}
+        targets = [
+            (
+                "v1",
+                "influxd 1.6",
+                influxd.url,
+                "/write?db=bench&precision=ns",
+                InfluxV1Config(url=influxd.url, database="bench", **common),
+            ),  # type: ignore[arg-type]
+            (
+                "v2",
+                "victoria-metrics",
+                vm.url,
+                "/api/v2/write?org=o&bucket=b&precision=ns",
+                InfluxV2Config(url=vm.url, org="o", bucket="b", **common),
+            ),  # type: ignore[arg-type]
+        ]
+        for k, (api, server, url, path, cfg) in enumerate(targets):
+            off = k * 10 * n * 1_000_000
+            plain_post(url, path, make_points(min(n, 5 * BATCH), base - 1_000_000_000_000))  # warm-up
+            pts = [make_points(n, base + off + j * n * 1_000_000) for j in range(5)]
+            # warm-up: the first v2 writer imports influxdb-client (~0.2 s once per process)
+            await writer_run(cfg, make_points(2 * BATCH, base - 2_000_000_000_000), tmp / f"w-{api}")
+            t_plain = plain_post(url, path, pts[0])
+            rows.append((f"plain POST ({api})", server, n / t_plain, 1.0))
+            t = await writer_run(cfg, pts[1], tmp / f"s-{api}-direct")
+            rows.append((f"InfluxWriter {api} direct", server, n / t, t_plain / t))
+            tiny = cfg.model_copy(update={"queue_size": BATCH})
+            t = await writer_run(tiny, pts[2], tmp / f"s-{api}-spool")
+            rows.append((f"InfluxWriter {api} via spool (queue overflow)", server, n / t, t_plain / t))
+            t = await replay_run(cfg, pts[3], tmp / f"s-{api}-replay")
+            rows.append((f"spool replay {api} (restart after outage)", server, n / t, t_plain / t))
+    finally:
+        influxd.close()
+        vm.close()
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--points", type=int, default=100_000)
+    args = ap.parse_args()
+    rows = asyncio.run(bench(args.points))
+    print(f"\n{args.points} points, batches of {BATCH}\n")
+    print("| path | server | points/s | ratio vs plain POST |")
+    print("|---|---|---:|---:|")
+    for name, server, rate, ratio in rows:
+        print(f"| {name} | {server} | {rate:,.0f} | {ratio:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
