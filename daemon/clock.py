@@ -12,7 +12,7 @@ import itertools
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "SystemClock", "VirtualClock"]
+__all__ = ["Clock", "OffsetClock", "SystemClock", "VirtualClock"]
 
 
 class Clock(Protocol):
@@ -69,3 +69,16 @@ class VirtualClock:
     @property
     def next_deadline(self) -> float | None:
         return self._sleepers[0][0] if self._sleepers else None
+
+
+class OffsetClock:
+    """Real-speed time that starts at a chosen instant (demos and tests that need e.g. 'a Wednesday 10:30')."""
+
+    def __init__(self, start: float) -> None:
+        self._offset = float(start) - time.time()
+
+    def now(self) -> float:
+        return time.time() + self._offset
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))

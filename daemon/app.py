@@ -1,0 +1,606 @@
+"""Wiring: the running daemon. One task per concern inside one TaskGroup.
+
+Where things happen (for a reader in a hurry):
+
+* a sensor reading enters in :meth:`Daemon._on_message` (MQTT → :class:`drivers.mqtt.Intake` → state);
+* a decision is made in :meth:`Daemon._evaluate` (pure :func:`daemon.engine.evaluate`);
+* a register is written in :meth:`Daemon._device_writer` (safety gate → :meth:`ModbusDevice.write_point`).
+
+Control never waits on the time-series path (the writer's ``submit`` never blocks) nor on MQTT
+publishing (best effort, buffered while the broker is away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon.actuation import SafetyGate
+from daemon.clock import Clock
+from daemon.config import LoadedConfig
+from daemon.control import ControlServer
+from daemon.engine import EngineMemory, Evaluation, Override, evaluate
+from daemon.model import Decision, WriteOutcome
+from daemon.rules.durations import parse_duration
+from daemon.rules.load import LoadedRules, load_rules
+from daemon.state import SensorState
+from daemon.telemetry import Recorder
+from drivers.modbus import ModbusBus, ModbusDevice, ModbusError
+from drivers.mqtt import Intake, Message, MqttLink
+
+__all__ = ["Daemon", "DaemonStats"]
+
+_LOG = logging.getLogger("lobbyd")
+VERSION = "0.1.0"
+
+
+@dataclass
+class DaemonStats:
+    started_at: float = 0.0
+    evaluations: int = 0
+    decisions_changed: int = 0
+    writes_ok: int = 0
+    writes_failed: int = 0
+    writes_mismatch: int = 0
+    held: dict[str, str] = field(default_factory=dict)  # target -> safety limit holding it back
+    overrides_received: int = 0
+    overrides_rejected: int = 0
+    reloads: int = 0
+    last_reload: str = "initial load"
+
+
+class Daemon:
+    """The lobby daemon for one branch. ``await Daemon(loaded, clock=...).run()``; :meth:`stop` to end."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        clock: Clock,
+        rules: LoadedRules | None = None,
+        on_ready: Callable[[], None] | None = None,
+        watch_rules: bool = True,
+    ) -> None:
+        self.watch_rules = watch_rules
+        self.loaded = loaded
+        self.cfg = loaded.config
+        self.clock = clock
+        self.branch = self.cfg.branch
+        self.state = SensorState(loaded.sensor_infos())
+        self.intake = Intake(self.cfg.sensors, clock=clock.now)
+        self.limits = loaded.point_limits()
+        self.rules = rules if rules is not None else self._load_rules(None)
+        self.memory = self._load_memory()
+        self.gate = SafetyGate()
+        self.evaluation: Evaluation | None = None
+        self.desired: dict[str, Decision] = {}
+        self.stats = DaemonStats(started_at=clock.now())
+        self.devices: dict[str, ModbusDevice] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._dirty = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._on_ready = on_ready
+        self.ready = asyncio.Event()
+        self.writer = None
+        if self.cfg.influx is not None:
+            from drivers.influx import InfluxWriter
+
+            self.writer = InfluxWriter(
+                self.cfg.influx, spool_dir=loaded.state_dir / "spool", clock=clock.now, on_event=self._writer_event
+            )
+        self.recorder = Recorder(self.branch, self.writer)
+        prefix = f"lobbyd/{self.branch}"
+        self._override_prefix = f"{prefix}/device/"
+        subs = [*self.intake.router.subscriptions(), (f"{prefix}/device/+/+/set", 1)]
+        self.link = MqttLink(
+            self.cfg.mqtt,
+            branch=self.branch,
+            subscriptions=subs,
+            clock=clock.now,
+            sleep=clock.sleep,
+            on_connect=self._on_connect,
+        )
+
+    # ---- persistence ----------------------------------------------------------------------------
+    @property
+    def _memory_path(self) -> Path:
+        return self.loaded.state_dir / "engine-memory.json"
+
+    def _load_memory(self) -> EngineMemory:
+        try:
+            return EngineMemory.from_json(json.loads(self._memory_path.read_text()))
+        except FileNotFoundError:
+            return EngineMemory()
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            _LOG.warning("engine memory unreadable, starting with fresh timers: %s", exc)
+            return EngineMemory()
+
+    def save_memory(self) -> None:
+        path = self._memory_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w") as f:
+            json.dump(self.memory.to_json(), f)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+
+    def _load_rules(self, previous: LoadedRules | None) -> LoadedRules:
+        return load_rules(
+            self.loaded.rules_dir,
+            self.loaded.rule_context(),
+            previous=previous,
+            last_good_dir=self.loaded.state_dir / "rules-last-good",
+        )
+
+    # ---- intake -----------------------------------------------------------------------------------
+    def _on_message(self, m: Message) -> None:
+        """Every MQTT message enters here: sensor readings, or manual overrides on ``.../set``."""
+        if m.topic.startswith(self._override_prefix) and m.topic.endswith("/set"):
+            self._on_override(m)
+            return
+        readings, _rejects = self.intake.process_message(m)
+        for r in readings:
+            if self.state.update(r):
+                self.recorder.reading(r)
+        if readings:
+            self._dirty.set()
+
+    def _on_override(self, m: Message) -> None:
+        parts = m.topic[len(self._override_prefix) :].split("/")
+        target = f"{parts[0]}.{parts[1]}" if len(parts) == 3 else ""
+        now = self.clock.now()
+        try:
+            if target not in self.limits:
+                raise ValueError(f"unknown device point '{target}'")
+            text = m.payload.decode("utf-8").strip()
+            if not text and m.retain:
+                return  # a cleared retained override
+            data: Any = json.loads(text) if text.startswith("{") else {"value": text}
+            if data.get("clear"):
+                self.memory.overrides.pop(target, None)
+                self.recorder.event(
+                    "override", f"{target}: manual override cleared", now, device=parts[0], point=parts[1]
+                )
+                self._dirty.set()
+                return
+            value = float(data["value"])
+            duration = parse_duration(data.get("duration", "1h"))
+            if m.retain:
+                raise ValueError("retained override ignored (an override must be sent live, with a duration)")
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            self.stats.overrides_rejected += 1
+            _LOG.warning("override on %s rejected: %s", m.topic, exc)
+            return
+        clamped = self.limits[target].clamp(value)
+        self.memory.overrides[target] = Override(clamped, now + duration, "mqtt")
+        self.stats.overrides_received += 1
+        self.recorder.event(
+            "override",
+            f"{target}: manual override {clamped:g} for {duration:.0f}s",
+            now,
+            device=parts[0],
+            point=parts[1],
+        )
+        self._dirty.set()
+
+    async def _on_connect(self) -> None:
+        for d in self.devices.values():
+            await self._publish_availability(d.name, d.online)
+
+    # ---- decisions ----------------------------------------------------------------------------------
+    def _evaluate(self) -> None:
+        now = self.clock.now()
+        ev = evaluate(
+            self.rules.ruleset,
+            self.state.view(),
+            now,
+            self.memory,
+            site=self.loaded.site,
+            limits=self.limits,
+            resume_grace_s=self.cfg.resume_grace_s,
+        )
+        self.memory = ev.memory
+        self.evaluation = ev
+        self.stats.evaluations += 1
+        for target, d in ev.decisions.items():
+            old = self.desired.get(target)
+            if (
+                old is None
+                or old.value != d.value
+                or old.reason.rule != d.reason.rule
+                or old.reason.fallback != d.reason.fallback
+            ):
+                self.stats.decisions_changed += 1
+                self.recorder.decision(d)
+                self._publish_soon(
+                    f"lobbyd/{self.branch}/decision/{d.device}/{d.point}",
+                    json.dumps(
+                        {
+                            "value": d.value,
+                            "rule": d.reason.rule,
+                            "reason": d.reason.text,
+                            "fallback": d.reason.fallback,
+                            "ts": d.ts,
+                        }
+                    ),
+                    retain=True,
+                )
+                _LOG.info("decision %s = %g by %s: %s", target, d.value, d.reason.rule, d.reason.text)
+            self.desired[target] = d
+        for name in {d.device for d in ev.decisions.values()}:
+            ev_ = self._wake.get(name)
+            if ev_ is not None:
+                ev_.set()
+
+    async def _control_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            self._evaluate()
+            await asyncio.sleep(0)  # let a burst of readings coalesce into one evaluation
+
+    async def _ticker(self) -> None:
+        """Time passes even when no sensor speaks: `for:` timers, schedules, staleness, held writes."""
+        while True:
+            await self.clock.sleep(self.cfg.evaluate_every_s)
+            self._dirty.set()
+
+    # ---- devices --------------------------------------------------------------------------------------
+    def _on_availability(self, device: str, online: bool, why: str) -> None:
+        now = self.clock.now()
+        (_LOG.info if online else _LOG.warning)("device %s %s: %s", device, "online" if online else "offline", why)
+        self.recorder.availability(device, online, why, now)
+        self._publish_soon(
+            f"lobbyd/{self.branch}/device/{device}/availability", "online" if online else "offline", retain=True
+        )
+        if online:
+            # Back: what it holds is unknown (it may have rebooted); re-apply the current desired state.
+            for target in self.limits:
+                if target.startswith(device + "."):
+                    self.gate.observed(target, None)
+            wake = self._wake.get(device)
+            if wake is not None:
+                wake.set()
+
+    async def _publish_availability(self, device: str, online: bool) -> None:
+        await self.link.publish(
+            f"lobbyd/{self.branch}/device/{device}/availability", "online" if online else "offline", retain=True
+        )
+
+    async def _read_devices(self) -> None:
+        """Before deciding anything, learn what each device holds, so a restart toggles nothing."""
+
+        async def one(dev: ModbusDevice) -> None:
+            try:
+                values = await dev.read_setpoints()
+            except ModbusError as exc:
+                _LOG.warning("device %s not readable at start: %s", dev.name, exc)
+                return
+            for point, value in values.items():
+                self.gate.observed(f"{dev.name}.{point}", value)
+            _LOG.info("device %s holds %s", dev.name, values)
+
+        async with asyncio.TaskGroup() as tg:
+            for dev in self.devices.values():
+                tg.create_task(one(dev), name=f"read-{dev.name}")
+
+    async def _device_writer(self, dev: ModbusDevice) -> None:
+        """Writes one device's desired setpoints, one at a time, latest value wins."""
+        wake = self._wake[dev.name]
+        while True:
+            await wake.wait()
+            wake.clear()
+            for target, d in sorted(self.desired.items()):
+                if d.device != dev.name:
+                    continue
+                now = self.clock.now()
+                adm = self.gate.admit(
+                    target, d.value, now, self.loaded.safety_for(target), manual=d.reason.rule == "manual-override"
+                )
+                if not adm.write:
+                    if adm.held_by:
+                        self.stats.held[target] = adm.held_by
+                    else:
+                        self.stats.held.pop(target, None)
+                    continue
+                self.stats.held.pop(target, None)
+                was_online = dev.online
+                result = await dev.write_point(d.point, d.value)
+                done = self.clock.now()
+                offline_skip = result.outcome is WriteOutcome.FAILED and not was_online and not dev.online
+                if not offline_skip:
+                    self.gate.wrote(target, d.value, done, ok=result.outcome is WriteOutcome.OK)
+                if result.outcome is WriteOutcome.OK:
+                    self.stats.writes_ok += 1
+                elif result.outcome is WriteOutcome.MISMATCH:
+                    self.stats.writes_mismatch += 1
+                    self.recorder.event("write", f"{target}: {result.error}", done, device=dev.name, point=d.point)
+                else:
+                    self.stats.writes_failed += 1
+                self.recorder.write(result, d.reason.rule, done)
+                log = _LOG.info if result.outcome is WriteOutcome.OK else _LOG.warning
+                log(
+                    "write %s = %g (%s, rule %s, readback %s)",
+                    target,
+                    d.value,
+                    result.outcome,
+                    d.reason.rule,
+                    result.readback,
+                )
+                await self.link.publish(
+                    f"lobbyd/{self.branch}/device/{dev.name}/{d.point}/state",
+                    json.dumps(
+                        {
+                            "desired": d.value,
+                            "readback": result.readback,
+                            "outcome": str(result.outcome),
+                            "rule": d.reason.rule,
+                            "ts": done,
+                        }
+                    ),
+                    retain=True,
+                )
+
+    def _on_status(self, device: str, point: str, value: float) -> None:
+        self.recorder.status(device, point, value, self.clock.now())
+
+    # ---- housekeeping ----------------------------------------------------------------------------------
+    def _writer_event(self, kind: str, text: str) -> None:
+        _LOG.warning("time series: %s: %s", kind, text)
+        self.recorder.event(kind, text, self.clock.now())
+
+    def _publish_soon(self, topic: str, payload: str, *, retain: bool) -> None:
+        self._pending_publish.append((topic, payload, retain))
+        self._publish_wake.set()
+
+    async def _publisher(self) -> None:
+        while True:
+            await self._publish_wake.wait()
+            self._publish_wake.clear()
+            while self._pending_publish:
+                topic, payload, retain = self._pending_publish.pop(0)
+                await self.link.publish(topic, payload, retain=retain)
+
+    async def _housekeeping(self) -> None:
+        period = 10.0
+        while True:
+            await self.clock.sleep(period)
+            now = self.clock.now()
+            self.recorder.health(
+                "engine",
+                {"evaluations": self.stats.evaluations, "decisions_changed": self.stats.decisions_changed},
+                now,
+            )
+            self.recorder.health(
+                "mqtt",
+                {
+                    "messages_in": self.link.received,
+                    **{f"rejected_{k}": v for k, v in self.intake.counters.snapshot().items()},
+                    "connected": int(self.link.connected),
+                    "connects": self.link.connects,
+                },
+                now,
+            )
+            self.recorder.health(
+                "modbus",
+                {
+                    "writes_ok": self.stats.writes_ok,
+                    "writes_failed": self.stats.writes_failed,
+                    "writes_mismatch": self.stats.writes_mismatch,
+                },
+                now,
+            )
+            if self.writer is not None:
+                s = self.writer.stats()
+                self.recorder.health(
+                    "influx",
+                    {k: v for k, v in dataclasses.asdict(s).items() if isinstance(v, int | float) and not isinstance(v, bool)},
+                    now,
+                )
+            if self.link.is_silent(now):
+                _LOG.warning("no sensor message for %.0fs", self.link.silent_for(now))
+            self.save_memory()
+
+    # ---- rules reload ----------------------------------------------------------------------------------
+    def reload_rules(self, why: str) -> dict[str, Any]:
+        """Validate the rule files again and swap atomically; a bad file keeps its last good version."""
+        new = self._load_rules(self.rules)
+        now = self.clock.now()
+        self.stats.reloads += 1
+        changed = new.fingerprint() != self.rules.fingerprint()
+        self.rules = new
+        if new.errors:
+            text = f"rules reload ({why}): {len(new.errors)} error(s); kept last good version of " + (
+                ", ".join(Path(f).name for f in new.kept_previous) or "nothing"
+            )
+            for err in new.errors:
+                _LOG.error("rules: %s", err)
+            self.recorder.event("reload", text + ": " + "; ".join(str(e) for e in new.errors[:5]), now)
+            self._publish_soon(
+                f"lobbyd/{self.branch}/rules/status",
+                json.dumps({"ok": False, "errors": [str(e) for e in new.errors], "ts": now}),
+                retain=True,
+            )
+        else:
+            text = f"rules reload ({why}): ok, {len(new.ruleset.rules)} rules" + ("" if changed else " (unchanged)")
+            _LOG.info(text)
+            self.recorder.event("reload", text, now)
+            self._publish_soon(
+                f"lobbyd/{self.branch}/rules/status", json.dumps({"ok": True, "errors": [], "ts": now}), retain=True
+            )
+        self.stats.last_reload = text
+        self._dirty.set()
+        return {"ok": not new.errors, "text": text, "errors": [str(e) for e in new.errors]}
+
+    async def _watch_rules(self) -> None:
+        """Reload when a rule file changes on disk (watchfiles), debounced by the library."""
+        from watchfiles import awatch
+
+        directory = self.loaded.rules_dir
+        async for _changes in awatch(directory, stop_event=self._stop, debounce=300, recursive=False):
+            self.reload_rules("file changed")
+
+    # ---- control socket ----------------------------------------------------------------------------
+    async def handle_control(self, req: dict[str, Any]) -> dict[str, Any]:
+        cmd = req.get("cmd")
+        if cmd == "status":
+            return self.status()
+        if cmd == "reload":
+            return self.reload_rules("requested")
+        if cmd == "why":
+            return self.why(str(req.get("target", "")))
+        raise ValueError(f"unknown command {cmd!r}")
+
+    def why(self, target: str) -> dict[str, Any]:
+        from daemon.explain import explain_point
+
+        matches = sorted(t for t in self.limits if t == target or t.startswith(target + "."))
+        if not matches:
+            raise ValueError(f"unknown device or point '{target}'; known: {', '.join(sorted(self.limits))}")
+        now = self.clock.now()
+        out = {}
+        for t in matches:
+            if self.evaluation is None:
+                out[t] = "no evaluation yet"
+                continue
+            track = self.gate.track(t)
+            out[t] = explain_point(
+                t, self.evaluation, previous=None, known=track.known, held_by=self.stats.held.get(t), now=now
+            )
+        return {"points": out}
+
+    # ---- life cycle ---------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        self._pending_publish: list[tuple[str, str, bool]] = []
+        self._publish_wake = asyncio.Event()
+        for err in self.rules.errors:
+            _LOG.error("rules: %s", err)
+        async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as outer:
+            writer_task = outer.create_task(self.writer.run(), name="influx-writer") if self.writer else None
+            buses: dict[str, ModbusBus] = {}
+            for dc in self.cfg.devices:
+                key = dc.transport.key
+                if key not in buses:
+                    buses[key] = await stack.enter_async_context(
+                        ModbusBus(dc.transport, clock=self.clock.now, sleep=self.clock.sleep)
+                    )
+                self.devices[dc.name] = ModbusDevice(
+                    dc,
+                    self.loaded.profiles[dc.name],
+                    buses[key],
+                    clock=self.clock.now,
+                    sleep=self.clock.sleep,
+                    on_availability=self._on_availability,
+                )
+                self._wake[dc.name] = asyncio.Event()
+            await self._read_devices()
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self.link.run(self._on_message), name="mqtt"),
+                    tg.create_task(self._control_loop(), name="control"),
+                    tg.create_task(self._ticker(), name="ticker"),
+                    tg.create_task(self._publisher(), name="publisher"),
+                    tg.create_task(self._housekeeping(), name="housekeeping"),
+                    tg.create_task(
+                        ControlServer(self.loaded.control_socket, self.handle_control).run(), name="control-socket"
+                    ),
+                ]
+                if self.watch_rules:
+                    tasks.append(tg.create_task(self._watch_rules(), name="watch-rules"))
+                for dev in self.devices.values():
+                    tasks.append(tg.create_task(self._device_writer(dev), name=f"write-{dev.name}"))
+                    if dev.profile.status_points():
+                        tasks.append(tg.create_task(dev.run_polls(self._on_status), name=f"poll-{dev.name}"))
+                self._dirty.set()
+                self.ready.set()
+                if self._on_ready is not None:
+                    self._on_ready()
+                _LOG.info(
+                    "lobbyd %s running for branch %s: %d sensors, %d devices, %d rules",
+                    VERSION,
+                    self.branch,
+                    len(self.cfg.sensors),
+                    len(self.devices),
+                    len(self.rules.ruleset.rules),
+                )
+                await self._stop.wait()
+                _LOG.info("stopping")
+                for t in tasks:
+                    t.cancel()
+            await self._shutdown()
+            if writer_task is not None:
+                writer_task.cancel()
+
+    async def _shutdown(self) -> None:
+        """Leave each device at its profile's shutdown state (only what differs), persist, flush."""
+        for dev in self.devices.values():
+            for point, value in (dev.profile.shutdown or {}).items():
+                target = f"{dev.name}.{point}"
+                if self.gate.track(target).known == value:
+                    continue
+                result = await dev.write_point(point, value)
+                self.gate.wrote(target, value, self.clock.now(), ok=result.outcome is WriteOutcome.OK)
+                self.recorder.write(result, "shutdown", self.clock.now())
+                _LOG.info("shutdown state %s = %g: %s", target, value, result.outcome)
+        self.save_memory()
+        if self.writer is not None:
+            await self.writer.flush(timeout=10.0)
+
+    # ---- introspection -----------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        now = self.clock.now()
+        return {
+            "version": VERSION,
+            "branch": self.branch,
+            "uptime_s": now - self.stats.started_at,
+            "evaluations": self.stats.evaluations,
+            "time": now,
+            "wall_time": time.time(),
+            "config": str(self.loaded.path),
+            "rules": {
+                "count": len(self.rules.ruleset.rules),
+                "errors": [str(e) for e in self.rules.errors],
+                "kept_previous": self.rules.kept_previous,
+                "last_reload": self.stats.last_reload,
+                "fingerprint": self.rules.fingerprint(),
+            },
+            "mqtt": {
+                "connected": self.link.connected,
+                "connects": self.link.connects,
+                "silent_for_s": self.link.silent_for(now),
+                **self.intake.counters.snapshot(),
+            },
+            "sensors": [dataclasses.asdict(s) for s in self.state.summary(now)],
+            "devices": [
+                {"name": d.name, "online": d.online, "last_error": d.last_error} for d in self.devices.values()
+            ],
+            "points": {
+                t: {
+                    "desired": d.value,
+                    "rule": d.reason.rule,
+                    "fallback": d.reason.fallback,
+                    "known": self.gate.track(t).known,
+                    "held_by": self.stats.held.get(t),
+                }
+                for t, d in sorted(self.desired.items())
+            },
+            "writes": {
+                "ok": self.stats.writes_ok,
+                "failed": self.stats.writes_failed,
+                "mismatch": self.stats.writes_mismatch,
+            },
+            "influx": dataclasses.asdict(self.writer.stats()) if self.writer is not None else None,
+        }

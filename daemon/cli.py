@@ -1,0 +1,220 @@
+"""``lobbyd``: the command line. Exit codes: 0 ok, 1 runtime failure, 2 invalid config/rules/arguments."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from daemon.clock import Clock, OffsetClock, SystemClock
+from daemon.config import LoadedConfig, load_config
+from daemon.logs import setup_logging
+from daemon.yamlsource import ConfigError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+DEFAULT_CONFIG = "/etc/lobbyd/lobbyd.yaml"
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG, help=f"daemon config file (default {DEFAULT_CONFIG})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lobbyd",
+        description="Lobby environment daemon for bank branches: MQTT sensors -> YAML rules -> Modbus "
+        "fresh-air and lighting -> InfluxDB.",
+        epilog="Exit codes: 0 ok, 1 runtime failure, 2 invalid config, rules or arguments.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the daemon (foreground; systemd runs this)")
+    _config_arg(p)
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse to start if any rule file is invalid (default: run the last good version of that file)",
+    )
+    p.add_argument(
+        "--start-at",
+        metavar="ISO",
+        help="pretend the clock started at this local time (demos, tests), e.g. 2026-06-03T10:30",
+    )
+    p.add_argument("--log-level", default="INFO")
+
+    p = sub.add_parser("check", help="validate config and rules; every problem with file:line:column")
+    _config_arg(p)
+    p.add_argument("paths", nargs="*", type=Path, help="rule files or directories (default: the config's rules_dir)")
+    p.add_argument(
+        "--replay",
+        metavar="FEED",
+        type=Path,
+        help="what-if: run the rules on a recorded feed (JSONL/CSV) on a virtual clock, touching no device",
+    )
+
+    p = sub.add_parser("schema", help="write JSON Schemas of the rule and config files (for editor completion)")
+    p.add_argument("--out", type=Path, default=Path("config/schema"), help="directory (default config/schema)")
+
+    p = sub.add_parser("status", help="ask the running daemon how it is; non-zero exit if something needs attention")
+    _config_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("why", help="explain a device point's current setpoint (asks the running daemon)")
+    _config_arg(p)
+    p.add_argument("target", help="device or device.point, e.g. fresh_air or lights.cct")
+
+    p = sub.add_parser("reload", help="ask the running daemon to reload its rules (same as SIGHUP)")
+    _config_arg(p)
+    return parser
+
+
+def _load(path: str) -> LoadedConfig:
+    return load_config(path)
+
+
+def _clock(start_at: str | None, loaded: LoadedConfig) -> Clock:
+    if not start_at:
+        return SystemClock()
+    t = dt.datetime.fromisoformat(start_at)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=loaded.site.tz)
+    return OffsetClock(t.timestamp())
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    from daemon.app import Daemon
+    from daemon.rules.load import load_rules
+
+    loaded = _load(args.config)
+    rules = load_rules(loaded.rules_dir, loaded.rule_context(), last_good_dir=loaded.state_dir / "rules-last-good")
+    if rules.errors:
+        for e in rules.errors:
+            print(f"error: {e}", file=sys.stderr)
+        failed = {e.file for e in rules.errors}
+        never_good = sorted(f for f in failed if f not in rules.kept_previous)
+        if args.strict or never_good:
+            why = "--strict" if args.strict else f"no good version known of {', '.join(never_good)}"
+            print(f"lobbyd: not starting: invalid rules ({why}); nothing was written to any device", file=sys.stderr)
+            return EXIT_INVALID
+        print(f"lobbyd: running the last good version of {', '.join(rules.kept_previous)}", file=sys.stderr)
+    clock = _clock(args.start_at, loaded)
+
+    async def main() -> None:
+        daemon = Daemon(loaded, clock=clock, rules=rules)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, daemon.stop)
+        loop.add_signal_handler(signal.SIGINT, daemon.stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: daemon.reload_rules("SIGHUP"))
+        await daemon.run()
+
+    asyncio.run(main())
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from daemon.check import check, format_result
+
+    result = check(Path(args.config), list(args.paths) or None)
+    print(format_result(result))
+    if not result.ok:
+        return EXIT_INVALID
+    if args.replay is not None:
+        from daemon.whatif import format_report, replay
+
+        loaded = _load(args.config)
+        print(format_report(replay(loaded, result.rules.ruleset, args.replay)))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from daemon.schema import write_schemas
+
+    for path in write_schemas(args.out):
+        print(path)
+    return EXIT_OK
+
+
+def _ask(args: argparse.Namespace, req: dict[str, Any]) -> dict[str, Any]:
+    from daemon.control import request
+
+    loaded = _load(args.config)
+    return asyncio.run(request(loaded.control_socket, req))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from daemon.status import format_status, needs_attention
+
+    try:
+        st = _ask(args, {"cmd": "status"})
+    except OSError as exc:
+        print(f"lobbyd is not running (or its control socket is not reachable): {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    problems = needs_attention(st)
+    if args.json:
+        print(json.dumps({**st, "problems": problems}, indent=2, default=str))
+    else:
+        print(format_status(st, problems))
+    return EXIT_FAIL if problems else EXIT_OK
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    try:
+        answer = _ask(args, {"cmd": "why", "target": args.target})
+    except OSError as exc:
+        print(f"lobbyd is not running: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    if "error" in answer:
+        print(answer["error"], file=sys.stderr)
+        return EXIT_INVALID
+    for target, text in answer["points"].items():
+        print(f"{target}\n{text}\n")
+    return EXIT_OK
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    try:
+        answer = _ask(args, {"cmd": "reload"})
+    except OSError as exc:
+        print(f"lobbyd is not running: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    print(answer.get("text", answer))
+    return EXIT_OK if answer.get("ok") else EXIT_INVALID
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "check": cmd_check,
+    "schema": cmd_schema,
+    "status": cmd_status,
+    "why": cmd_why,
+    "reload": cmd_reload,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"lobbyd: invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def entry() -> None:
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

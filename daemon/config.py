@@ -1,0 +1,186 @@
+"""The daemon's configuration (``config/lobbyd.yaml``), validated in stages.
+
+1. Shape: pydantic models (each driver owns its own section's model).
+2. Semantics and cross-references: unique ids, device profiles that load, safety entries that name
+   real points. Errors carry file:line:column; nothing is mutated.
+
+Relative paths in the file are relative to the file's own directory. A config may name a fleet-wide
+defaults file with ``extends:``; the branch file's keys override the defaults' (mappings merge,
+everything else is replaced), so a branch file only needs what is its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from daemon.engine import PointLimits, SensorInfo
+from daemon.rules.load import RuleContext
+from daemon.sun import Site
+from daemon.yamlsource import ConfigError, ErrorItem, SourceDoc, did_you_mean, load_yaml, validate
+from drivers.influx.config import InfluxConfig
+from drivers.modbus.config import DeviceConfig, resolve_profile_path
+from drivers.modbus.profile import DeviceProfile, load_profile
+from drivers.mqtt.config import MqttConfig, SensorConfig
+
+__all__ = ["DaemonConfig", "LoadedConfig", "SafetyConfig", "SiteConfig", "load_config"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteConfig(_Strict):
+    """Where the branch is: for sunrise/sunset and local opening hours."""
+
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _tz(self) -> SiteConfig:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{self.timezone}' (write e.g. 'Asia/Shanghai')") from None
+        return self
+
+
+class SafetyConfig(_Strict):
+    """Output limits no rule can bypass (applied after arbitration, before every write)."""
+
+    deadband: float = Field(0.0, ge=0, description="ignore changes smaller than this")
+    min_hold_s: float = Field(0.0, ge=0, description="minimum time between two changes (min on/off time)")
+    max_writes_per_hour: int = Field(120, ge=1, description="hard cap on writes to one point per hour")
+
+
+class DaemonConfig(_Strict):
+    branch: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    site: SiteConfig
+    mqtt: MqttConfig
+    sensors: tuple[SensorConfig, ...] = ()
+    devices: tuple[DeviceConfig, ...] = ()
+    influx: InfluxConfig | None = None
+    rules_dir: Path = Path("rules")
+    devices_dir: Path = Path("devices")
+    state_dir: Path = Path("/var/lib/lobbyd")
+    control_socket: Path | None = None  # default: <state_dir>/control.sock
+    evaluate_every_s: float = Field(1.0, gt=0, description="rule evaluation tick (also on every reading)")
+    safety_defaults: SafetyConfig = SafetyConfig()
+    safety: dict[str, SafetyConfig] = Field(default_factory=dict)  # "device.point" -> limits
+    resume_grace_s: float = Field(120.0, ge=0)
+    extends: Path | None = None
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config with everything resolved: file paths, profiles, the rules' context."""
+
+    path: Path
+    config: DaemonConfig
+    profiles: Mapping[str, DeviceProfile]  # device name -> profile
+    rules_dir: Path
+    state_dir: Path
+    control_socket: Path
+
+    @property
+    def site(self) -> Site:
+        s = self.config.site
+        return Site(s.latitude, s.longitude, s.timezone)
+
+    def sensor_infos(self) -> dict[str, SensorInfo]:
+        return {s.id: SensorInfo(s.id, s.zone, s.quantity, s.stale_after_s) for s in self.config.sensors}
+
+    def point_limits(self) -> dict[str, PointLimits]:
+        out: dict[str, PointLimits] = {}
+        for dev in self.config.devices:
+            prof = self.profiles[dev.name]
+            for name in prof.setpoints():
+                spec = prof.point(name)
+                out[f"{dev.name}.{name}"] = PointLimits(spec.min, spec.max, spec.allowed_values)
+        return out
+
+    def rule_context(self) -> RuleContext:
+        return RuleContext(self.sensor_infos(), self.point_limits())
+
+    def safety_for(self, target: str) -> SafetyConfig:
+        return self.config.safety.get(target, self.config.safety_defaults)
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base[k], v) if k in base else v
+        return out
+    return over
+
+
+def _resolve(base: Path, p: Path) -> Path:
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Load and validate ``lobbyd.yaml``; raise :class:`ConfigError` listing every problem found."""
+    path = Path(path).resolve()
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError([ErrorItem(str(path), 1, 1, "the config file must be a mapping of keys")])
+    base_dir = path.parent
+    data = doc.data
+    if "extends" in data and isinstance(data["extends"], str):
+        parent_path = _resolve(base_dir, Path(data["extends"]))
+        parent = load_yaml(parent_path)
+        if not isinstance(parent.data, dict):
+            raise ConfigError([doc.error(("extends",), f"{parent_path} is not a mapping of keys")])
+        merged = _merge(parent.data, {k: v for k, v in data.items() if k != "extends"})
+        doc = SourceDoc(str(path), merged, {**parent.positions, **doc.positions}, doc.key_positions)
+    cfg = validate(DaemonConfig, doc)
+
+    errors: list[ErrorItem] = []
+    seen: dict[str, int] = {}
+    for i, s in enumerate(cfg.sensors):
+        if s.id in seen:
+            errors.append(doc.error(("sensors", i, "id"), f"sensor id '{s.id}' is used twice (first at #{seen[s.id]})"))
+        seen[s.id] = i
+    devices_dir = _resolve(base_dir, cfg.devices_dir)
+    profiles: dict[str, DeviceProfile] = {}
+    for i, d in enumerate(cfg.devices):
+        if d.name in profiles:
+            errors.append(doc.error(("devices", i, "name"), f"device name '{d.name}' is used twice"))
+            continue
+        ppath = resolve_profile_path(d.profile, devices_dir)
+        if not ppath.is_file():
+            errors.append(doc.error(("devices", i, "profile"), f"device profile not found: {ppath}"))
+            continue
+        try:
+            profiles[d.name] = load_profile(ppath)
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+            errors.append(doc.error(("devices", i, "profile"), f"device profile {ppath.name} is invalid (see above)"))
+            continue
+        try:
+            profiles[d.name].resolve_parameters(d.parameters)
+        except ValueError as exc:
+            errors.append(doc.error(("devices", i, "parameters"), str(exc)))
+    targets = {f"{n}.{p}" for n, prof in profiles.items() for p in prof.setpoints()}
+    for key in cfg.safety:
+        if key not in targets:
+            errors.append(doc.error(("safety", key), f"unknown device point '{key}'" + did_you_mean(key, targets)))
+    if errors:
+        raise ConfigError(errors)
+    state_dir = _resolve(base_dir, cfg.state_dir)
+    return LoadedConfig(
+        path=path,
+        config=cfg,
+        profiles=profiles,
+        rules_dir=_resolve(base_dir, cfg.rules_dir),
+        state_dir=state_dir,
+        control_socket=_resolve(base_dir, cfg.control_socket) if cfg.control_socket else state_dir / "control.sock",
+    )

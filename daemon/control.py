@@ -1,0 +1,73 @@
+"""Local control socket: ``lobbyd status`` and ``lobbyd why`` ask the running daemon here.
+
+A unix socket in the state directory, mode 0660 (owner and group only). One JSON request per
+connection (``{"cmd": "status"}``, ``{"cmd": "why", "target": "fresh_air.fan_speed"}``,
+``{"cmd": "reload"}``), one JSON answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ControlServer", "request"]
+
+_LOG = logging.getLogger("lobbyd.control")
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+MAX_REQUEST = 64 * 1024
+
+
+class ControlServer:
+    def __init__(self, path: Path, handler: Handler) -> None:
+        self.path = path
+        self._handler = handler
+
+    async def run(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=MAX_REQUEST)
+        self.path.chmod(0o660)
+        try:
+            async with server:
+                await server.serve_forever()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            raw = await asyncio.wait_for(reader.readline(), timeout=5)
+            try:
+                req = json.loads(raw)
+                if not isinstance(req, dict):
+                    raise TypeError("request must be a JSON object")
+                answer = await self._handler(req)
+            except (ValueError, TypeError, KeyError) as exc:
+                answer = {"error": str(exc)}
+            writer.write(json.dumps(answer, default=str).encode() + b"\n")
+            await writer.drain()
+        except (TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
+            _LOG.debug("control client: %s", exc)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+async def request(path: Path, req: dict[str, Any], *, timeout: float = 5.0) -> dict[str, Any]:
+    """Send one request to a running daemon; raises ``OSError`` when none is listening."""
+    reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path), limit=16 * 1024 * 1024), timeout)
+    try:
+        writer.write(json.dumps(req).encode() + b"\n")
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.readline(), timeout)
+    finally:
+        writer.close()
+    answer: dict[str, Any] = json.loads(raw)
+    return answer

@@ -1,0 +1,219 @@
+"""Load a rules directory: validate each file on its own, check references, keep the last good version.
+
+A bad file never takes the others down: its errors are reported with file:line:column and, when
+an earlier good version of that file is known (in memory, or saved under the state directory),
+that version keeps running. Only a file that never validated contributes no rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daemon.engine import PointLimits, RuleSet, SensorInfo
+from daemon.rules.model import Input, Rule, RuleFile, Schedule
+from daemon.yamlsource import ConfigError, ErrorItem, SourceDoc, did_you_mean, load_yaml, validate
+
+__all__ = ["LoadedRules", "RuleContext", "load_rules", "rule_files"]
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What rules may refer to: sensors (with zone and quantity) and writable device points."""
+
+    sensors: Mapping[str, SensorInfo]
+    points: Mapping[str, PointLimits]
+
+
+@dataclass(frozen=True)
+class _GoodFile:
+    text: str
+    parsed: RuleFile
+    doc: SourceDoc
+
+
+@dataclass
+class LoadedRules:
+    """The rule set in force, what each file contributed, and what went wrong."""
+
+    ruleset: RuleSet
+    errors: list[ErrorItem] = field(default_factory=list)
+    kept_previous: list[str] = field(default_factory=list)  # files whose last good version is running
+    files: dict[str, _GoodFile] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for name in sorted(self.files):
+            h.update(name.encode() + b"\0" + self.files[name].text.encode() + b"\0")
+        return h.hexdigest()[:12]
+
+
+def rule_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.yaml") if p.is_file() and not p.name.startswith("."))
+
+
+def _references(doc: SourceDoc, rf: RuleFile, ctx: RuleContext, schedules: Mapping[str, Schedule]) -> list[ErrorItem]:
+    errors: list[ErrorItem] = []
+    zones = {(s.zone, s.quantity) for s in ctx.sensors.values()}
+
+    def check_input(loc: tuple[int | str, ...], inp: Input) -> None:
+        if inp.sensor is not None and inp.sensor not in ctx.sensors:
+            errors.append(
+                doc.error(
+                    (*loc, "sensor"),
+                    f"unknown sensor '{inp.sensor}'" + did_you_mean(inp.sensor, ctx.sensors),
+                )
+            )
+        if inp.zone is not None and inp.quantity is not None and (inp.zone, inp.quantity) not in zones:
+            known = sorted({z for z, _ in zones})
+            errors.append(
+                doc.error(
+                    (*loc, "zone"),
+                    f"no sensor measures {inp.quantity} in zone '{inp.zone}'" + did_you_mean(inp.zone, known),
+                )
+            )
+
+    for i, rule in enumerate(rf.rules):
+        base: tuple[int | str, ...] = ("rules", i)
+        if rule.target not in ctx.points:
+            errors.append(
+                doc.error(
+                    (*base, "target"),
+                    f"unknown device point '{rule.target}'" + did_you_mean(rule.target, ctx.points),
+                )
+            )
+        else:
+            lim = ctx.points[rule.target]
+            for name, value in (("safe_value", rule.safe_value), ("set", rule.set.value)):
+                if value is not None and lim.clamp(value) != value:
+                    rng = f"one of {list(lim.allowed)}" if lim.allowed else f"{lim.min:g}..{lim.max:g}"
+                    errors.append(doc.error((*base, name), f"{value:g} is outside the range of {rule.target} ({rng})"))
+        for j, cond in enumerate(rule.when):
+            loc = (*base, "when", j)
+            if cond.is_numeric:
+                check_input(loc, cond.input)
+            for key in ("above", "below"):
+                t = getattr(cond, key)
+                if isinstance(t, Input):
+                    check_input((*loc, key), t)
+            for key in ("schedule", "outside_schedule"):
+                name = getattr(cond, key)
+                if name is not None and name not in schedules:
+                    errors.append(doc.error((*loc, key), f"unknown schedule '{name}'" + did_you_mean(name, schedules)))
+        action = rule.set
+        for kind in ("curve", "steps"):
+            part = getattr(action, kind)
+            if part is not None:
+                check_input((*base, "set", kind, "input"), part.input)
+        if action.circadian is not None and action.circadian.daylight is not None:
+            check_input((*base, "set", "circadian", "daylight"), action.circadian.daylight)
+    return errors
+
+
+def load_rules(
+    directory: Path,
+    ctx: RuleContext,
+    *,
+    previous: LoadedRules | None = None,
+    last_good_dir: Path | None = None,
+    files: Sequence[Path] | None = None,
+) -> LoadedRules:
+    """Load every ``*.yaml`` in ``directory`` (or exactly ``files``, for ``lobbyd check FILE...``).
+
+    A file that fails keeps its previous good version (from ``previous``, else from
+    ``last_good_dir`` on disk). Good files are copied to ``last_good_dir``.
+    """
+    errors: list[ErrorItem] = []
+    if files is None:
+        files = rule_files(directory) if directory.is_dir() else []
+        if not directory.is_dir():
+            errors.append(ErrorItem(str(directory), 1, 1, "rules directory does not exist"))
+    parsed: dict[str, tuple[str, SourceDoc, RuleFile]] = {}
+    failed: list[str] = []
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+            doc = load_yaml(path, text=text)
+            if doc.data is None:
+                doc.data = {}
+            rf = validate(RuleFile, doc)
+        except (ConfigError, OSError, UnicodeDecodeError) as exc:
+            errors.extend(
+                exc.errors if isinstance(exc, ConfigError) else [ErrorItem(str(path), 1, 1, f"cannot read: {exc}")]
+            )
+            failed.append(str(path))
+            continue
+        parsed[str(path)] = (text, doc, rf)
+
+    # Schedules are shared by all files; duplicates are an error in the later file (by name).
+    schedules: dict[str, Schedule] = {}
+    for _name, (_, doc, rf) in sorted(parsed.items()):
+        for sname, sched in rf.schedules.items():
+            if sname in schedules:
+                errors.append(doc.error(("schedules", sname), f"schedule '{sname}' is defined twice"))
+                continue
+            schedules[sname] = sched
+
+    good: dict[str, _GoodFile] = {}
+    seen_ids: dict[str, str] = {}
+    for name, (text, doc, rf) in sorted(parsed.items()):
+        problems = _references(doc, rf, ctx, schedules)
+        for i, rule in enumerate(rf.rules):
+            if rule.id in seen_ids:
+                problems.append(
+                    doc.error(("rules", i, "id"), f"rule id '{rule.id}' is already used in {seen_ids[rule.id]}")
+                )
+        if problems:
+            errors.extend(problems)
+            failed.append(name)
+            continue
+        for rule in rf.rules:
+            seen_ids[rule.id] = name
+        good[name] = _GoodFile(text, rf, doc)
+
+    kept: list[str] = []
+    for name in failed:
+        old = previous.files.get(name) if previous is not None else None
+        if old is None and last_good_dir is not None:
+            saved = last_good_dir / Path(name).name
+            if saved.is_file():
+                try:
+                    text = saved.read_text(encoding="utf-8")
+                    doc = load_yaml(saved, text=text)
+                    rf = validate(RuleFile, doc)
+                    if not _references(doc, rf, ctx, schedules):
+                        old = _GoodFile(text, rf, doc)
+                except (ConfigError, OSError):
+                    old = None
+        if old is not None and not any(r.id in seen_ids for r in old.parsed.rules):
+            good[name] = old
+            kept.append(name)
+            for rule in old.parsed.rules:
+                seen_ids[rule.id] = name
+            for sname, sched in old.parsed.schedules.items():
+                schedules.setdefault(sname, sched)
+
+    if last_good_dir is not None:
+        last_good_dir.mkdir(parents=True, exist_ok=True)
+        present = {Path(n).name for n in good}
+        for name, gf in good.items():
+            if name in kept:
+                continue
+            target = last_good_dir / Path(name).name
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(gf.text, encoding="utf-8")
+            tmp.replace(target)
+        for stale in last_good_dir.glob("*.yaml"):
+            if stale.name not in present and str(directory / stale.name) not in failed:
+                stale.unlink(missing_ok=True)
+        shutil.rmtree(last_good_dir / "__pycache__", ignore_errors=True)
+
+    rules: list[Rule] = [r for gf in good.values() for r in gf.parsed.rules]
+    return LoadedRules(RuleSet(tuple(rules), schedules), errors, kept, good)

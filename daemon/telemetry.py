@@ -1,0 +1,91 @@
+"""Everything the daemon records for Grafana, as line protocol (schema: docs/schema.md).
+
+One call per kind of record; each builds one line with an explicit timestamp and hands it to the
+time-series writer, which never blocks (it spools to disk when InfluxDB is away). Without an
+``influx:`` section the records are only counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from daemon.model import Decision, Reading, WriteResult
+from drivers.influx import InfluxWriter, line
+
+__all__ = ["Recorder"]
+
+_LOG = logging.getLogger("lobbyd.telemetry")
+
+
+def _ns(ts: float) -> int:
+    return round(ts * 1e9)
+
+
+class Recorder:
+    def __init__(self, branch: str, writer: InfluxWriter | None) -> None:
+        self.branch = branch
+        self.writer = writer
+        self.lines = 0
+        self.bad = 0
+
+    def _emit(
+        self,
+        measurement: str,
+        tags: Mapping[str, str],
+        fields: Mapping[str, float | int | bool | str | None],
+        ts: float,
+    ) -> None:
+        self.lines += 1
+        if self.writer is None:
+            return
+        clean = {k: v for k, v in fields.items() if v is not None}
+        try:
+            text = line(measurement, {"branch": self.branch, **{k: v for k, v in tags.items() if v}}, clean, _ns(ts))
+        except ValueError as exc:  # NaN or empty: never let a record break control
+            self.bad += 1
+            _LOG.warning("not recorded: %s %s: %s", measurement, dict(tags), exc)
+            return
+        self.writer.submit(text)
+
+    def reading(self, r: Reading) -> None:
+        self._emit(
+            "reading", {"zone": r.zone, "sensor": r.sensor, "quantity": str(r.quantity)}, {"value": r.value}, r.ts
+        )
+
+    def decision(self, d: Decision) -> None:
+        self._emit(
+            "decision",
+            {"device": d.device, "point": d.point, "rule": d.reason.rule},
+            {"value": float(d.value), "fallback": d.reason.fallback, "text": d.reason.text},
+            d.ts,
+        )
+        if d.reason.fallback:
+            self.event("fallback", f"{d.device}.{d.point}: {d.reason.text}", d.ts, device=d.device, point=d.point)
+
+    def write(self, w: WriteResult, rule: str, ts: float) -> None:
+        self._emit(
+            "device_write",
+            {"device": w.device, "point": w.point, "rule": rule, "outcome": str(w.outcome)},
+            {
+                "value": float(w.value),
+                "readback": w.readback,
+                "attempts": w.attempts,
+                "latency_ms": w.latency_s * 1000.0,
+                "error": w.error,
+            },
+            ts,
+        )
+
+    def status(self, device: str, point: str, value: float, ts: float) -> None:
+        self._emit("device_status", {"device": device, "point": point}, {"value": float(value)}, ts)
+
+    def availability(self, device: str, online: bool, text: str, ts: float) -> None:
+        self._emit("availability", {"device": device}, {"online": int(online), "text": text}, ts)
+        self.event("availability", f"{device} {'online' if online else 'offline'}: {text}", ts, device=device)
+
+    def event(self, kind: str, text: str, ts: float, *, device: str = "", point: str = "") -> None:
+        self._emit("event", {"kind": kind, "device": device, "point": point}, {"text": text}, ts)
+
+    def health(self, component: str, fields: Mapping[str, float | int], ts: float) -> None:
+        self._emit("health", {"component": component}, dict(fields), ts)

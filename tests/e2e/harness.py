@@ -1,0 +1,177 @@
+"""A whole lobby on loopback: real mosquitto, influxd, pymodbus device simulators, the real daemon.
+
+The daemon runs as a subprocess through its real CLI (``python -m daemon run``) with a config
+written for the free ports of this run; shipped rules and device profiles are used as they are,
+except where a test says otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from daemon.config import LoadedConfig, load_config
+from daemon.control import request
+from drivers.modbus import load_profile
+from simulators.devices import DeviceSimulator
+from simulators.sensors import SensorSimulator
+from simulators.servers import InfluxServer, MosquittoServer, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_config(
+    tmp: Path,
+    *,
+    mqtt_port: int,
+    device_ports: dict[str, int],
+    influx_url: str | None,
+    rules_dir: Path,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+) -> Path:
+    """The shipped config/lobbyd.yaml, pointed at this run's servers and a private state directory."""
+    yaml = YAML()
+    data = yaml.load((REPO / "config" / "lobbyd.yaml").read_text())
+    data["mqtt"]["port"] = mqtt_port
+    for dev in data["devices"]:
+        dev["transport"]["port"] = device_ports[dev["name"]]
+    if influx_url is None:
+        data["influx"] = None
+    else:
+        data["influx"]["url"] = influx_url
+        data["influx"]["flush_interval_s"] = 0.2
+    data["rules_dir"] = str(rules_dir)
+    data["devices_dir"] = str(REPO / "config" / "devices")
+    data["state_dir"] = str(tmp / "state")
+    if edit is not None:
+        edit(data)
+    path = tmp / "lobbyd.yaml"
+    with path.open("w") as f:
+        yaml.dump(data, f)
+    return path
+
+
+def copy_rules(tmp: Path, *, strip_ramps: bool = False) -> Path:
+    """A private copy of the shipped rules (so a test may edit them). ``strip_ramps`` removes
+    ``ramp_per_minute`` lines, for tests that check the curve's value rather than the ramp."""
+    out = tmp / "rules"
+    shutil.copytree(REPO / "rules", out)
+    if strip_ramps:
+        for f in out.glob("*.yaml"):
+            f.write_text(re.sub(r"^\s*ramp_per_minute:.*\n", "", f.read_text(), flags=re.M))
+    return out
+
+
+@dataclass
+class Lobby:
+    tmp: Path
+    mosquitto: MosquittoServer
+    influx: InfluxServer | None
+    fresh_air: DeviceSimulator
+    lights: DeviceSimulator
+    sensors: SensorSimulator
+    config_path: Path
+    loaded: LoadedConfig
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> str:
+        p = self.tmp / "daemon.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def start_daemon(self, *extra: str, start_at: str = "2026-06-03T10:30") -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        log = (self.tmp / "daemon.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "run", "--config", str(self.config_path), "--start-at", start_at,
+             "--log-level", "DEBUG", *extra],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env,
+        )
+        log.close()
+
+    async def status(self) -> dict[str, Any]:
+        return await request(self.loaded.control_socket, {"cmd": "status"})
+
+    async def wait_status(self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 20.0) -> dict[str, Any]:
+        """Poll the daemon's control socket until ``predicate(status)`` holds."""
+        async with asyncio.timeout(timeout):
+            while True:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log[-4000:]}")
+                with contextlib.suppress(OSError, ValueError):
+                    st = await self.status()
+                    if predicate(st):
+                        return st
+                await asyncio.sleep(0.05)
+
+    async def evaluations_after(self, n: int) -> dict[str, Any]:
+        """Wait until the daemon has evaluated its rules ``n`` more times (a deterministic 'a while later')."""
+        count0 = (await self.status())["evaluations"]
+        return await self.wait_status(lambda st: st["evaluations"] >= count0 + n)
+
+    async def wait_exit(self, timeout: float = 30.0) -> int:
+        """Wait for the daemon process to end, without blocking the simulators in this event loop."""
+        assert self.proc is not None
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self.proc.wait), timeout)
+        except TimeoutError:
+            self.proc.kill()
+            await asyncio.to_thread(self.proc.wait)
+            raise AssertionError(f"daemon did not stop within {timeout}s:\n{self.log[-4000:]}") from None
+
+    async def stop_daemon(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return await self.wait_exit(timeout)
+
+
+@contextlib.asynccontextmanager
+async def lobby(tmp: Path, *, influx: bool = True, strip_ramps: bool = False,
+                edit: Callable[[dict[str, Any]], None] | None = None,
+                initial: dict[str, float] | None = None) -> AsyncIterator[Lobby]:
+    """Start broker, database and device simulators; yield a :class:`Lobby` (daemon not yet started)."""
+    mosq = MosquittoServer(tmp / "mosquitto")
+    mosq.start()
+    idb: InfluxServer | None = None
+    try:
+        if influx:
+            idb = InfluxServer(tmp / "influxd")
+            idb.start()
+            idb.create_database("lobbyd")
+        profiles = REPO / "config" / "devices"
+        fresh = DeviceSimulator.tcp(load_profile(profiles / "freshair-standard.yaml"), 1, port=free_port())
+        lights = DeviceSimulator.tcp(load_profile(profiles / "lighting-standard.yaml"), 1, port=free_port())
+        rules = copy_rules(tmp, strip_ramps=strip_ramps)
+        cfg = write_config(tmp, mqtt_port=mosq.port, device_ports={"fresh_air": fresh.port, "lights": lights.port},
+                           influx_url=idb.url if idb else None, rules_dir=rules, edit=edit)
+        loaded = load_config(cfg)
+        async with fresh, lights:
+            sim = SensorSimulator(loaded.config.sensors, host="127.0.0.1", port=mosq.port,
+                                  branch=loaded.config.branch, initial=initial, interval_s=0.5)
+            lob = Lobby(tmp, mosq, idb, fresh, lights, sim, cfg, loaded)
+            async with asyncio.TaskGroup() as tg:
+                task = tg.create_task(sim.run(), name="sensor-sim")
+                await asyncio.wait_for(sim.wait_connected(), 10)
+                try:
+                    yield lob
+                finally:
+                    if lob.proc is not None and lob.proc.poll() is None:
+                        lob.proc.kill()
+                        lob.proc.wait()
+                    task.cancel()
+    finally:
+        mosq.close()
+        if idb is not None:
+            idb.close()
