@@ -95,7 +95,7 @@ class Runner:
         return None if d is None else d.value
 
 
-PM25_HIGH = {
+PM25_HIGH: dict[str, Any] = {
     "id": "pm25-high",
     "target": "fresh_air.fan_level",
     "priority": 50,
