@@ -93,8 +93,9 @@ def _references(doc: SourceDoc, rf: RuleFile, ctx: RuleContext, schedules: Mappi
             lim = ctx.points[rule.target]
             for name, value in (("safe_value", rule.safe_value), ("set", rule.set.value)):
                 if value is not None and lim.clamp(value) != value:
-                    rng = f"one of {list(lim.allowed)}" if lim.allowed else f"{lim.min:g}..{lim.max:g}"
-                    errors.append(doc.error((*base, name), f"{value:g} is outside the range of {rule.target} ({rng})"))
+                    errors.append(
+                        doc.error((*base, name), f"{value:g} is outside the range of {rule.target} ({lim.describe()})")
+                    )
         for j, cond in enumerate(rule.when):
             loc = (*base, "when", j)
             if cond.is_numeric:
