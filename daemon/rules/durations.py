@@ -6,11 +6,11 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 __all__ = ["Duration", "TimeOfDay", "parse_duration", "parse_time_of_day"]
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|min|s|sec)\b")
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|min|s|sec)(?![a-z])")
 _UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0, "sec": 1.0}
 
 
@@ -57,5 +57,22 @@ def parse_time_of_day(value: Any) -> dt.time:
     raise ValueError(f"'{value}' is not a time of day; write e.g. '08:30'")
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(float)]
-TimeOfDay = Annotated[dt.time, BeforeValidator(parse_time_of_day)]
+DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(d|h|m|min|s|sec)\s*)+$"},
+    ],
+    "description": "seconds, or text like '90s', '5m', '1h30m'",
+}
+TIME_OF_DAY_SCHEMA = {
+    "type": "string",
+    "pattern": r"^\s*\d{1,2}:\d{2}(:\d{2})?\s*$",
+    "description": "local time of day, e.g. '08:30' ('24:00' = end of day)",
+}
+
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), PlainSerializer(float), WithJsonSchema(DURATION_SCHEMA, mode="validation")
+]
+TimeOfDay = Annotated[
+    dt.time, BeforeValidator(parse_time_of_day), WithJsonSchema(TIME_OF_DAY_SCHEMA, mode="validation")
+]
