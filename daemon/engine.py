@@ -110,9 +110,12 @@ _AGGREGATES: dict[str, Callable[[list[float]], float]] = {
 class SensorView:
     """Latest reading per sensor and what the engine needs to know about each sensor."""
 
-    def __init__(self, sensors: Mapping[str, SensorInfo], readings: Mapping[str, Reading]) -> None:
+    def __init__(
+        self, sensors: Mapping[str, SensorInfo], readings: Mapping[str, Reading], *, started_at: float | None = None
+    ) -> None:
         self.sensors = sensors
         self.readings = readings
+        self.started_at = started_at
         self._zones: dict[tuple[str, Quantity], list[str]] = {}
         for s in sensors.values():
             self._zones.setdefault((s.zone, s.quantity), []).append(s.id)
@@ -125,6 +128,27 @@ class SensorView:
         if now - r.ts > info.stale_after_s:
             return None
         return r
+
+    def warming_up(self, inp: Input, now: float) -> bool:
+        """True while an input has not yet had the chance to report since start.
+
+        A sensor that has sent nothing (or only a retained value) since the daemon started, and whose
+        staleness timeout has not yet run out since then, is *not yet known* rather than stale: rules
+        that depend on it stay silent instead of falling back, so a restart toggles nothing.
+        """
+        if self.started_at is None:
+            return False
+        if inp.sensor is not None:
+            members = [inp.sensor]
+        else:
+            members = self._zones.get((inp.zone or "", inp.quantity), []) if inp.quantity else []
+        for sid in members:
+            info = self.sensors.get(sid)
+            r = self.readings.get(sid)
+            fresh_since_start = r is not None and not r.retained and r.ts >= self.started_at
+            if info is not None and not fresh_since_start and now - self.started_at < info.stale_after_s:
+                return True
+        return False
 
     def value(self, inp: Input, now: float) -> tuple[float | None, list[tuple[str, float | None, float | None]]]:
         """The input's value (``None`` when unknown) and the sensors it was computed from."""
@@ -356,7 +380,10 @@ def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str
         is_open = in_schedule(sched, ctx.site, ctx.now)
         want_open = c.schedule is not None
         ok = is_open == want_open
-        return ("true" if ok else "false"), f"{name} is {'open' if is_open else 'closed'}", []
+        words = f"{name} is {'open' if is_open else 'closed'}"
+        if not ok:
+            words += f" (the rule needs it {'open' if want_open else 'closed'})"
+        return ("true" if ok else "false"), words, []
     if c.time is not None:
         t = _local(ctx.site, ctx.now)
         ok = True
@@ -499,6 +526,11 @@ def evaluate(
             inputs.extend(used)
             fallback = value is None
         if fallback:
+            waiting = [i.key for i in rule.inputs() if view.value(i, now)[0] is None and view.warming_up(i, now)]
+            if waiting:
+                lines.append(f"waiting for first readings of {', '.join(waiting)} since start: no action yet")
+                traces.append(RuleTrace(rule.id, rule.target, "silent", None, tuple(lines), tuple(inputs)))
+                continue
             if rule.safe_value is None:
                 lines.append("inputs unknown and no safe_value: this rule stays silent")
                 traces.append(RuleTrace(rule.id, rule.target, "silent", None, tuple(lines), tuple(inputs), *rank))
