@@ -71,11 +71,13 @@ class Daemon:
         watch_rules: bool = True,
     ) -> None:
         self.watch_rules = watch_rules
+        self.write_drain_s = 15.0  # bound on finishing in-flight writes at shutdown
+        self._stopping = False
         self.loaded = loaded
         self.cfg = loaded.config
         self.clock = clock
         self.branch = self.cfg.branch
-        self.state = SensorState(loaded.sensor_infos())
+        self.state = SensorState(loaded.sensor_infos(), started_at=clock.now())
         self.intake = Intake(self.cfg.sensors, clock=clock.now)
         self.limits = loaded.point_limits()
         self.rules = rules if rules is not None else self._load_rules(None)
@@ -83,6 +85,7 @@ class Daemon:
         self.gate = SafetyGate()
         self.evaluation: Evaluation | None = None
         self.desired: dict[str, Decision] = {}
+        self._announced: dict[str, Decision] = {}  # last decision recorded/published per point
         self.stats = DaemonStats(started_at=clock.now())
         self.devices: dict[str, ModbusDevice] = {}
         self._wake: dict[str, asyncio.Event] = {}
@@ -213,13 +216,17 @@ class Daemon:
         self.evaluation = ev
         self.stats.evaluations += 1
         for target, d in ev.decisions.items():
-            old = self.desired.get(target)
+            old = self._announced.get(target)
+            # A decision is recorded when its rule or fallback state changes, or its value moves by more
+            # than the point's deadband (a ramp would otherwise record every small step).
             if (
                 old is None
-                or old.value != d.value
+                or abs(old.value - d.value) > self.loaded.safety_for(target).deadband
+                or (old.value != d.value and d.reason.held_by != "ramp")
                 or old.reason.rule != d.reason.rule
                 or old.reason.fallback != d.reason.fallback
             ):
+                self._announced[target] = d
                 self.stats.decisions_changed += 1
                 self.recorder.decision(d)
                 self._publish_soon(
@@ -297,9 +304,11 @@ class Daemon:
     async def _device_writer(self, dev: ModbusDevice) -> None:
         """Writes one device's desired setpoints, one at a time, latest value wins."""
         wake = self._wake[dev.name]
-        while True:
+        while not self._stopping:
             await wake.wait()
             wake.clear()
+            if self._stopping:
+                return
             for target, d in sorted(self.desired.items()):
                 if d.device != dev.name:
                     continue
@@ -404,7 +413,11 @@ class Daemon:
                 s = self.writer.stats()
                 self.recorder.health(
                     "influx",
-                    {k: v for k, v in dataclasses.asdict(s).items() if isinstance(v, int | float) and not isinstance(v, bool)},
+                    {
+                        k: v
+                        for k, v in dataclasses.asdict(s).items()
+                        if isinstance(v, int | float) and not isinstance(v, bool)
+                    },
                     now,
                 )
             if self.link.is_silent(now):
@@ -518,10 +531,11 @@ class Daemon:
                         ControlServer(self.loaded.control_socket, self.handle_control).run(), name="control-socket"
                     ),
                 ]
+                writers: list[asyncio.Task[None]] = []
                 if self.watch_rules:
                     tasks.append(tg.create_task(self._watch_rules(), name="watch-rules"))
                 for dev in self.devices.values():
-                    tasks.append(tg.create_task(self._device_writer(dev), name=f"write-{dev.name}"))
+                    writers.append(tg.create_task(self._device_writer(dev), name=f"write-{dev.name}"))
                     if dev.profile.status_points():
                         tasks.append(tg.create_task(dev.run_polls(self._on_status), name=f"poll-{dev.name}"))
                 self._dirty.set()
@@ -538,7 +552,16 @@ class Daemon:
                 )
                 await self._stop.wait()
                 _LOG.info("stopping")
+                # Stop intake and deciding first; let each device finish the write it is doing.
                 for t in tasks:
+                    t.cancel()
+                self._stopping = True
+                for wake in self._wake.values():
+                    wake.set()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.write_drain_s):
+                        await asyncio.gather(*writers, return_exceptions=True)
+                for t in writers:
                     t.cancel()
             await self._shutdown()
             if writer_task is not None:

@@ -130,8 +130,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.replay is not None:
         from daemon.whatif import format_report, replay
 
-        loaded = _load(args.config)
-        print(format_report(replay(loaded, result.rules.ruleset, args.replay)))
+        assert result.loaded is not None and result.rules is not None  # ok implies both were loaded
+        print(format_report(replay(result.loaded, result.rules.ruleset, args.replay)))
     return EXIT_OK
 
 

@@ -29,8 +29,9 @@ class SensorStatus:
 class SensorState:
     """Latest reading per configured sensor. Older readings than the one held are ignored."""
 
-    def __init__(self, sensors: Mapping[str, SensorInfo]) -> None:
+    def __init__(self, sensors: Mapping[str, SensorInfo], *, started_at: float | None = None) -> None:
         self._sensors = dict(sensors)
+        self.started_at = started_at
         self._latest: dict[str, Reading] = {}
         self.updates = 0
         self.out_of_order = 0
@@ -52,7 +53,7 @@ class SensorState:
         return True
 
     def view(self) -> SensorView:
-        return SensorView(self._sensors, self._latest)
+        return SensorView(self._sensors, self._latest, started_at=self.started_at)
 
     def latest(self, sensor: str) -> Reading | None:
         return self._latest.get(sensor)

@@ -39,7 +39,7 @@ class Recorder:
         self.lines += 1
         if self.writer is None:
             return
-        clean = {k: v for k, v in fields.items() if v is not None}
+        clean = {k: (v.replace("\n", " | ") if isinstance(v, str) else v) for k, v in fields.items() if v is not None}
         try:
             text = line(measurement, {"branch": self.branch, **{k: v for k, v in tags.items() if v}}, clean, _ns(ts))
         except ValueError as exc:  # NaN or empty: never let a record break control

@@ -347,7 +347,7 @@ class VictoriaMetricsServer(_Server):
                 urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=5).close()
             with urllib.request.urlopen(url, timeout=10) as resp:
                 rows = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
-            return sum(len(r["values"]) for r in rows) >= min_rows  # type: ignore[arg-type]
+            return sum(len(r["values"]) for r in rows) >= min_rows  # type: ignore[arg-type,misc,unused-ignore]
 
         with contextlib.suppress(TimeoutError):
             wait_until(enough, timeout=timeout, what=f"{min_rows} samples in VictoriaMetrics")

@@ -1,0 +1,176 @@
+"""The demo: a simulated lobby through the real daemon, narrated.
+
+Starts a private mosquitto and influxd on free loopback ports, the fresh-air unit and lighting
+simulators (real Modbus TCP servers from the shipped profiles), the sensor simulator, and the real
+daemon (``lobbyd run``) on the shipped rules. Then it plays a short script — clean morning air,
+a PM2.5 spike, the spike passing, daylight rising — printing what the daemon senses and does, stops
+the daemon with SIGTERM and prints a summary with counts read back from InfluxDB.
+
+    python -m simulators.demo            (what ``./run.sh demo`` runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from daemon.config import load_config
+from drivers.modbus import load_profile
+from simulators.devices import DeviceSimulator
+from simulators.sensors import SensorSimulator
+from simulators.servers import InfluxServer, MosquittoServer, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+SCRIPT: list[tuple[str, dict[str, float], str]] = [
+    ("Morning, branch open, clean air, soft daylight", {"hall-pm25": 12, "outdoor-pm25": 20, "hall-lux": 300}, ""),
+    ("A delivery truck idles outside the door: PM2.5 jumps", {"hall-pm25": 48}, "expect fan high"),
+    ("The air improves, but not enough to switch back yet", {"hall-pm25": 30}, "expect no change (hysteresis)"),
+    ("Below the off threshold of the high rule", {"hall-pm25": 20}, "expect fan medium"),
+    ("Clean again", {"hall-pm25": 9}, "expect fan low"),
+    ("The sun comes round to the windows", {"hall-lux": 1200}, "expect cooler light (ramped)"),
+]
+
+
+def _write_config(tmp: Path, mqtt_port: int, influx_url: str, ports: dict[str, int]) -> Path:
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    data: Any = yaml.load((REPO / "config" / "lobbyd.yaml").read_text())
+    data["mqtt"]["port"] = mqtt_port
+    for dev in data["devices"]:
+        dev["transport"]["port"] = ports[dev["name"]]
+    data["influx"]["url"] = influx_url
+    data["rules_dir"] = str(REPO / "rules")
+    data["devices_dir"] = str(REPO / "config" / "devices")
+    data["state_dir"] = str(tmp / "state")
+    data["safety"]["fresh_air.fan_speed"]["min_hold_s"] = 3  # a demo minute is short
+    path = tmp / "lobbyd.yaml"
+    with path.open("w") as f:
+        yaml.dump(data, f)
+    return path
+
+
+async def _narrate(port: int, branch: str, stop: asyncio.Event) -> None:
+    async with aiomqtt.Client("127.0.0.1", port, identifier="lobbyd-demo-narrator") as client:
+        await client.subscribe(f"lobbyd/{branch}/decision/#")
+        await client.subscribe(f"lobbyd/{branch}/device/+/+/state")
+        async for m in client.messages:
+            if stop.is_set():
+                return
+            data = json.loads(bytes(m.payload)) if isinstance(m.payload, bytes | bytearray) else {}
+            parts = str(m.topic).split("/")
+            if parts[2] == "decision":
+                print(f"    decides  {parts[3]}.{parts[4]} = {data['value']:g}  ({data['rule']}: {data['reason']})")
+            else:
+                print(
+                    f"    writes   {parts[3]}.{parts[4]} = {data['desired']:g}  -> device reads back "
+                    f"{data['readback']}  [{data['outcome']}]"
+                )
+
+
+async def demo(step_s: float) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="lobbyd-demo-"))
+    print(f"lobbyd demo — working directory {tmp}")
+    mosq = MosquittoServer(tmp / "mosquitto")
+    influx = InfluxServer(tmp / "influxd")
+    mosq.start()
+    influx.start()
+    influx.create_database("lobbyd")
+    print(f"  mosquitto on 127.0.0.1:{mosq.port}, influxd on {influx.url}")
+    fresh = DeviceSimulator.tcp(load_profile(REPO / "config/devices/freshair-standard.yaml"), 1, port=free_port())
+    lights = DeviceSimulator.tcp(load_profile(REPO / "config/devices/lighting-standard.yaml"), 1, port=free_port())
+    cfg = _write_config(tmp, mosq.port, influx.url, {"fresh_air": fresh.port, "lights": lights.port})
+    loaded = load_config(cfg)
+    code = 0
+    try:
+        async with fresh, lights:
+            print(f"  fresh-air unit simulator on :{fresh.port}, lighting simulator on :{lights.port}")
+            sim = SensorSimulator(
+                loaded.config.sensors,
+                host="127.0.0.1",
+                port=mosq.port,
+                branch=loaded.config.branch,
+                interval_s=1.0,
+                initial=SCRIPT[0][1],
+            )
+            stop = asyncio.Event()
+            log = (tmp / "daemon.log").open("wb")
+            proc = subprocess.Popen(  # noqa: ASYNC220 - the daemon runs for the whole demo
+                [sys.executable, "-m", "daemon", "run", "--config", str(cfg), "--start-at", "2026-06-03T10:30"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+            print(f"  daemon started (pid {proc.pid}), log in {tmp / 'daemon.log'}\n")
+            async with asyncio.TaskGroup() as tg:
+                sim_task = tg.create_task(sim.run())
+                narrator = tg.create_task(_narrate(mosq.port, loaded.config.branch, stop))
+                await sim.wait_connected()
+                for title, values, expect in SCRIPT:
+                    print(
+                        f"  ▶ {title}: "
+                        + ", ".join(f"{k} = {v:g}" for k, v in values.items())
+                        + (f"   ({expect})" if expect else "")
+                    )
+                    for k, v in values.items():
+                        sim.set(k, float(v))
+                    await sim.publish_now()
+                    await asyncio.sleep(step_s)
+                print("\n  stopping the daemon (SIGTERM) ...")
+                proc.send_signal(signal.SIGTERM)
+                code = await asyncio.to_thread(proc.wait)
+                stop.set()
+                sim_task.cancel()
+                narrator.cancel()
+            log.close()
+            print(f"  daemon exited with {code}\n")
+            summary(influx, fresh, lights)
+    finally:
+        mosq.close()
+        influx.close()
+    if code == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return code
+
+
+def summary(influx: InfluxServer, fresh: DeviceSimulator, lights: DeviceSimulator) -> None:
+    def count(q: str) -> int:
+        res = influx.query(q, db="lobbyd")["results"][0]  # type: ignore[index]
+        series = res.get("series", [])
+        return int(sum(s["values"][0][1] for s in series)) if series else 0
+
+    print("Summary")
+    print(f"  readings stored in InfluxDB:   {count('SELECT count(value) FROM reading')}")
+    print(f"  decisions stored:             {count('SELECT count(value) FROM decision')}")
+    print(f"  device writes stored:         {count('SELECT count(value) FROM device_write')}")
+    print(f"  fresh-air unit received:      {[w.value for w in fresh.writes]}")
+    print(f"  lighting received (cct, K):   {[w.value for w in lights.writes if w.point == 'cct']}")
+    print("  (Grafana: point a datasource at InfluxDB database 'lobbyd'; see config/grafana/)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m simulators.demo", description=__doc__)
+    p.add_argument("--step", type=float, default=4.0, help="seconds between script steps (default 4)")
+    args = p.parse_args(argv)
+    start = time.monotonic()
+    code = asyncio.run(demo(args.step))
+    print(f"  demo took {time.monotonic() - start:.0f}s")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
