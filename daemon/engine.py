@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import hashlib
 import json
 import statistics
@@ -242,11 +243,15 @@ class Evaluation:
 
 def condition_key(rule: Rule, index: int, cond: Condition) -> str:
     """Stable key for a condition's timers: unchanged conditions keep their timers across reloads."""
-    digest = hashlib.sha1(
+    return f"{rule.id}#{index}:{_digest(cond)}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _digest(cond: Condition) -> str:
+    return hashlib.sha1(
         json.dumps(cond.model_dump(mode="json", by_alias=True), sort_keys=True).encode(),
         usedforsecurity=False,
     ).hexdigest()[:10]
-    return f"{rule.id}#{index}:{digest}"
 
 
 def _fmt(v: float | None, quantity: Quantity | None = None) -> str:

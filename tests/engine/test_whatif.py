@@ -1,0 +1,96 @@
+"""What-if replay of a small synthetic feed through the shipped config and rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from daemon.config import LoadedConfig, load_config
+from daemon.rules.load import load_rules
+from daemon.whatif import FeedError, format_report, read_feed, replay
+from tests.engine.helpers import T0
+
+ROOT = Path(__file__).resolve().parents[2]
+PM = "sensors/demo-001/hall/pm25"
+LUX = "sensors/demo-001/hall/lux"
+FAN = "fresh_air.fan_speed"
+
+
+@pytest.fixture(scope="module")
+def loaded() -> LoadedConfig:
+    return load_config(ROOT / "config" / "lobbyd.yaml")
+
+
+def pm25(offset: int) -> float | None:
+    """PM2.5 in the hall at T0 + offset (a Wednesday, 10:00, open): clean, dirty, silent, moderate."""
+    if offset < 600:
+        return 10
+    if offset < 1200:
+        return 40
+    if offset < 1500:
+        return None  # the sensor goes quiet: stale after 120 s
+    return 30
+
+
+def write_feed(path: Path) -> None:
+    lines = []
+    for off in range(0, 2100, 10):
+        value = pm25(off)
+        if value is not None:
+            lines.append({"ts": T0 + off, "topic": PM, "payload": f"{value}", "retain": False})
+        lines.append({"ts": T0 + off, "topic": LUX, "payload": json.dumps({"lux": 1000}), "retain": False})
+    lines.append({"ts": T0 + 5, "topic": LUX, "payload": "not json", "retain": False})
+    lines.append({"ts": T0 + 5, "topic": "sensors/elsewhere", "payload": "1", "retain": False})
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+
+
+def test_replay_counts_writes_time_in_value_and_fallbacks(loaded: LoadedConfig, tmp_path: Path) -> None:
+    feed = tmp_path / "feed.jsonl"
+    write_feed(feed)
+    rules = load_rules(loaded.rules_dir, loaded.rule_context())
+    assert rules.ok, rules.errors
+    report = replay(loaded, rules.ruleset, feed)
+    assert report.evaluations == 2091
+    assert report.readings == 210 + 180  # lux every 10 s, PM2.5 except during the 300 s gap
+    assert dict(report.rejected) == {"not_json": 1, "unknown_topic": 1}
+    fan = report.points[FAN]
+    # 1 while open and clean, 3 when PM2.5 > 35, safe value 2 while the sensor is silent (from
+    # 1190 + 120 s), then 2 (pm25-elevated; the latch of pm25-high did not survive the gap).
+    assert [(t - T0, v) for t, v in fan.values] == [(0, 1), (600, 3), (1311, 2)]
+    assert fan.writes == 3
+    assert fan.time_in_value == {1: 600, 3: 711, 2: 2090 - 1311}
+    assert (fan.fallbacks, fan.fallback_s) == (1, 189)
+    cct = report.points["lights.cct"]
+    assert [(t - T0, v) for t, v in cct.values] == [(0, 4500)]
+    assert report.points["lights.brightness"].time_in_value == {60: 2090}
+    text = format_report(report)
+    assert "fresh_air.fan_speed: 3 write(s)" in text
+    assert "    at 3: 12 min (34%)" in text
+    assert "    fallbacks (inputs unknown → safe value): 1, 3 min in all" in text
+    assert "1 rejected" not in text and "2 rejected (not_json 1, unknown_topic 1)" in text
+
+
+def test_min_hold_holds_back_fast_changes(loaded: LoadedConfig, tmp_path: Path) -> None:
+    feed = tmp_path / "fast.csv"
+    rows = ["ts,topic,payload"]
+    for off, value in ((0, 40), (30, 10), (60, 40), (90, 10), (120, 40), (150, 10), (200, 10)):
+        rows.append(f"{T0 + off},{PM},{value}")
+    feed.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    rules = load_rules(loaded.rules_dir, loaded.rule_context())
+    report = replay(loaded, rules.ruleset, feed, step_s=5)
+    fan = report.points[FAN]
+    assert [(t - T0, v) for t, v in fan.values] == [(0, 3), (150, 1)]  # 30–120 s: held
+    assert fan.held["minimum hold time"] > 0
+
+
+def test_feed_errors_name_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"ts": 1, "topic": "a", "payload": "1"}\n{"topic": "a"}\n', encoding="utf-8")
+    with pytest.raises(FeedError, match=r"bad.jsonl:2: bad line"):
+        read_feed(bad)
+    csvf = tmp_path / "x.csv"
+    csvf.write_text("time,topic,payload\n", encoding="utf-8")
+    with pytest.raises(FeedError, match=r"x.csv:1: a CSV feed starts with the header ts,topic,payload"):
+        read_feed(csvf)
