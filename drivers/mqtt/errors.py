@@ -90,6 +90,8 @@ def classify(exc: BaseException, *, host: str = "", port: int = 0) -> MqttLinkEr
     if isinstance(exc, OSError):
         return BrokerUnreachable(text, host=host, port=port)
     lowered = text.lower()
+    if "operation timed out" in lowered:  # aiomqtt: no CONNACK/SUBACK/PUBACK in time
+        return ProtocolError(f"no answer from the broker in time ({text})", host=host, port=port)
     # aiomqtt flattens connect-time OSErrors (including ssl.SSLError) into MqttError(str(exc)).
     if any(w in lowered for w in _TLS_WORDS):
         return TlsFailed(text, host=host, port=port)
