@@ -102,6 +102,7 @@ class MqttLink:
         self.dropped = 0
         self.retained_overflow = 0
         self.handler_errors = 0
+        self.subscribe_refused = 0
 
     # -- observation ---------------------------------------------------------------------------
     def silent_for(self, now: float) -> float:
@@ -193,7 +194,8 @@ class MqttLink:
         try:
             await client.publish(self.status_topic, "online", qos=1, retain=True)
             if self._subscriptions:
-                await client.subscribe(self._subscriptions)
+                granted = await client.subscribe(self._subscriptions)
+                self._check_granted(granted)
             await self._flush(client)
             self._client = client
             if self._on_connect is not None:
@@ -205,6 +207,14 @@ class MqttLink:
             with contextlib.suppress(aiomqtt.MqttError):  # else the broker's will says "offline"
                 await client.publish(self.status_topic, "offline", qos=1, retain=True, timeout=2.0)
             raise
+
+    def _check_granted(self, granted: Sequence[object]) -> None:
+        """Count and report filters the broker refused (SUBACK 0x80, e.g. an ACL in MQTT 5)."""
+        for (topic, _qos), code in zip(self._subscriptions, granted, strict=False):
+            value = getattr(code, "value", code)
+            if isinstance(value, int) and value >= 0x80:
+                self.subscribe_refused += 1
+                self._errors.log(f"suback:{topic}", f"broker refused subscription {topic!r} (code {value})")
 
     def _client_for(self, handle: Handler) -> aiomqtt.Client:
         cfg = self.config

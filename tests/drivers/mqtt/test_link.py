@@ -197,3 +197,20 @@ async def test_lwt_offline_when_the_process_dies(mosquitto: MosquittoServer) -> 
         assert watch.seen[-1] == (STATUS, b"offline", False)  # live delivery of the will
     async with probe(mosquitto.port, STATUS) as late:
         await eventually(lambda: late.seen == [(STATUS, b"offline", True)], what="retained will")
+
+
+async def test_silence_is_measured_from_start_then_from_the_last_message(mosquitto: MosquittoServer) -> None:
+    now = [1000.0]
+    config = MqttConfig(host="127.0.0.1", port=mosquitto.port, silence_after_s=300)
+    link = MqttLink(config, branch="b42", subscriptions=[("sensors/#", 0)], clock=lambda: now[0])
+    assert link.silent_for(5000.0) == 0.0  # not started: nothing to report yet
+    got = Collector()
+    async with Running(link, got):
+        await eventually(lambda: link.connected, what="connect")
+        assert (link.silent_for(1299.0), link.is_silent(1299.0), link.is_silent(1300.0)) == (299.0, False, True)
+        now[0] = 2000.0
+        async with probe(mosquitto.port) as pub:
+            await pub.client.publish("sensors/a", "1", qos=1)
+        await eventually(lambda: link.last_message_at == 2000.0, what="message")
+        assert got.messages[0].ts == 2000.0
+        assert (link.silent_for(2100.0), link.is_silent(2100.0)) == (100.0, False)
