@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 
 import pydantic
 from ruamel.yaml import YAML
@@ -155,27 +155,47 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
 
 
 def _allowed_keys(model: type[pydantic.BaseModel], loc: Loc) -> list[str]:
-    """Field names (and aliases) of the model that owns the key at ``loc``; best effort."""
+    """Field names (and aliases) of the model that owns the key at ``loc``; best effort.
+
+    Walks the annotations: a field of a model, then a key of a ``dict[str, Model]`` or an index of a
+    ``list[Model]``; union tags that pydantic adds to ``loc`` are skipped.
+    """
     current: Any = model
     for part in loc[:-1]:
-        if isinstance(part, int) or current is None:
+        fields = getattr(_first_model(current), "model_fields", None)
+        if isinstance(part, str) and fields and part in fields:
+            current = fields[part].annotation
             continue
-        fields = getattr(current, "model_fields", None)
-        if not fields or part not in fields:
-            current = None if fields else current
-            continue
-        ann = fields[part].annotation
-        current = _first_model(ann)
-    fields = getattr(current, "model_fields", None) or {}
+        container = _container_value(current)
+        if container is not None:
+            current = container
+    fields = getattr(_first_model(current), "model_fields", None) or {}
     names = list(fields)
     names += [f.alias for f in fields.values() if f.alias]
     return names
 
 
+def _container_value(ann: Any) -> Any:
+    """The value type of a dict/list/tuple annotation (through Optional/unions), else ``None``."""
+    origin = get_origin(ann)
+    args = get_args(ann)
+    if origin in (dict, Mapping) and len(args) == 2:
+        return args[1]
+    if origin in (list, tuple, Sequence) and args:
+        return args[0]
+    for arg in args:
+        found = _container_value(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _first_model(ann: Any) -> Any:
     if isinstance(ann, type) and issubclass(ann, pydantic.BaseModel):
         return ann
-    for arg in getattr(ann, "__args__", ()) or ():
+    if get_origin(ann) in (dict, Mapping, list, tuple, Sequence):
+        return None
+    for arg in get_args(ann):
         found = _first_model(arg)
         if found is not None:
             return found

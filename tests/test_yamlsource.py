@@ -56,3 +56,20 @@ def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
     p = write(tmp_path, "name: x\nname: y\nitems: []\n")
     with pytest.raises(ConfigError):
         load_yaml(p)
+
+
+class Point(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    writable: bool = False
+
+
+class Profile(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    points: dict[str, Point]
+
+
+def test_did_you_mean_inside_a_dict_of_models(tmp_path: Path) -> None:
+    p = write(tmp_path, "points:\n  fan:\n    writeable: true\n")
+    with pytest.raises(ConfigError) as info:
+        load_model(Profile, p)
+    assert f"{p}:3:5: unknown key 'writeable' (did you mean 'writable'?)" in str(info.value)
