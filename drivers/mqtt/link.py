@@ -199,7 +199,11 @@ class MqttLink:
             await self._flush(client)
             self._client = client
             if self._on_connect is not None:
-                await self._on_connect()
+                try:
+                    await self._on_connect()
+                except Exception as exc:  # the daemon's hook must not tear the connection down
+                    self.handler_errors += 1
+                    self._errors.log("on_connect", f"on_connect hook failed: {exc!r}")
             async for _ in client.messages:  # our queue never fills: this waits for the disconnect
                 pass
         except asyncio.CancelledError:

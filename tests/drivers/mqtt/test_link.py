@@ -214,3 +214,25 @@ async def test_silence_is_measured_from_start_then_from_the_last_message(mosquit
         await eventually(lambda: link.last_message_at == 2000.0, what="message")
         assert got.messages[0].ts == 2000.0
         assert (link.silent_for(2100.0), link.is_silent(2100.0)) == (100.0, False)
+
+
+async def test_on_connect_runs_on_every_connect_and_its_failure_is_not_fatal(mosquitto: MosquittoServer) -> None:
+    calls: list[int] = []
+
+    async def on_connect() -> None:
+        calls.append(link.connects)
+        if len(calls) == 1:
+            raise RuntimeError("hook bug")
+
+    config = MqttConfig(host="127.0.0.1", port=mosquitto.port, reconnect_initial_s=0.1, reconnect_max_s=0.2)
+    link = MqttLink(
+        config, branch="b42", subscriptions=[], clock=time.time, sleep=RecordingSleep(), on_connect=on_connect
+    )
+    async with Running(link, Collector()):
+        await eventually(lambda: calls == [1], what="first on_connect")
+        assert (link.connected, link.handler_errors) == (True, 1)
+        mosquitto.stop(kill=True)
+        await eventually(lambda: not link.connected, what="loss")
+        mosquitto.start()
+        await eventually(lambda: calls == [1, 2], what="on_connect after reconnect")
+    assert (link.connects, link.handler_errors) == (2, 1)
