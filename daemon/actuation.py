@@ -8,7 +8,9 @@ A value is written only when it differs from what the device is known to hold.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from daemon.config import SafetyConfig
 
@@ -71,6 +73,27 @@ class SafetyGate:
     def observed(self, target: str, value: float | None) -> None:
         """What the device was read to hold (at start, after reconnect); ``None`` forgets it."""
         self.track(target).known = value
+
+    def to_json(self) -> dict[str, Any]:
+        """Minimum-hold and write-cap bookkeeping for the state directory (``known`` is re-read at start)."""
+        return {
+            target: {"last_change": t.last_change, "writes": list(t.writes)}
+            for target, t in sorted(self.points.items())
+            if t.last_change is not None or t.writes
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SafetyGate:
+        """Restore :meth:`to_json` output: a restart does not reset minimum hold times or write caps."""
+        gate = cls()
+        for target, entry in data.items():
+            last = entry.get("last_change")
+            gate.points[str(target)] = PointTrack(
+                known=None,
+                last_change=None if last is None else float(last),
+                writes=deque(float(w) for w in entry.get("writes", [])),
+            )
+        return gate
 
     def writes_last_hour(self, target: str, now: float) -> int:
         t = self.track(target)

@@ -15,7 +15,16 @@ Semantics, in short (``rules/README.md`` says the same for staff):
 * Hysteresis: ``above: 35, off_below: 25`` switches on above 35 and off only below 25.
   Coming back from unknown is not a crossing: the latch starts off and ``for`` starts again,
   unless the input was unknown for less than ``resume_grace_s`` (a restart, a short gap).
-* A manual override wins until it expires. Every output is clamped to the point's range.
+* A manual override wins until it expires. Every output is clamped to the point's range
+  (into ``min..max`` first, then to the nearest allowed value, ties downwards — as the profile does).
+* The caller evaluates at least every ``resume_grace_s`` (the daemon: every second and on every
+  reading): a longer pause between evaluations (the daemon was down) counts as a gap in every input.
+* A condition's timers are keyed by rule id, position and content (:func:`condition_key`): after a
+  reload, an unchanged condition keeps its hysteresis state and ``for`` start; an edited one restarts.
+* Clock semantics: ``time`` and ``sun`` windows whose end is before their start run across midnight;
+  ``cron`` day-of-week numbers follow crontab (0 and 7 = Sunday), see :mod:`daemon.rules.cron`.
+* Each :class:`RuleTrace` carries the rule's priority and specificity; a winning decision's reason
+  names every loser and why it lost (:func:`lost_because`), for ``lobbyd why``.
 """
 
 from __future__ import annotations

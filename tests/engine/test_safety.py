@@ -50,3 +50,17 @@ def test_write_cap_per_hour_slides() -> None:
     assert not gate.admit(P, 4000, 3599, cfg).write
     assert gate.admit(P, 4000, 3600, cfg).write  # the first write is an hour old
     assert gate.writes_last_hour(P, 3600) == 2
+
+
+def test_hold_and_cap_survive_a_restart_via_json() -> None:
+    import json
+
+    gate, cfg = SafetyGate(), SafetyConfig(min_hold_s=120, max_writes_per_hour=2)
+    gate.wrote(P, 1, 0, ok=True)
+    gate.wrote(P, 2, 10, ok=True)
+    restored = SafetyGate.from_json(json.loads(json.dumps(gate.to_json())))
+    assert restored.track(P).known is None  # re-read from the device at start
+    restored.observed(P, 2)
+    assert restored.admit(P, 3, 100, cfg).held_by == "minimum hold time 120s (30s left)"
+    assert restored.admit(P, 3, 200, cfg).held_by == "write cap 2/h reached"
+    assert SafetyGate.from_json({}).points == {}
