@@ -41,6 +41,7 @@ __all__ = ["Daemon", "DaemonStats"]
 
 _LOG = logging.getLogger("lobbyd")
 VERSION = "0.1.0"
+MIN_EVAL_GAP_S = 0.002  # under a flood of readings, at most 500 rule evaluations per second
 
 
 @dataclass
@@ -82,17 +83,20 @@ class Daemon:
         self.limits = loaded.point_limits()
         self.rules = rules if rules is not None else self._load_rules(None)
         self.memory = self._load_memory()
-        self.gate = SafetyGate()
+        self.gate = self._load_gate()
         self.evaluation: Evaluation | None = None
         self.desired: dict[str, Decision] = {}
         self._announced: dict[str, Decision] = {}  # last decision recorded/published per point
+        self._previous: dict[str, float] = {}  # the announced value before the current one, per point
         self.stats = DaemonStats(started_at=clock.now())
         self.devices: dict[str, ModbusDevice] = {}
         self._wake: dict[str, asyncio.Event] = {}
+        self.writers_busy: set[str] = set()  # devices whose writer is working (see idle())
         self._dirty = asyncio.Event()
         self._stop = asyncio.Event()
         self._on_ready = on_ready
-        self.ready = asyncio.Event()
+        self.ready = asyncio.Event()  # config+rules valid, devices read, MQTT subscribed (systemd READY=1)
+        self.subscribed = asyncio.Event()  # set after the first SUBACK (the link calls _on_connect after it)
         self.writer = None
         if self.cfg.influx is not None:
             from drivers.influx import InfluxWriter
@@ -127,15 +131,32 @@ class Daemon:
             _LOG.warning("engine memory unreadable, starting with fresh timers: %s", exc)
             return EngineMemory()
 
+    def _load_gate(self) -> SafetyGate:
+        """Minimum hold times and hourly write counts survive a restart (what the device holds does not:
+        it is read again at start)."""
+        path = self.loaded.state_dir / "safety-gate.json"
+        try:
+            gate = SafetyGate.from_json(json.loads(path.read_text()))
+        except FileNotFoundError:
+            return SafetyGate()
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            _LOG.warning("safety gate state unreadable, starting afresh: %s", exc)
+            return SafetyGate()
+        for target in gate.points:
+            gate.observed(target, None)
+        return gate
+
     def save_memory(self) -> None:
-        path = self._memory_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w") as f:
-            json.dump(self.memory.to_json(), f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
+        """Persist engine timers and safety-gate history atomically (write, fsync, rename)."""
+        for name, data in (("engine-memory.json", self.memory.to_json()), ("safety-gate.json", self.gate.to_json())):
+            path = self.loaded.state_dir / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with tmp.open("w") as f:
+                json.dump(data, f)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(path)
 
     def _load_rules(self, previous: LoadedRules | None) -> LoadedRules:
         return load_rules(
@@ -197,6 +218,7 @@ class Daemon:
         self._dirty.set()
 
     async def _on_connect(self) -> None:
+        self.subscribed.set()
         for d in self.devices.values():
             await self._publish_availability(d.name, d.online)
 
@@ -243,6 +265,8 @@ class Daemon:
                     retain=True,
                 )
                 _LOG.info("decision %s = %g by %s: %s", target, d.value, d.reason.rule, d.reason.text)
+            if old is not None and old.value != d.value:
+                self._previous[target] = old.value
             self.desired[target] = d
         for name in {d.device for d in ev.decisions.values()}:
             ev_ = self._wake.get(name)
@@ -250,11 +274,20 @@ class Daemon:
                 ev_.set()
 
     async def _control_loop(self) -> None:
+        # A lone reading is evaluated at once; under a flood (paho hands over one packet per loop
+        # turn, so sleep(0) alone coalesced nothing) at most one evaluation per MIN_EVAL_GAP_S runs,
+        # covering every reading that arrived meanwhile. Real time: this paces CPU, not rules.
+        loop = asyncio.get_running_loop()
+        last = -1e9
         while True:
             await self._dirty.wait()
+            wait = last + MIN_EVAL_GAP_S - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             self._dirty.clear()
+            last = loop.time()
             self._evaluate()
-            await asyncio.sleep(0)  # let a burst of readings coalesce into one evaluation
+            await asyncio.sleep(0)
 
     async def _ticker(self) -> None:
         """Time passes even when no sensor speaks: `for:` timers, schedules, staleness, held writes."""
@@ -305,8 +338,10 @@ class Daemon:
         """Writes one device's desired setpoints, one at a time, latest value wins."""
         wake = self._wake[dev.name]
         while not self._stopping:
+            self.writers_busy.discard(dev.name)
             await wake.wait()
             wake.clear()
+            self.writers_busy.add(dev.name)
             if self._stopping:
                 return
             for target, d in sorted(self.desired.items()):
@@ -488,7 +523,12 @@ class Daemon:
                 continue
             track = self.gate.track(t)
             out[t] = explain_point(
-                t, self.evaluation, previous=None, known=track.known, held_by=self.stats.held.get(t), now=now
+                t,
+                self.evaluation,
+                previous=self._previous.get(t),
+                known=track.known,
+                held_by=self.stats.held.get(t),
+                now=now,
             )
         return {"points": out}
 
@@ -539,17 +579,26 @@ class Daemon:
                     if dev.profile.status_points():
                         tasks.append(tg.create_task(dev.run_polls(self._on_status), name=f"poll-{dev.name}"))
                 self._dirty.set()
-                self.ready.set()
-                if self._on_ready is not None:
-                    self._on_ready()
-                _LOG.info(
-                    "lobbyd %s running for branch %s: %d sensors, %d devices, %d rules",
-                    VERSION,
-                    self.branch,
-                    len(self.cfg.sensors),
-                    len(self.devices),
-                    len(self.rules.ruleset.rules),
-                )
+                # Ready only once the broker has acknowledged our subscriptions (or we are told to stop).
+                waits = {
+                    tg.create_task(self.subscribed.wait(), name="wait-subscribed"),
+                    tg.create_task(self._stop.wait(), name="wait-stop"),
+                }
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for w in waits:
+                    w.cancel()
+                if self.subscribed.is_set():
+                    self.ready.set()
+                    if self._on_ready is not None:
+                        self._on_ready()
+                    _LOG.info(
+                        "lobbyd %s running for branch %s: %d sensors, %d devices, %d rules",
+                        VERSION,
+                        self.branch,
+                        len(self.cfg.sensors),
+                        len(self.devices),
+                        len(self.rules.ruleset.rules),
+                    )
                 await self._stop.wait()
                 _LOG.info("stopping")
                 # Stop intake and deciding first; let each device finish the write it is doing.
@@ -581,6 +630,11 @@ class Daemon:
         self.save_memory()
         if self.writer is not None:
             await self.writer.flush(timeout=10.0)
+
+    def idle(self) -> bool:
+        """Nothing left to do until time passes or a message arrives: every reading evaluated, every
+        device writer waiting. Simulations on a virtual clock wait for this before advancing it."""
+        return not self._dirty.is_set() and not self.writers_busy and not any(w.is_set() for w in self._wake.values())
 
     # ---- introspection -----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

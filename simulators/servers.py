@@ -8,6 +8,7 @@ the server's own port/endpoint with a deadline (never a fixed sleep).
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -211,6 +212,10 @@ class MosquittoServer(_Server):
             "log_type warning",
             "max_queued_messages 100000",
         ]
+        if os.geteuid() == 0:
+            # As root mosquitto drops to the 'mosquitto' user before reading password, ACL and key files,
+            # which live in a root-only temporary directory: stay root (loopback-only test broker).
+            lines.append("user root")
         if self.users:
             pw = self.workdir / "passwd"
             pw.write_text("")

@@ -32,6 +32,13 @@ from simulators.servers import InfluxServer, MosquittoServer, free_port
 REPO = Path(__file__).resolve().parents[2]
 
 
+async def eventually(predicate: Callable[[], bool], *, timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll ``predicate`` without blocking the event loop (the simulators run in it) until it holds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():  # noqa: ASYNC110 - polling a server, there is no event to await
+            await asyncio.sleep(0.05)
+
+
 def write_config(
     tmp: Path,
     *,
@@ -39,6 +46,7 @@ def write_config(
     device_ports: dict[str, int],
     influx_url: str | None,
     rules_dir: Path,
+    devices_dir: Path = REPO / "config" / "devices",
     edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
     """The shipped config/lobbyd.yaml, pointed at this run's servers and a private state directory."""
@@ -53,7 +61,7 @@ def write_config(
         data["influx"]["url"] = influx_url
         data["influx"]["flush_interval_s"] = 0.2
     data["rules_dir"] = str(rules_dir)
-    data["devices_dir"] = str(REPO / "config" / "devices")
+    data["devices_dir"] = str(devices_dir)
     data["state_dir"] = str(tmp / "state")
     if edit is not None:
         edit(data)
@@ -61,6 +69,16 @@ def write_config(
     with path.open("w") as f:
         yaml.dump(data, f)
     return path
+
+
+def copy_profiles(tmp: Path, *, poll_interval_s: float | None = None) -> Path:
+    """A private copy of the shipped device profiles; ``poll_interval_s`` shortens status polling."""
+    out = tmp / "devices"
+    shutil.copytree(REPO / "config" / "devices", out)
+    if poll_interval_s is not None:
+        for f in out.glob("*.yaml"):
+            f.write_text(re.sub(r"poll_interval_s: [0-9.]+", f"poll_interval_s: {poll_interval_s}", f.read_text()))
+    return out
 
 
 def copy_rules(tmp: Path, *, strip_ramps: bool = False) -> Path:
@@ -95,16 +113,32 @@ class Lobby:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         log = (self.tmp / "daemon.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run", "--config", str(self.config_path), "--start-at", start_at,
-             "--log-level", "DEBUG", *extra],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env,
+            [
+                sys.executable,
+                "-m",
+                "daemon",
+                "run",
+                "--config",
+                str(self.config_path),
+                "--start-at",
+                start_at,
+                "--log-level",
+                "DEBUG",
+                *extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
         )
         log.close()
 
     async def status(self) -> dict[str, Any]:
         return await request(self.loaded.control_socket, {"cmd": "status"})
 
-    async def wait_status(self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 20.0) -> dict[str, Any]:
+    async def wait_status(
+        self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 20.0
+    ) -> dict[str, Any]:
         """Poll the daemon's control socket until ``predicate(status)`` holds."""
         async with asyncio.timeout(timeout):
             while True:
@@ -138,9 +172,15 @@ class Lobby:
 
 
 @contextlib.asynccontextmanager
-async def lobby(tmp: Path, *, influx: bool = True, strip_ramps: bool = False,
-                edit: Callable[[dict[str, Any]], None] | None = None,
-                initial: dict[str, float] | None = None) -> AsyncIterator[Lobby]:
+async def lobby(
+    tmp: Path,
+    *,
+    influx: bool = True,
+    strip_ramps: bool = False,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+    initial: dict[str, float] | None = None,
+    poll_interval_s: float | None = None,
+) -> AsyncIterator[Lobby]:
     """Start broker, database and device simulators; yield a :class:`Lobby` (daemon not yet started)."""
     mosq = MosquittoServer(tmp / "mosquitto")
     mosq.start()
@@ -150,16 +190,29 @@ async def lobby(tmp: Path, *, influx: bool = True, strip_ramps: bool = False,
             idb = InfluxServer(tmp / "influxd")
             idb.start()
             idb.create_database("lobbyd")
-        profiles = REPO / "config" / "devices"
+        profiles = copy_profiles(tmp, poll_interval_s=poll_interval_s)
         fresh = DeviceSimulator.tcp(load_profile(profiles / "freshair-standard.yaml"), 1, port=free_port())
         lights = DeviceSimulator.tcp(load_profile(profiles / "lighting-standard.yaml"), 1, port=free_port())
         rules = copy_rules(tmp, strip_ramps=strip_ramps)
-        cfg = write_config(tmp, mqtt_port=mosq.port, device_ports={"fresh_air": fresh.port, "lights": lights.port},
-                           influx_url=idb.url if idb else None, rules_dir=rules, edit=edit)
+        cfg = write_config(
+            tmp,
+            mqtt_port=mosq.port,
+            device_ports={"fresh_air": fresh.port, "lights": lights.port},
+            influx_url=idb.url if idb else None,
+            rules_dir=rules,
+            devices_dir=profiles,
+            edit=edit,
+        )
         loaded = load_config(cfg)
         async with fresh, lights:
-            sim = SensorSimulator(loaded.config.sensors, host="127.0.0.1", port=mosq.port,
-                                  branch=loaded.config.branch, initial=initial, interval_s=0.5)
+            sim = SensorSimulator(
+                loaded.config.sensors,
+                host="127.0.0.1",
+                port=mosq.port,
+                branch=loaded.config.branch,
+                initial=initial,
+                interval_s=0.5,
+            )
             lob = Lobby(tmp, mosq, idb, fresh, lights, sim, cfg, loaded)
             async with asyncio.TaskGroup() as tg:
                 task = tg.create_task(sim.run(), name="sensor-sim")

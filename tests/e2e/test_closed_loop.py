@@ -76,9 +76,13 @@ async def test_pm25_hysteresis_lux_curve_and_time_series(tmp_path: Path) -> None
             return [v for s in series for v in s["values"]]
 
         # Readings and writes are queryable, with the rule that caused each write.
-        wait_until(lambda: bool(rows("SELECT value FROM reading WHERE sensor = 'hall-pm25' AND value = 50")),
-                   what="pm25 reading in influx")
-        writes = rows("SELECT value, rule, outcome FROM device_write WHERE device = 'fresh_air' AND point = 'fan_speed'")
+        wait_until(
+            lambda: bool(rows("SELECT value FROM reading WHERE sensor = 'hall-pm25' AND value = 50")),
+            what="pm25 reading in influx",
+        )
+        writes = rows(
+            "SELECT value, rule, outcome FROM device_write WHERE device = 'fresh_air' AND point = 'fan_speed'"
+        )
         assert [(r[1], r[2], r[3]) for r in writes] == [
             (1.0, "fresh-air-open", "ok"),
             (3.0, "pm25-high", "ok"),
