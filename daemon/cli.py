@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -91,8 +90,11 @@ def _clock(start_at: str | None, loaded: LoadedConfig) -> Clock:
 
 def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    from daemon import service
     from daemon.app import Daemon
     from daemon.rules.load import load_rules
+
+    service.install_log_rate_limit()
 
     loaded = _load(args.config)
     rules = load_rules(loaded.rules_dir, loaded.rule_context(), last_good_dir=loaded.state_dir / "rules-last-good")
@@ -110,11 +112,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         daemon = Daemon(loaded, clock=clock, rules=rules)
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, daemon.stop)
-        loop.add_signal_handler(signal.SIGINT, daemon.stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: daemon.reload_rules("SIGHUP"))
-        await daemon.run()
+        notifier = service.Notifier.from_env()  # systemd: READY/STATUS/WATCHDOG (no-op elsewhere)
+        service.install_signal_handlers(daemon, notifier, Path(args.config))
+        try:
+            await service.serve(daemon, notifier)
+        finally:
+            notifier.close()
 
     asyncio.run(main())
     return EXIT_OK
