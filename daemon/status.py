@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["format_status", "needs_attention"]
+__all__ = ["SPOOL_ATTENTION_S", "format_status", "needs_attention"]
+
+#: A spool older than this means InfluxDB has been away long enough for someone to look.
+SPOOL_ATTENTION_S = 600.0
 
 
 def needs_attention(st: dict[str, Any]) -> list[str]:
@@ -17,11 +20,19 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
     problems += [f"device {d['name']} offline: {d['last_error']}" for d in st["devices"] if not d["online"]]
     influx = st.get("influx")
     if influx:
-        if influx.get("dropped"):
-            problems.append(f"time series: {influx['dropped']} points dropped (spool budget)")
-        if influx.get("spool_bytes"):
-            problems.append(f"time series: {influx['spool_bytes']} bytes waiting in the spool")
+        if influx.get("dropped_points"):
+            problems.append(f"time series: {influx['dropped_points']} points dropped (spool budget)")
+        if influx.get("rejected_points"):
+            problems.append(f"time series: {influx['rejected_points']} points rejected by the server (see rejected.lp)")
+        if influx.get("spool_oldest_s", 0) > SPOOL_ATTENTION_S:
+            problems.append(
+                f"time series: InfluxDB unreachable, {influx['spooled_bytes']} bytes spooled, "
+                f"oldest {_age(influx['spool_oldest_s'])}"
+            )
     return problems
+
+
+_MQTT_NOT_REJECTS = {"connected", "connects", "silent_for_s", "accepted"}
 
 
 def _age(v: float | None) -> str:
@@ -30,9 +41,15 @@ def _age(v: float | None) -> str:
     return f"{v:.0f}s ago" if v < 120 else f"{v / 60:.0f}m ago"
 
 
+def _duration(s: float) -> str:
+    d, rem = divmod(int(s), 86400)
+    h, rem = divmod(rem, 3600)
+    return (f"{d}d " if d else "") + f"{h}h {rem // 60:02d}m"
+
+
 def format_status(st: dict[str, Any], problems: list[str]) -> str:
     lines = [
-        f"lobbyd {st['version']}  branch {st['branch']}  up {st['uptime_s'] / 3600:.1f} h",
+        f"lobbyd {st['version']}  branch {st['branch']}  up {_duration(st['uptime_s'])}",
         f"config {st['config']}",
         f"rules  {st['rules']['count']} loaded; last reload: {st['rules']['last_reload']}",
         f"mqtt   {'connected' if st['mqtt']['connected'] else 'DISCONNECTED'} ({st['mqtt']['connects']} connects), "
@@ -57,8 +74,16 @@ def format_status(st: dict[str, Any], problems: list[str]) -> str:
         )
     w = st["writes"]
     lines.append(f"writes ok {w['ok']}, failed {w['failed']}, mismatch {w['mismatch']}")
-    if st.get("influx"):
-        i = st["influx"]
-        lines.append("time series: " + ", ".join(f"{k} {v}" for k, v in i.items() if v not in (None, "")))
+    rejected = {k: v for k, v in st["mqtt"].items() if k not in _MQTT_NOT_REJECTS and v}
+    lines.append("mqtt rejected: " + (", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "none"))
+    i = st.get("influx")
+    if i:
+        lines.append(
+            f"time series: queue {i['queue_depth']}, sent {i['sent_points']}, spool {i['spooled_bytes']} bytes"
+            f" (oldest {_age(i['spool_oldest_s']) if i['spooled_bytes'] else '—'}), dropped {i['dropped_points']},"
+            f" rejected {i['rejected_points']}" + (f", last error: {i['last_error']}" if i.get("last_error") else "")
+        )
+    else:
+        lines.append("time series: not configured")
     lines.append("OK" if not problems else "NEEDS ATTENTION:\n  " + "\n  ".join(problems))
     return "\n".join(lines)
