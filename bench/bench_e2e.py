@@ -1,0 +1,452 @@
+"""End-to-end benchmark of the real daemon (``python -m daemon run``) on loopback.
+
+Throughput: N sensor messages (the shipped lobby's four topics in turn: plain PM2.5, Zigbee2MQTT
+climate with two readings, JSON lux, plain outdoor PM2.5) are written as one burst of pre-encoded
+QoS 0 PUBLISH packets to a real mosquitto. The rate is N over the time from the first byte sent to
+the moment the receiver has them all; zero loss is checked (every message counted, every reading
+accepted, none rejected, every reading present in InfluxDB). The same burst goes, in the same run
+and to the same broker, to a bare aiomqtt subscriber and to a raw paho callback loop that only count.
+
+Latency: a PM2.5 publish that crosses the rule's threshold (40 ↔ 10 µg/m³, no ``for:`` delay; the
+fan's safety hold is set to 0 for this run) until the Modbus write arrives at the pymodbus device
+simulator, against the libraries' floor measured in the same run: MQTT publish→receive (paho) and a
+Modbus write (pymodbus client → the same simulator).
+
+Profile: a second throughput run with py-spy sampling the daemon (when py-spy is installed).
+
+Run alone: ``.venv/bin/python -m bench.bench_e2e [--n 60000]``; ``python -m bench`` runs it with the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.rig import (
+    REPO,
+    RawPublisher,
+    daemon_config,
+    daemon_status,
+    device_sims,
+    percentile,
+    proc_sample,
+    publish_packet,
+    py,
+    stop,
+    wait_for,
+)
+
+WARMUP = 10  # samples discarded at the start of each latency series
+START_AT = "2026-06-03T10:30"  # a Wednesday morning: the branch is open
+
+
+@dataclass
+class Throughput:
+    name: str
+    messages: int
+    received: int
+    seconds: float
+    readings: int = 0
+    evaluations: int = 0
+    influx_points: int | None = None
+    influx_s: float | None = None
+    cpu_s: float | None = None
+    rss_mb: float | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+
+@dataclass
+class E2EResult:
+    n: int
+    throughput: list[Throughput] = field(default_factory=list)
+    latency: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # name -> (p50 ms, p99 ms, n)
+    profile: list[tuple[str, float, float]] = field(default_factory=list)  # function, self %, total %
+    profile_note: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+# ---- the message mix ----------------------------------------------------------------------------
+def message_mix(config_path: Path, n: int) -> tuple[bytes, int]:
+    """N messages over the lobby's sensor topics; returns (wire bytes, readings they carry)."""
+    from daemon.config import load_config
+    from simulators.sensors import payload_for
+
+    sensors = load_config(config_path).config.sensors
+    by_topic: dict[str, list[Any]] = {}
+    for s in sensors:
+        by_topic.setdefault(s.topic, []).append(s)
+    topics = sorted(by_topic)
+    base = {"pm25": 10.0, "temperature": 23.0, "humidity": 45.0, "illuminance": 300.0}
+    parts: list[bytes] = []
+    readings = 0
+    for i in range(n):
+        topic = topics[i % len(topics)]
+        group = by_topic[topic]
+        # small variations below every threshold: state, rules and time series all work, no chattering
+        values = {s.id: base.get(str(s.quantity), 1.0) + (i % 40) / 10 for s in group}
+        parts.append(publish_packet(topic, payload_for(group, values)))
+        readings += len(group)
+    return b"".join(parts), readings
+
+
+# ---- reference receivers ------------------------------------------------------------------------
+def reference_run(kind: str, port: int, blob: bytes, n: int) -> Throughput:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.receivers", kind, "--port", str(port), "--n", str(n)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{kind} receiver did not start")
+        s0 = proc_sample(proc.pid)
+        pub = RawPublisher(port, f"bench-pub-{kind}")
+        t0 = time.monotonic()
+        pub.send(blob)
+        line = proc.stdout.readline()
+        s1 = proc_sample(proc.pid) if proc.poll() is None else None
+        pub.close()
+        out = json.loads(line)
+    finally:
+        proc.wait(30)
+    name = {"aiomqtt": "bare aiomqtt subscriber (async for)", "paho": "raw paho callback loop"}[kind]
+    return Throughput(
+        name,
+        n,
+        out["count"],
+        out["t_done"] - t0,
+        cpu_s=(s1.cpu_s - s0.cpu_s) if s1 else None,
+        rss_mb=s1.rss_mb if s1 else None,
+    )
+
+
+# ---- the daemon -----------------------------------------------------------------------------------
+def _readings_in_influx(url: str, db: str) -> int:
+    import urllib.parse
+    import urllib.request
+
+    q = urllib.parse.urlencode({"q": "SELECT count(value) FROM reading", "db": db}).encode()
+    with urllib.request.urlopen(f"{url}/query", data=q, timeout=10) as resp:
+        data = json.loads(resp.read())
+    series = data["results"][0].get("series")
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+@dataclass(frozen=True)
+class Burst:
+    """What one throughput run sends: the wire bytes, their message and reading counts, the broker."""
+
+    blob: bytes
+    n: int
+    readings: int
+    port: int
+
+
+def daemon_run(cfg: Path, burst: Burst, influx: tuple[str, str], *, profile: Path | None) -> Throughput:
+    """Start the daemon on ``cfg``, send the burst, time it; py-spy samples it if ``profile`` is set."""
+    port, blob, n, readings = burst.port, burst.blob, burst.n, burst.readings
+    sock = cfg.parent / "state" / "control.sock"
+    log = cfg.parent / "daemon.log"
+    proc = py("-m", "daemon", "run", "--config", str(cfg), "--start-at", START_AT, log=log)
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for(lambda: _connected(sock), timeout=30, what="daemon connected to MQTT", every=0.05)
+        st0 = daemon_status(sock)
+        a0, e0 = st0["mqtt"]["accepted"], st0["evaluations"]
+        if profile is not None:
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(proc.pid), "--rate", "250",
+                 "--format", "raw", "--output", str(profile), "--nonblocking", "--gil", "--duration", "120"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(1.0)  # py-spy attaches
+        s0 = proc_sample(proc.pid)
+        pub = RawPublisher(port, "bench-pub-daemon")
+        t0 = time.monotonic()
+        pub.send(blob)
+        t1 = wait_for(lambda: daemon_status(sock)["mqtt"]["accepted"] >= a0 + readings, timeout=120,
+                      what="daemon accepted all readings", every=0.005)  # fmt: skip
+        s1 = proc_sample(proc.pid)
+        pub.close()
+        st1 = daemon_status(sock)
+        t2 = wait_for(lambda: _readings_in_influx(*influx) >= readings, timeout=120, what="readings in InfluxDB",
+                      every=0.05)  # fmt: skip
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
+        rejected = {k: v for k, v in st1["mqtt"].items() if k not in ("accepted", "connected", "connects",
+                    "silent_for_s") and isinstance(v, int) and v}  # fmt: skip
+        if rejected:
+            raise RuntimeError(f"daemon rejected messages: {rejected}")
+        return Throughput(
+            "lobbyd (MQTT → state → rules → Modbus, time series)",
+            n,
+            n if st1["mqtt"]["accepted"] - a0 == readings else -1,
+            t1 - t0,
+            readings=st1["mqtt"]["accepted"] - a0,
+            evaluations=st1["evaluations"] - e0,
+            influx_points=_readings_in_influx(*influx),
+            influx_s=t2 - t0,
+            cpu_s=s1.cpu_s - s0.cpu_s,
+            rss_mb=s1.rss_mb,
+        )
+    finally:
+        if spy is not None and spy.poll() is None:
+            spy.kill()
+            spy.wait()
+        stop(proc)
+
+
+def _connected(sock: Path) -> bool:
+    try:
+        return bool(daemon_status(sock)["mqtt"]["connected"])
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def summarise_profile(raw: Path, top: int = 12) -> list[tuple[str, float, float]]:
+    """py-spy raw (collapsed) stacks → (function, self %, inclusive %), the top by self time."""
+    self_n: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    total = 0
+    for line_ in raw.read_text().splitlines():
+        stack, _, count_s = line_.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_s)
+        total += count
+        frames = [_short(f) for f in stack.split(";")]
+        self_n[frames[-1]] += count
+        for f in set(frames):
+            incl[f] += count
+    if not total:
+        return []
+    return [(f, 100 * c / total, 100 * incl[f] / total) for f, c in self_n.most_common(top)]
+
+
+def _short(frame: str) -> str:
+    """``func (path/to/mod.py:12)`` → ``mod.py:func``."""
+    func, _, rest = frame.partition(" (")
+    path = rest.split(":")[0]
+    parts = Path(path).parts
+    keep = "/".join(parts[-2:]) if len(parts) >= 2 else path
+    return f"{keep}:{func}"
+
+
+# ---- latency ------------------------------------------------------------------------------------
+async def latency_runs(tmp: Path, mosq_port: int, samples: int, res: E2EResult) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from pymodbus.client import AsyncModbusTcpClient
+
+    async with device_sims() as sims:
+        fresh = sims["fresh_air"]
+
+        def edit(data: dict[str, Any]) -> None:
+            data["safety"]["fresh_air.fan_speed"] = {"min_hold_s": 0, "max_writes_per_hour": 1_000_000}
+
+        cfg = daemon_config(tmp / "lat", mqtt_port=mosq_port, device_ports={k: s.port for k, s in sims.items()},
+                            influx_url=None, edit=edit)  # fmt: skip
+        sock = tmp / "lat" / "state" / "control.sock"
+        pub = RawPublisher(mosq_port, "bench-lat-pub")
+        proc = py("-m", "daemon", "run", "--config", str(cfg), "--start-at", START_AT, log=tmp / "lat" / "daemon.log")
+        try:
+            await asyncio.to_thread(wait_for, lambda: _connected(sock), timeout=30, what="daemon", every=0.05)
+            from daemon.config import load_config
+
+            sensors = load_config(cfg).config.sensors
+            from simulators.sensors import payload_for
+
+            everyone = {s.id: {"pm25": 10.0}.get(str(s.quantity), 300.0 if str(s.quantity) == "illuminance" else 30)
+                        for s in sensors}  # fmt: skip
+            for topic in sorted({s.topic for s in sensors}):
+                pub.send(publish_packet(topic, payload_for([s for s in sensors if s.topic == topic], everyone)))
+            await fresh.wait_for_write("fan_speed", lambda v: v == 1, timeout=20)
+            pm_topic = next(s.topic for s in sensors if s.id == "hall-pm25")
+            lat: list[float] = []
+            for i in range(samples + WARMUP):
+                high = i % 2 == 0
+                since = len(fresh.writes)
+                t0 = time.monotonic()
+                pub.send(publish_packet(pm_topic, b"40" if high else b"10"))
+                w = await fresh.wait_for_write("fan_speed", (lambda v: v == 3) if high else (lambda v: v == 1),
+                                               timeout=5, since=since)  # fmt: skip
+                if i >= WARMUP:
+                    lat.append(w.ts - t0)
+                await asyncio.sleep(0.01)  # pacing: let the read-back finish (not a synchronisation)
+            res.latency["lobbyd: PM2.5 publish → Modbus write at the device"] = _pct(lat)
+        finally:
+            await asyncio.to_thread(stop, proc)
+            pub.close()
+
+        # floor 1: MQTT publish → paho receive on the same broker
+        got = asyncio.Queue[float]()
+        loop = asyncio.get_running_loop()
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-floor")
+        subscribed = asyncio.Event()
+
+        def on_message(*_a: Any) -> None:
+            loop.call_soon_threadsafe(got.put_nowait, time.monotonic())
+
+        def on_subscribe(*_a: Any) -> None:
+            loop.call_soon_threadsafe(subscribed.set)
+
+        c.on_message = on_message
+        c.on_subscribe = on_subscribe
+        c.on_connect = lambda cl, *_a: cl.subscribe("floor/x")
+        c.connect("127.0.0.1", mosq_port)
+        c.loop_start()
+        pub = RawPublisher(mosq_port, "bench-floor-pub")
+        try:
+            await asyncio.wait_for(subscribed.wait(), 10)
+            mq: list[float] = []
+            for i in range(samples + WARMUP):
+                t0 = time.monotonic()
+                pub.send(publish_packet("floor/x", b"40"))
+                dt = await asyncio.wait_for(got.get(), 5) - t0
+                if i >= WARMUP:
+                    mq.append(dt)
+                await asyncio.sleep(0.002)
+        finally:
+            pub.close()
+            c.loop_stop()
+            c.disconnect()
+        res.latency["floor: MQTT publish → receive (paho)"] = _pct(mq)
+
+        # floor 2: a Modbus write from pymodbus to the same simulator
+        client = AsyncModbusTcpClient("127.0.0.1", port=fresh.port)
+        await client.connect()
+        try:
+            mb: list[float] = []
+            for i in range(samples + WARMUP):
+                since = len(fresh.writes)
+                t0 = time.monotonic()
+                await client.write_register(0, 3 if i % 2 == 0 else 1, device_id=1)
+                w = await fresh.wait_for_write("fan_speed", timeout=5, since=since)
+                if i >= WARMUP:
+                    mb.append(w.ts - t0)
+        finally:
+            client.close()
+        res.latency["floor: Modbus write (pymodbus client → simulator)"] = _pct(mb)
+
+
+def _pct(values: list[float]) -> tuple[float, float, int]:
+    return percentile(values, 50) * 1000, percentile(values, 99) * 1000, len(values)
+
+
+# ---- the whole benchmark ------------------------------------------------------------------------
+async def bench(n: int, samples: int, *, profile: bool = True) -> E2EResult:
+    from simulators.servers import InfluxServer, MosquittoServer
+
+    res = E2EResult(n)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    mosq = MosquittoServer(tmp / "mosquitto")
+    idb = InfluxServer(tmp / "influxd")
+    mosq.start()
+    idb.start()
+    try:
+        async with device_sims() as sims:
+            ports = {k: s.port for k, s in sims.items()}
+            runs = [("run", "bench_run"), ("profile", "bench_profile")]
+            cfgs = {}
+            for name, db in runs:
+                idb.create_database(db)
+                cfgs[name] = daemon_config(tmp / name, mqtt_port=mosq.port, device_ports=ports, influx_url=idb.url,
+                                           database=db)  # fmt: skip
+            blob, readings = message_mix(cfgs["run"], n)
+            for kind in ("aiomqtt", "paho"):
+                res.throughput.append(await asyncio.to_thread(reference_run, kind, mosq.port, blob, n))
+            burst = Burst(blob, n, readings, mosq.port)
+            t = await asyncio.to_thread(daemon_run, cfgs["run"], burst, (idb.url, "bench_run"), profile=None)
+            res.throughput.append(t)
+            spy = Path(sys.executable).parent / "py-spy"
+            if profile and spy.exists():
+                raw = tmp / "profile.txt"
+                try:
+                    await asyncio.to_thread(daemon_run, cfgs["profile"], burst, (idb.url, "bench_profile"), profile=raw)
+                    res.profile = summarise_profile(raw) if raw.exists() else []
+                except (RuntimeError, TimeoutError, OSError) as exc:
+                    res.profile_note = f"profile run failed: {exc}"
+            elif profile:
+                res.profile_note = "py-spy not installed (pip install py-spy): no profile"
+        await latency_runs(tmp, mosq.port, samples, res)
+    except BaseException:
+        print(f"bench_e2e failed; its files are kept in {tmp}", file=sys.stderr)
+        raise
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        mosq.close()
+        idb.close()
+    return res
+
+
+def markdown(res: E2EResult) -> str:
+    """The result as markdown tables (ratios against the references measured in the same run)."""
+    out = [f"Burst of {res.n:,} QoS 0 messages (4 topics, 1.25 readings per message) through one local mosquitto.\n"]
+    out.append("| receiver | messages/s | lost | CPU s | RSS MB | ratio vs bare aiomqtt | ratio vs raw paho |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    ref = {t.name.split(" ")[1]: t.rate for t in res.throughput[:2]}
+    for t in res.throughput:
+        out.append(
+            f"| {t.name} | {t.rate:,.0f} | {t.messages - t.received if t.received >= 0 else 'readings!'} | "
+            f"{t.cpu_s:.2f} | {t.rss_mb:.0f} | {t.rate / ref['aiomqtt']:.2f} | {t.rate / ref['paho']:.2f} |"
+            if t.cpu_s is not None and t.rss_mb is not None
+            else f"| {t.name} | {t.rate:,.0f} | {t.messages - t.received} | – | – | "
+            f"{t.rate / ref['aiomqtt']:.2f} | {t.rate / ref['paho']:.2f} |"
+        )
+    d = res.throughput[-1]
+    if d.influx_s is not None:
+        out.append(
+            f"\nlobbyd: {d.readings:,} readings accepted, {d.influx_points:,} in InfluxDB "
+            f"(all of them {d.influx_s:.2f} s after the first byte: {d.readings / d.influx_s:,.0f} points/s); "
+            f"{d.evaluations:,} rule evaluations ({d.evaluations / d.messages:.3f} per message: bursts coalesce)."
+        )
+    out.append("\n| latency | p50 ms | p99 ms | samples |")
+    out.append("|---|---:|---:|---:|")
+    for name, (p50, p99, k) in res.latency.items():
+        out.append(f"| {name} | {p50:.2f} | {p99:.2f} | {k} |")
+    floor = [v for k, v in res.latency.items() if k.startswith("floor")]
+    main = [v for k, v in res.latency.items() if k.startswith("lobbyd")]
+    if main and len(floor) == 2:
+        f99 = floor[0][1] + floor[1][1]
+        out.append(f"\nlobbyd p99 / (MQTT p99 + Modbus p99) = {main[0][1]:.2f} / {f99:.2f} = {main[0][1] / f99:.2f}×")
+    if res.profile:
+        out.append("\nProfile of the daemon during the burst (py-spy, 250 Hz, self time, top functions):\n")
+        out.append("| function | self % | inclusive % |")
+        out.append("|---|---:|---:|")
+        for f, s, i in res.profile:
+            out.append(f"| `{f}` | {s:.1f} | {i:.1f} |")
+    if res.profile_note:
+        out.append(f"\n{res.profile_note}")
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=60_000, help="messages in the burst")
+    ap.add_argument("--samples", type=int, default=300, help="latency samples")
+    ap.add_argument("--no-profile", action="store_true")
+    a = ap.parse_args()
+    res = asyncio.run(bench(a.n, a.samples, profile=not a.no_profile))
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    main()
