@@ -1,0 +1,186 @@
+"""Gateway budget: 50 sensors at 1 Hz through the daemon vs a bare aiomqtt subscriber, same run.
+
+Run: ``python -m bench.bench_budget [--seconds 60]``. Not a test. Real mosquitto and influxd on
+loopback, the standard device simulators and rules, the shipped config plus 45 extra plain sensors
+(50 sensors, 49 topics: the two climate readings share one zigbee2mqtt message). One publisher sends
+every topic once a second; the daemon (``lobbyd run`` subprocess) and a bare aiomqtt subscriber to
+the same topics (subprocess) receive the same messages. Reported: CPU share of one core of each over
+the same window, their ratio (target <= 1.3), and the daemon's RSS (target < 80 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+EXTRA = 45
+FILTERS = ["sensors/#", "zigbee2mqtt/#"]
+
+
+def cpu_rss(pid: int) -> tuple[float, float]:
+    """(CPU seconds user+system, RSS MB) of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE / 1e6
+    return (int(fields[11]) + int(fields[12])) / _TICK, rss
+
+
+async def receiver(port: int) -> None:
+    """The reference: a bare aiomqtt subscriber that only counts."""
+    count = 0
+    async with aiomqtt.Client("127.0.0.1", port, identifier="bench-bare") as c:
+        for f in FILTERS:
+            await c.subscribe(f)
+        print("ready", flush=True)
+        async for _m in c.messages:
+            count += 1
+
+
+def _extra_sensors(data: dict[str, Any]) -> None:
+    kinds = ["temperature", "humidity", "pm25", "illuminance"]
+    for i in range(EXTRA):
+        data["sensors"].append(
+            {
+                "id": f"annex-{i:02d}",
+                "topic": f"sensors/demo-001/annex/{i:02d}",
+                "zone": "annex",
+                "quantity": kinds[i % 4],
+                "decoder": {"type": "plain"},
+                "stale_after_s": 120,
+            }
+        )
+
+
+def _payloads(sensors: list[Any], t: float) -> dict[str, bytes]:
+    from simulators.sensors import payload_for
+
+    by_topic: dict[str, list[Any]] = {}
+    for s in sensors:
+        by_topic.setdefault(s.topic, []).append(s)
+    base = {"temperature": 24.0, "humidity": 50.0, "pm25": 12.0, "illuminance": 300.0}
+    out = {}
+    for topic, ss in by_topic.items():
+        values = {s.id: base[str(s.quantity)] + (int(t) % 7) * 0.1 for s in ss}
+        out[topic] = payload_for(ss, values)
+    return out
+
+
+async def bench(seconds: float, warmup: float, tmp: Path) -> dict[str, float]:
+    from daemon.config import load_config
+    from drivers.modbus import load_profile
+    from simulators.devices import DeviceSimulator
+    from simulators.servers import InfluxServer, MosquittoServer, free_port
+    from tests.e2e.harness import REPO, copy_rules, write_config
+
+    mosq, idb = MosquittoServer(tmp / "mosquitto"), InfluxServer(tmp / "influxd")
+    mosq.start()
+    idb.start()
+    idb.create_database("lobbyd")
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        profiles = REPO / "config" / "devices"
+        fresh = DeviceSimulator.tcp(load_profile(profiles / "freshair-standard.yaml"), 1, port=free_port())
+        lights = DeviceSimulator.tcp(load_profile(profiles / "lighting-standard.yaml"), 1, port=free_port())
+        cfg = write_config(
+            tmp,
+            mqtt_port=mosq.port,
+            device_ports={"fresh_air": fresh.port, "lights": lights.port},
+            influx_url=idb.url,
+            rules_dir=copy_rules(tmp),
+            edit=_extra_sensors,
+        )
+        sensors = list(load_config(cfg).config.sensors)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        async with fresh, lights, aiomqtt.Client("127.0.0.1", mosq.port, identifier="bench-pub") as pub:
+            daemon = subprocess.Popen(  # noqa: ASYNC220 (bench set-up, once)
+                [sys.executable, "-m", "daemon", "run", "--config", str(cfg), "--log-level", "WARNING",
+                 "--start-at", "2026-06-03T10:30"],
+                cwd=REPO, env=env, stdout=(tmp / "daemon.log").open("wb"), stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            bare = subprocess.Popen(  # noqa: ASYNC220
+                [sys.executable, "-m", "bench.bench_budget", "--receiver", str(mosq.port)],
+                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            procs += [daemon, bare]
+            assert bare.stdout is not None
+            line = await asyncio.to_thread(bare.stdout.readline)
+            assert line.strip() == b"ready", line
+            t_end = time.monotonic() + warmup + seconds
+            sample: dict[str, Any] = {}
+            rss_peak = 0.0
+            tick = time.monotonic()
+            while time.monotonic() < t_end:
+                for topic, payload in _payloads(sensors, time.time()).items():
+                    await pub.publish(topic, payload)
+                if not sample and time.monotonic() >= t_end - seconds:
+                    sample = {"t": time.monotonic(), "d": cpu_rss(daemon.pid)[0], "b": cpu_rss(bare.pid)[0]}
+                if sample:
+                    rss_peak = max(rss_peak, cpu_rss(daemon.pid)[1])
+                tick += 1.0
+                await asyncio.sleep(max(0.0, tick - time.monotonic()))
+            dt = time.monotonic() - sample["t"]
+            d_cpu, d_rss = cpu_rss(daemon.pid)
+            b_cpu, b_rss = cpu_rss(bare.pid)
+            if daemon.poll() is not None:
+                raise RuntimeError((tmp / "daemon.log").read_text()[-3000:])
+            return {
+                "seconds": dt,
+                "messages_per_s": float(len(_payloads(sensors, 0))),
+                "sensors": float(len(sensors)),
+                "daemon_cpu": (d_cpu - sample["d"]) / dt,
+                "bare_cpu": (b_cpu - sample["b"]) / dt,
+                "daemon_rss_mb": d_rss,
+                "daemon_rss_peak_mb": rss_peak,
+                "bare_rss_mb": b_rss,
+            }
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        mosq.close()
+        idb.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--warmup", type=float, default=10.0)
+    ap.add_argument("--receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.receiver:
+        asyncio.run(receiver(args.receiver))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="lobbyd-budget-") as d:
+        r = asyncio.run(bench(args.seconds, args.warmup, Path(d)))
+    ratio = r["daemon_cpu"] / max(1e-9, r["bare_cpu"])
+    print(json.dumps(r, indent=2))
+    print("\n| measure | lobbyd | bare aiomqtt | target |\n|---|---|---|---|")
+    print(
+        f"| CPU (% of one core, {r['seconds']:.0f} s, {r['sensors']:.0f} sensors, {r['messages_per_s']:.0f} msg/s) "
+        f"| {r['daemon_cpu'] * 100:.2f} | {r['bare_cpu'] * 100:.2f} | ratio {ratio:.2f} <= 1.3 |"
+    )
+    print(
+        f"| RSS (MB) | {r['daemon_rss_mb']:.1f} (peak {r['daemon_rss_peak_mb']:.1f}) | {r['bare_rss_mb']:.1f} | < 80 |"
+    )
+    ok = ratio <= 1.3 and r["daemon_rss_peak_mb"] < 80
+    print("VERDICT:", "within budget" if ok else "OVER BUDGET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
