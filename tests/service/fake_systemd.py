@@ -18,6 +18,7 @@ class Notification:
 
     fields: dict[str, str]
     at: float
+    raw: bytes = b""
 
 
 @dataclass
@@ -40,8 +41,8 @@ class FakeSystemd:
         loop = asyncio.get_running_loop()
         while True:
             data = await loop.sock_recv(self.sock, 65536)
-            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
-            self.received.append(Notification(fields, time.monotonic()))
+            fields = dict(line.split("=", 1) for line in data.decode().split("\n") if "=" in line)
+            self.received.append(Notification(fields, time.monotonic(), data))
             self._new.set()
 
     def with_key(self, key: str, value: str | None = None) -> list[Notification]:
