@@ -72,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reload", help="ask the running daemon to reload its rules (same as SIGHUP)")
     _config_arg(p)
+
+    p = sub.add_parser(
+        "simulate", help="run a scenario day through the real daemon on a virtual clock; report and PNG"
+    )
+    p.add_argument("scenario", help="scenario file, or a name in simulators/scenarios (e.g. pollution-episode)")
+    p.add_argument("--out", type=Path, default=Path("sim-out"), help="directory for the PNG and report")
+    p.add_argument("--baselines", action="store_true", help="also run the fixed-fan and naive-threshold baselines")
+    p.add_argument("--influx", action="store_true", help="store the run's time series in a private influxd")
+
+    p = sub.add_parser("record", help="write what arrives on the sensor topics to a feed (JSONL or CSV)")
+    _config_arg(p)
+    p.add_argument("--out", type=Path, required=True, help="feed file: .jsonl or .csv")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     return parser
 
 
@@ -193,6 +206,25 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return EXIT_OK if answer.get("ok") else EXIT_INVALID
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from simulators.day import simulate_day
+
+    outcome = asyncio.run(
+        simulate_day(args.scenario, out=args.out, baselines=args.baselines, influx=args.influx, progress=True)
+    )
+    print(outcome.text)
+    return EXIT_OK
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from simulators.record import record
+
+    loaded = _load(args.config)
+    n = asyncio.run(record(loaded.config.mqtt, loaded.config.sensors, args.out, duration_s=args.duration))
+    print(f"recorded {n} messages to {args.out}")
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": cmd_run,
     "check": cmd_check,
@@ -200,6 +232,8 @@ COMMANDS = {
     "status": cmd_status,
     "why": cmd_why,
     "reload": cmd_reload,
+    "simulate": cmd_simulate,
+    "record": cmd_record,
 }
 
 

@@ -1,0 +1,91 @@
+"""Control quality on the standard scenarios, through the real daemon, broker and Modbus simulators.
+
+Each test runs a window of a scenario day (minutes to hours of virtual time, a few seconds of wall
+time); the full 24 h days are for ``lobbyd simulate`` and the bench.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulators.report import assess
+from simulators.scenario import Scenario, load_scenario
+from simulators.simulate import RunResult, run_scenario
+from simulators.variants import Variant
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "simulators" / "scenarios"
+
+
+def window(name: str, start: str, hours: float) -> Scenario:
+    return load_scenario(SCENARIOS / f"{name}.yaml").model_copy(update={"start": start, "duration_h": hours})
+
+
+async def run(scn: Scenario, variant: Variant = "lobbyd") -> RunResult:
+    r = await run_scenario(scn, variant)
+    steps = round(scn.duration_h * 3600 / scn.step_s)
+    assert len(r.samples) == steps
+    return r
+
+
+def assert_under_caps(r: RunResult) -> None:
+    q = assess(r)
+    assert q.max_writes_in_hour, "no write at all: the loop is not closed"
+    for target, n in q.max_writes_in_hour.items():
+        assert n <= q.caps[target], f"{target}: {n} writes in an hour, cap {q.caps[target]}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rules/air-quality.yaml 'outdoor-worse' holds the fan at low while outdoor PM2.5 > 75; with the "
+    "unit's 90 % filter more fresh air would lower indoor PM2.5 (indoor reaches ~40 µg/m³). Rule change needed.",
+)
+async def test_pollution_episode_keeps_pm25_at_target_with_lobbyd_rules() -> None:
+    r = await run(window("pollution-episode", "09:00", 2.5))
+    assert assess(r).pm25_ok_pct >= 95.0
+
+
+async def test_pollution_episode_control_path_and_write_caps() -> None:
+    scn = window("pollution-episode", "09:00", 2.5)
+    naive = await run(scn, "naive")
+    q = assess(naive)
+    assert q.pm25_ok_pct >= 95.0
+    assert max(s.fan_level for s in naive.samples) == 3  # the daemon really drove the Modbus simulator
+    assert_under_caps(naive)
+    lobbyd = await run(scn)
+    assert_under_caps(lobbyd)
+    assert all(s.fan_level >= 1 for s in lobbyd.samples if s.occupied)
+    assert lobbyd.samples[-1].pm25 > lobbyd.samples[0].pm25  # the episode came in
+
+
+async def test_frozen_sensor_triggers_the_fallback_within_its_staleness_timeout() -> None:
+    scn = window("frozen-sensor", "09:50", 0.5)
+    r = await run(scn)
+    q = assess(r)
+    stale_after = 120.0  # config/lobbyd.yaml hall-pm25 stale_after_s
+    interval = scn.sensors["hall-pm25"].interval_s
+    assert len(q.freeze_to_fallback_s) == 1
+    latency = q.freeze_to_fallback_s[0]
+    assert stale_after - interval <= latency <= stale_after + scn.step_s
+    assert q.fallback_episodes == {"fresh_air.fan_speed": 1}
+    after = [s for s in r.samples if s.fallbacks]
+    assert {s.fan_level for s in after[6:]} == {2.0}  # the rules' safe_value, written to the device
+
+
+async def test_device_offline_is_seen_and_the_unit_recovers() -> None:
+    scn = window("device-offline", "11:55", 0.75)
+    r = await run(scn)
+    q = assess(r)
+    offline_min = q.offline_s.get("fresh_air", 0.0) / 60
+    assert 25.0 <= offline_min <= 31.0  # 30 min outage; noticed after a failed write or poll
+    assert r.samples[-1].offline == ()
+    assert_under_caps(r)
+
+
+async def test_broker_restart_loses_five_minutes_and_recovers() -> None:
+    scn = window("broker-restart", "13:58", 0.25)
+    r = await run(scn)
+    assert r.lost_broker > 0
+    assert r.samples[-1].fallbacks == ()  # fresh readings again after the restart
+    assert any(s.fallbacks for s in r.samples)  # 5 minutes without sensors: stale → fallback
