@@ -116,10 +116,14 @@ async def branch_with_bridge(tmp: Path) -> AsyncIterator[dict[str, Any]]:
                     yield {"central": central, "local": local, "fresh": fresh, "sim": sim, "watcher": watcher,
                            "loaded": loaded, "proc": proc}  # fmt: skip
                 finally:
+                    # the daemon goes first: a pymodbus server does not stop while a client holds a link
+                    if proc.poll() is None:
+                        proc.terminate()
+                        await asyncio.to_thread(proc.wait, 20)
                     task.cancel()
     finally:
         if proc is not None and proc.poll() is None:
-            proc.terminate()
+            proc.kill()
             proc.wait(20)
         watcher.stop()
         local.close()
