@@ -9,7 +9,6 @@ connector task reconnects with bounded exponential backoff and jitter, driven by
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections import deque
@@ -171,9 +170,14 @@ class ModbusBus:
             if not self._link.connected:
                 self._want_connect.set()
                 await asyncio.sleep(0)  # let the connector start an immediate attempt if one is due
-            if not self._link.connected and self._attempt is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(self._attempt)  # a connect attempt is running right now
+            attempt = self._attempt
+            if not self._link.connected and attempt is not None:
+                try:
+                    await asyncio.shield(attempt)  # a connect attempt is running right now
+                except asyncio.CancelledError:
+                    if not attempt.cancelled():
+                        raise  # this worker is being cancelled (bus closing), not the attempt
+
             if job.future.done():
                 continue
             if not self._link.connected:
