@@ -53,6 +53,8 @@ class DaemonStats:
     writes_failed: int = 0
     writes_mismatch: int = 0
     held: dict[str, str] = field(default_factory=dict)  # target -> safety limit holding it back
+    eval_ms_max: float = 0.0  # slowest rule evaluation since the last health record
+    write_ms_max: float = 0.0  # slowest device write (incl. read-back) since the last health record
     overrides_received: int = 0
     overrides_rejected: int = 0
     reloads: int = 0
@@ -72,7 +74,8 @@ class Daemon:
         watch_rules: bool = True,
     ) -> None:
         self.watch_rules = watch_rules
-        self.write_drain_s = 15.0  # bound on finishing in-flight writes at shutdown
+        self.write_drain_s = 10.0  # bound on finishing in-flight writes at shutdown
+        self.shutdown_bound_s = 10.0  # bound on applying shutdown states (the flush has its own)
         self._stopping = False
         self.loaded = loaded
         self.cfg = loaded.config
@@ -90,21 +93,29 @@ class Daemon:
         self._previous: dict[str, float] = {}  # the announced value before the current one, per point
         self.stats = DaemonStats(started_at=clock.now())
         self.devices: dict[str, ModbusDevice] = {}
+        self._buses: dict[str, ModbusBus] = {}  # one per physical link (transport key)
         self._wake: dict[str, asyncio.Event] = {}
         self.writers_busy: set[str] = set()  # devices whose writer is working (see idle())
         self._dirty = asyncio.Event()
         self._stop = asyncio.Event()
+        self._pending_publish: dict[str, tuple[str, bool]] = {}
+        self._publish_wake = asyncio.Event()
         self._on_ready = on_ready
         self.ready = asyncio.Event()  # config+rules valid, devices read, MQTT subscribed (systemd READY=1)
         self.subscribed = asyncio.Event()  # set after the first SUBACK (the link calls _on_connect after it)
         self.writer = None
+        self.recorder = Recorder(self.branch, None)
+        self._early_events: list[tuple[str, str, float]] | None = []  # writer events before it is wired
         if self.cfg.influx is not None:
             from drivers.influx import InfluxWriter
 
             self.writer = InfluxWriter(
                 self.cfg.influx, spool_dir=loaded.state_dir / "spool", clock=clock.now, on_event=self._writer_event
             )
-        self.recorder = Recorder(self.branch, self.writer)
+        self.recorder.writer = self.writer
+        early, self._early_events = self._early_events, None
+        for kind, text, ts in early:  # e.g. "spool left by a previous run" from the writer's constructor
+            self.recorder.event(kind, text, ts)
         prefix = f"lobbyd/{self.branch}"
         self._override_prefix = f"{prefix}/device/"
         subs = [*self.intake.router.subscriptions(), (f"{prefix}/device/+/+/set", 1)]
@@ -225,6 +236,7 @@ class Daemon:
     # ---- decisions ----------------------------------------------------------------------------------
     def _evaluate(self) -> None:
         now = self.clock.now()
+        t0 = time.perf_counter()
         ev = evaluate(
             self.rules.ruleset,
             self.state.view(),
@@ -237,6 +249,7 @@ class Daemon:
         self.memory = ev.memory
         self.evaluation = ev
         self.stats.evaluations += 1
+        self.stats.eval_ms_max = max(self.stats.eval_ms_max, (time.perf_counter() - t0) * 1000.0)
         for target, d in ev.decisions.items():
             old = self._announced.get(target)
             # A decision is recorded when its rule or fallback state changes, or its value moves by more
@@ -364,6 +377,7 @@ class Daemon:
                 offline_skip = result.outcome is WriteOutcome.FAILED and not was_online and not dev.online
                 if not offline_skip:
                     self.gate.wrote(target, d.value, done, ok=result.outcome is WriteOutcome.OK)
+                self.stats.write_ms_max = max(self.stats.write_ms_max, result.latency_s * 1000.0)
                 if result.outcome is WriteOutcome.OK:
                     self.stats.writes_ok += 1
                 elif result.outcome is WriteOutcome.MISMATCH:
@@ -381,7 +395,7 @@ class Daemon:
                     d.reason.rule,
                     result.readback,
                 )
-                await self.link.publish(
+                self._publish_soon(
                     f"lobbyd/{self.branch}/device/{dev.name}/{d.point}/state",
                     json.dumps(
                         {
@@ -401,18 +415,26 @@ class Daemon:
     # ---- housekeeping ----------------------------------------------------------------------------------
     def _writer_event(self, kind: str, text: str) -> None:
         _LOG.warning("time series: %s: %s", kind, text)
-        self.recorder.event(kind, text, self.clock.now())
+        if self._early_events is not None:
+            self._early_events.append((kind, text, self.clock.now()))
+        else:
+            self.recorder.event(kind, text, self.clock.now())
 
     def _publish_soon(self, topic: str, payload: str, *, retain: bool) -> None:
-        self._pending_publish.append((topic, payload, retain))
+        """Queue a publish without waiting; per topic only the latest payload is kept (bounded by topics)."""
+        self._pending_publish.pop(topic, None)
+        self._pending_publish[topic] = (payload, retain)
         self._publish_wake.set()
 
     async def _publisher(self) -> None:
-        while True:
+        # Ends on the stop flag as well as on cancellation: aiomqtt waits with asyncio.wait_for, which on
+        # Python 3.11 can swallow a cancellation that arrives as the publish completes.
+        while not self._stopping:
             await self._publish_wake.wait()
             self._publish_wake.clear()
-            while self._pending_publish:
-                topic, payload, retain = self._pending_publish.pop(0)
+            while self._pending_publish and not self._stopping:
+                topic = next(iter(self._pending_publish))
+                payload, retain = self._pending_publish.pop(topic)
                 await self.link.publish(topic, payload, retain=retain)
 
     async def _housekeeping(self) -> None:
@@ -422,14 +444,23 @@ class Daemon:
             now = self.clock.now()
             self.recorder.health(
                 "engine",
-                {"evaluations": self.stats.evaluations, "decisions_changed": self.stats.decisions_changed},
+                {
+                    "evaluations": self.stats.evaluations,
+                    "decisions_changed": self.stats.decisions_changed,
+                    "eval_ms_max": self.stats.eval_ms_max,
+                    "rules": len(self.rules.ruleset.rules),
+                    "rule_errors": len(self.rules.errors),
+                },
                 now,
             )
+            self.stats.eval_ms_max = 0.0
+            snapshot = self.intake.counters.snapshot()
             self.recorder.health(
                 "mqtt",
                 {
                     "messages_in": self.link.received,
-                    **{f"rejected_{k}": v for k, v in self.intake.counters.snapshot().items()},
+                    "accepted": snapshot.pop("accepted"),
+                    **{f"rejected_{k}": v for k, v in snapshot.items()},
                     "connected": int(self.link.connected),
                     "connects": self.link.connects,
                 },
@@ -438,12 +469,18 @@ class Daemon:
             self.recorder.health(
                 "modbus",
                 {
+                    "requests": sum(d.requests for d in self.devices.values()),
+                    "errors": sum(b.stats.failures for b in self._buses.values()),
+                    "devices_online": sum(1 for d in self.devices.values() if d.online),
+                    "devices": len(self.devices),
                     "writes_ok": self.stats.writes_ok,
                     "writes_failed": self.stats.writes_failed,
                     "writes_mismatch": self.stats.writes_mismatch,
+                    "write_latency_ms_max": self.stats.write_ms_max,
                 },
                 now,
             )
+            self.stats.write_ms_max = 0.0
             if self.writer is not None:
                 s = self.writer.stats()
                 self.recorder.health(
@@ -537,13 +574,11 @@ class Daemon:
         self._stop.set()
 
     async def run(self) -> None:
-        self._pending_publish: list[tuple[str, str, bool]] = []
-        self._publish_wake = asyncio.Event()
         for err in self.rules.errors:
             _LOG.error("rules: %s", err)
         async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as outer:
             writer_task = outer.create_task(self.writer.run(), name="influx-writer") if self.writer else None
-            buses: dict[str, ModbusBus] = {}
+            buses = self._buses
             for dc in self.cfg.devices:
                 key = dc.transport.key
                 if key not in buses:
@@ -602,9 +637,10 @@ class Daemon:
                 await self._stop.wait()
                 _LOG.info("stopping")
                 # Stop intake and deciding first; let each device finish the write it is doing.
+                self._stopping = True
+                self._publish_wake.set()
                 for t in tasks:
                     t.cancel()
-                self._stopping = True
                 for wake in self._wake.values():
                     wake.set()
                 with contextlib.suppress(TimeoutError):
@@ -617,7 +653,22 @@ class Daemon:
                 writer_task.cancel()
 
     async def _shutdown(self) -> None:
-        """Leave each device at its profile's shutdown state (only what differs), persist, flush."""
+        """Leave each device at its profile's shutdown state (only what differs), persist, flush.
+
+        Each phase is bounded, so a dead device or an absent InfluxDB cannot keep the daemon from exiting:
+        what is not sent is in the spool.
+        """
+        self.save_memory()
+        try:
+            async with asyncio.timeout(self.shutdown_bound_s):
+                await self._apply_shutdown_states()
+        except TimeoutError:
+            _LOG.error("shutdown states not all applied within %.0fs", self.shutdown_bound_s)
+        self.save_memory()
+        if self.writer is not None:
+            await self.writer.flush(timeout=10.0)
+
+    async def _apply_shutdown_states(self) -> None:
         for dev in self.devices.values():
             for point, value in (dev.profile.shutdown or {}).items():
                 target = f"{dev.name}.{point}"
@@ -627,9 +678,6 @@ class Daemon:
                 self.gate.wrote(target, value, self.clock.now(), ok=result.outcome is WriteOutcome.OK)
                 self.recorder.write(result, "shutdown", self.clock.now())
                 _LOG.info("shutdown state %s = %g: %s", target, value, result.outcome)
-        self.save_memory()
-        if self.writer is not None:
-            await self.writer.flush(timeout=10.0)
 
     def idle(self) -> bool:
         """Nothing left to do until time passes or a message arrives: every reading evaluated, every
@@ -656,6 +704,7 @@ class Daemon:
             },
             "mqtt": {
                 "connected": self.link.connected,
+                "subscribed": self.subscribed.is_set() and self.link.connected,
                 "connects": self.link.connects,
                 "silent_for_s": self.link.silent_for(now),
                 **self.intake.counters.snapshot(),

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reload", help="ask the running daemon to reload its rules (same as SIGHUP)")
     _config_arg(p)
 
-    p = sub.add_parser(
-        "simulate", help="run a scenario day through the real daemon on a virtual clock; report and PNG"
-    )
+    p = sub.add_parser("simulate", help="run a scenario day through the real daemon on a virtual clock; report and PNG")
     p.add_argument("scenario", help="scenario file, or a name in simulators/scenarios (e.g. pollution-episode)")
     p.add_argument("--out", type=Path, default=Path("sim-out"), help="directory for the PNG and report")
     p.add_argument("--baselines", action="store_true", help="also run the fixed-fan and naive-threshold baselines")
@@ -99,6 +98,18 @@ def _clock(start_at: str | None, loaded: LoadedConfig) -> Clock:
     if t.tzinfo is None:
         t = t.replace(tzinfo=loaded.site.tz)
     return OffsetClock(t.timestamp())
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: log every asyncio task with where it is waiting (for a daemon that seems stuck)."""
+    import io
+    import logging
+
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        out.write(f"task {task.get_name()}:\n")
+        task.print_stack(limit=8, file=out)
+    logging.getLogger("lobbyd").warning("task dump:\n%s", out.getvalue())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -127,6 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         daemon = Daemon(loaded, clock=clock, rules=rules)
         notifier = service.Notifier.from_env()  # systemd: READY/STATUS/WATCHDOG (no-op elsewhere)
         service.install_signal_handlers(daemon, notifier, Path(args.config))
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
         try:
             await service.serve(daemon, notifier)
         finally:
