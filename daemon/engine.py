@@ -161,7 +161,11 @@ class SensorView:
         return False
 
     def value(self, inp: Input, now: float) -> tuple[float | None, list[tuple[str, float | None, float | None]]]:
-        """The input's value (``None`` when unknown) and the sensors it was computed from."""
+        """The input's value (``None`` when unknown, times its factor) and the sensors it was computed from."""
+        value, used = self._raw_value(inp, now)
+        return (value * inp.times if value is not None else None), used
+
+    def _raw_value(self, inp: Input, now: float) -> tuple[float | None, list[tuple[str, float | None, float | None]]]:
         if inp.sensor is not None:
             r = self.fresh(inp.sensor, now)
             last = self.readings.get(inp.sensor)
@@ -338,26 +342,28 @@ def _numeric(ctx: _Ctx, key: str, c: Condition) -> tuple[Status, str, list[tuple
         lim = level(c.above)
         if lim is None:
             return "unknown", f"{c.above.key if isinstance(c.above, Input) else c.above} is unknown", used
+        lim_text = f"{c.above.key} ({_fmt(lim)})" if isinstance(c.above, Input) else _fmt(lim)
         if c.off_below is not None:
             raw = value > lim or (was and value >= c.off_below)
-            words = f"{inp.key} = {_fmt(value, q)} {'is above' if value > lim else 'is not above'} {_fmt(lim)}"
+            words = f"{inp.key} = {_fmt(value, q)} {'is above' if value > lim else 'is not above'} {lim_text}"
             if was and value <= lim:
                 words += f", held on until below {_fmt(c.off_below)}"
         else:
             raw = value > lim
-            words = f"{inp.key} = {_fmt(value, q)} {'is above' if raw else 'is not above'} {_fmt(lim)}"
+            words = f"{inp.key} = {_fmt(value, q)} {'is above' if raw else 'is not above'} {lim_text}"
     elif c.below is not None:
         lim = level(c.below)
         if lim is None:
             return "unknown", f"{c.below.key if isinstance(c.below, Input) else c.below} is unknown", used
+        lim_text = f"{c.below.key} ({_fmt(lim)})" if isinstance(c.below, Input) else _fmt(lim)
         if c.off_above is not None:
             raw = value < lim or (was and value <= c.off_above)
-            words = f"{inp.key} = {_fmt(value, q)} {'is below' if value < lim else 'is not below'} {_fmt(lim)}"
+            words = f"{inp.key} = {_fmt(value, q)} {'is below' if value < lim else 'is not below'} {lim_text}"
             if was and value >= lim:
                 words += f", held on until above {_fmt(c.off_above)}"
         else:
             raw = value < lim
-            words = f"{inp.key} = {_fmt(value, q)} {'is below' if raw else 'is not below'} {_fmt(lim)}"
+            words = f"{inp.key} = {_fmt(value, q)} {'is below' if raw else 'is not below'} {lim_text}"
     else:
         assert c.between is not None
         lo, hi = c.between

@@ -48,6 +48,7 @@ class Input(_Strict):
     zone: str | None = None
     quantity: Quantity | None = None
     aggregate: Aggregate = "mean"
+    times: float = Field(1.0, gt=0, description="multiply the value, e.g. 10 for 'ten times the hall's PM2.5'")
 
     @model_validator(mode="after")
     def _one_source(self) -> Input:
@@ -59,9 +60,8 @@ class Input(_Strict):
 
     @property
     def key(self) -> str:
-        if self.sensor is not None:
-            return self.sensor
-        return f"{self.aggregate}({self.zone}.{self.quantity})"
+        base = self.sensor if self.sensor is not None else f"{self.aggregate}({self.zone}.{self.quantity})"
+        return base if self.times == 1.0 else f"{self.times:g} × {base}"
 
 
 def _as_input(value: Any) -> Any:

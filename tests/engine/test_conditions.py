@@ -142,6 +142,21 @@ def test_threshold_may_be_another_input() -> None:
     assert run.value(T0 + 60, hall_pm25=30, outdoor_pm25=50) is None
 
 
+def test_a_referenced_input_can_be_scaled() -> None:
+    # "outdoor PM2.5 above ten times the hall's": what a 90 % filter lets through beats the hall's air.
+    rule = {
+        "id": "outdoor-worse",
+        "target": "fresh_air.fan_level",
+        "when": [{"sensor": "outdoor-pm25", "above": {"sensor": "hall-pm25", "times": 10}}],
+        "set": 1,
+    }
+    run = Runner(ruleset(rule))
+    assert run.value(T0, hall_pm25=20, outdoor_pm25=150) is None  # 150 < 200: fresh air still helps
+    assert run.value(T0 + 60, hall_pm25=12, outdoor_pm25=150) == 1  # 150 > 120
+    assert run.last is not None
+    assert "10 × hall-pm25" in run.last.decisions["fresh_air.fan_level"].reason.text
+
+
 SCHEDULE_CASES = [
     (at(2026, 3, 4, 8, 29), False),  # Wednesday before opening
     (at(2026, 3, 4, 8, 30), True),

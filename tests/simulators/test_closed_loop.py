@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from simulators.report import assess
 from simulators.scenario import Scenario, load_scenario
 from simulators.simulate import RunResult, run_scenario
@@ -36,11 +34,6 @@ def assert_under_caps(r: RunResult) -> None:
         assert n <= q.caps[target], f"{target}: {n} writes in an hour, cap {q.caps[target]}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules/air-quality.yaml 'outdoor-worse' holds the fan at low while outdoor PM2.5 > 75; with the "
-    "unit's 90 % filter more fresh air would lower indoor PM2.5 (indoor reaches ~40 µg/m³). Rule change needed.",
-)
 async def test_pollution_episode_keeps_pm25_at_target_with_lobbyd_rules() -> None:
     r = await run(window("pollution-episode", "09:00", 2.5))
     assert assess(r).pm25_ok_pct >= 95.0
