@@ -6,6 +6,10 @@ daemon (``lobbyd run``) on the shipped rules. Then it plays a short script — c
 a PM2.5 spike, the spike passing, daylight rising — printing what the daemon senses and does, stops
 the daemon with SIGTERM and prints a summary with counts read back from InfluxDB.
 
+Part two simulates a whole day (``simulators/scenarios/``, default ``pollution-episode``): the real
+daemon on a virtual clock against the closed-loop lobby model, with two baselines (a fixed fan level,
+and threshold control without hysteresis), prints the control-quality report and writes a PNG of the day.
+
     python -m simulators.demo            (what ``./run.sh demo`` runs)
 """
 
@@ -162,13 +166,28 @@ def summary(influx: InfluxServer, fresh: DeviceSimulator, lights: DeviceSimulato
     print("  (Grafana: point a datasource at InfluxDB database 'lobbyd'; see config/grafana/)")
 
 
+def simulated_day(scenario: str, out: Path) -> int:
+    from simulators.day import simulate_day
+
+    print(f"\nPart two: a simulated day ({scenario}) through the real daemon on a virtual clock, with baselines")
+    outcome = asyncio.run(simulate_day(scenario, out=out, baselines=True, progress=True))
+    print(outcome.text)
+    if outcome.png is not None:
+        print(f"\n  picture of the day: {outcome.png.resolve()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m simulators.demo", description=__doc__)
     p.add_argument("--step", type=float, default=4.0, help="seconds between script steps (default 4)")
+    p.add_argument("--scenario", default="pollution-episode", help="scenario for part two ('' to skip)")
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="where the report PNG goes (default out/demo)")
     args = p.parse_args(argv)
     start = time.monotonic()
     code = asyncio.run(demo(args.step))
-    print(f"  demo took {time.monotonic() - start:.0f}s")
+    if code == 0 and args.scenario:
+        code = simulated_day(args.scenario, args.out)
+    print(f"\n  demo took {time.monotonic() - start:.0f}s")
     return code
 
 

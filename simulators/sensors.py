@@ -123,6 +123,8 @@ class SensorSimulator:
         self.published = 0
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
+        self._stopping = False
+        self._stop_event = asyncio.Event()
         self._by_topic: dict[str, list[SensorConfig]] = {}
         for s in self.sensors:
             self._by_topic.setdefault(s.topic, []).append(s)
@@ -160,9 +162,14 @@ class SensorSimulator:
     async def wait_connected(self) -> None:
         await self._connected.wait()
 
+    def stop(self) -> None:
+        """End :meth:`run` (also when a cancellation was swallowed inside the MQTT client)."""
+        self._stopping = True
+        self._stop_event.set()
+
     async def run(self) -> None:
-        """Connect (and reconnect), follow commands, publish every ``interval_s``."""
-        while True:
+        """Connect (and reconnect), follow commands, publish every ``interval_s``, until :meth:`stop`."""
+        while not self._stopping:
             try:
                 async with aiomqtt.Client(
                     self.host,
@@ -176,14 +183,18 @@ class SensorSimulator:
                     self._connected.set()
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._commands(client))
-                        while True:
+                        while not self._stopping:
                             await self.publish_now()
                             await self.sleep(self.interval_s)
-            except aiomqtt.MqttError as exc:
+                        raise _Stopped
+            except* _Stopped:
+                pass  # the while condition ends the loop
+            except* aiomqtt.MqttError as group:
                 self._connected.clear()
                 self._client = None
-                _LOG.warning("sensor simulator: broker lost (%s); reconnecting", exc)
-                await asyncio.sleep(0.5)
+                _LOG.warning("sensor simulator: broker lost (%s); reconnecting", group.exceptions[0])
+            if not self._stopping:
+                await asyncio.sleep(0.2)  # reconnect pacing (simulator only)
 
     async def _commands(self, client: aiomqtt.Client) -> None:
         async for m in client.messages:
@@ -198,6 +209,10 @@ class SensorSimulator:
                     self.set(sensor, float(cmd["value"]))
             except (ValueError, KeyError, TypeError) as exc:
                 _LOG.warning("bad simulator command on %s: %s", m.topic, exc)
+
+
+class _Stopped(Exception):
+    """Leaves the connection's task group when the simulator is stopped."""
 
 
 def _default(s: SensorConfig) -> float:

@@ -212,7 +212,7 @@ class MosquittoServer(_Server):
             "log_type warning",
             "max_queued_messages 100000",
         ]
-        if os.geteuid() == 0:
+        if os.geteuid() == 0 and not any(ln.strip().startswith("user ") for ln in self.extra_config.splitlines()):
             # As root mosquitto drops to the 'mosquitto' user before reading password, ACL and key files,
             # which live in a root-only temporary directory: stay root (loopback-only test broker).
             lines.append("user root")

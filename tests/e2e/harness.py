@@ -161,6 +161,8 @@ class Lobby:
         try:
             return await asyncio.wait_for(asyncio.to_thread(self.proc.wait), timeout)
         except TimeoutError:
+            self.proc.send_signal(signal.SIGUSR1)  # the daemon logs where each task is waiting
+            await asyncio.sleep(1)
             self.proc.kill()
             await asyncio.to_thread(self.proc.wait)
             raise AssertionError(f"daemon did not stop within {timeout}s:\n{self.log[-4000:]}") from None
@@ -180,8 +182,12 @@ async def lobby(
     edit: Callable[[dict[str, Any]], None] | None = None,
     initial: dict[str, float] | None = None,
     poll_interval_s: float | None = None,
+    keep_holds: bool = False,
 ) -> AsyncIterator[Lobby]:
-    """Start broker, database and device simulators; yield a :class:`Lobby` (daemon not yet started)."""
+    """Start broker, database and device simulators; yield a :class:`Lobby` (daemon not yet started).
+
+    Safety-layer minimum hold times are set to 0 unless ``keep_holds`` (the rules' behaviour is what these
+    tests look at; the safety gate has its own tests, and ``keep_holds=True`` runs the shipped limits)."""
     mosq = MosquittoServer(tmp / "mosquitto")
     mosq.start()
     idb: InfluxServer | None = None
@@ -194,6 +200,14 @@ async def lobby(
         fresh = DeviceSimulator.tcp(load_profile(profiles / "freshair-standard.yaml"), 1, port=free_port())
         lights = DeviceSimulator.tcp(load_profile(profiles / "lighting-standard.yaml"), 1, port=free_port())
         rules = copy_rules(tmp, strip_ramps=strip_ramps)
+
+        def edit_all(data: dict[str, Any]) -> None:
+            if not keep_holds:
+                for limits in data.get("safety", {}).values():
+                    limits["min_hold_s"] = 0
+            if edit is not None:
+                edit(data)
+
         cfg = write_config(
             tmp,
             mqtt_port=mosq.port,
@@ -201,7 +215,7 @@ async def lobby(
             influx_url=idb.url if idb else None,
             rules_dir=rules,
             devices_dir=profiles,
-            edit=edit,
+            edit=edit_all,
         )
         loaded = load_config(cfg)
         async with fresh, lights:
@@ -222,7 +236,8 @@ async def lobby(
                 finally:
                     if lob.proc is not None and lob.proc.poll() is None:
                         lob.proc.kill()
-                        lob.proc.wait()
+                        await asyncio.to_thread(lob.proc.wait)
+                    sim.stop()
                     task.cancel()
     finally:
         mosq.close()

@@ -16,14 +16,9 @@ from tests.e2e.harness import lobby
 pytestmark = pytest.mark.servers
 
 
-def _no_fan_hold(data: dict[str, Any]) -> None:
-    # This test checks the rules' hysteresis, not the safety layer's minimum hold time (tested elsewhere).
-    data["safety"]["fresh_air.fan_speed"]["min_hold_s"] = 0
-
-
 async def test_pm25_hysteresis_lux_curve_and_time_series(tmp_path: Path) -> None:
     initial = {"hall-pm25": 12.0, "outdoor-pm25": 20.0, "hall-lux": 300.0}
-    async with lobby(tmp_path, strip_ramps=True, edit=_no_fan_hold, initial=initial) as lob:
+    async with lobby(tmp_path, strip_ramps=True, initial=initial) as lob:
         fan, lights, sensors = lob.fresh_air, lob.lights, lob.sensors
         lob.start_daemon()
         await lob.wait_status(lambda st: st["mqtt"]["connected"])

@@ -20,10 +20,6 @@ pytestmark = pytest.mark.servers
 CLEAN = {"hall-pm25": 10.0, "outdoor-pm25": 20.0, "hall-lux": 300.0}
 
 
-def _no_fan_hold(data: dict[str, Any]) -> None:
-    data["safety"]["fresh_air.fan_speed"]["min_hold_s"] = 0
-
-
 async def _retained(port: int, topic: str) -> str:
     async with aiomqtt.Client("127.0.0.1", port) as c:
         await c.subscribe(topic)
@@ -38,7 +34,7 @@ def _device(st: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 async def test_device_offline_then_back_gets_desired_state_again(tmp_path: Path) -> None:
-    async with lobby(tmp_path, edit=_no_fan_hold, initial=CLEAN, poll_interval_s=0.5) as lob:
+    async with lobby(tmp_path, initial=CLEAN, poll_interval_s=0.5) as lob:
         fan, sensors = lob.fresh_air, lob.sensors
         lob.start_daemon()
         await fan.wait_for_write("fan_speed", lambda v: v == 1, timeout=20)
@@ -81,7 +77,7 @@ async def test_device_offline_then_back_gets_desired_state_again(tmp_path: Path)
 
 
 async def test_broker_restart_daemon_resubscribes_and_keeps_controlling(tmp_path: Path) -> None:
-    async with lobby(tmp_path, influx=False, edit=_no_fan_hold, initial=CLEAN) as lob:
+    async with lobby(tmp_path, influx=False, initial=CLEAN) as lob:
         fan, sensors = lob.fresh_air, lob.sensors
         lob.start_daemon()
         await fan.wait_for_write("fan_speed", lambda v: v == 1, timeout=20)
