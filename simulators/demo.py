@@ -172,8 +172,6 @@ def simulated_day(scenario: str, out: Path) -> int:
     print(f"\nPart two: a simulated day ({scenario}) through the real daemon on a virtual clock, with baselines")
     outcome = asyncio.run(simulate_day(scenario, out=out, baselines=True, progress=True))
     print(outcome.text)
-    if outcome.png is not None:
-        print(f"\n  picture of the day: {outcome.png.resolve()}")
     return 0
 
 

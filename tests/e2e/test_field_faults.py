@@ -20,13 +20,18 @@ pytestmark = pytest.mark.servers
 CLEAN = {"hall-pm25": 10.0, "outdoor-pm25": 20.0, "hall-lux": 300.0}
 
 
-async def _retained(port: int, topic: str) -> str:
+async def _topic_becomes(port: int, topic: str, expected: str, *, timeout: float = 15.0) -> None:
+    """Wait until ``topic`` carries ``expected`` (its retained value, or a later publish)."""
+    seen: list[str] = []
     async with aiomqtt.Client("127.0.0.1", port) as c:
         await c.subscribe(topic)
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(timeout):
             async for m in c.messages:
-                return bytes(m.payload).decode() if isinstance(m.payload, bytes | bytearray) else str(m.payload)
-    raise AssertionError("no retained message")
+                payload = bytes(m.payload).decode() if isinstance(m.payload, bytes | bytearray) else str(m.payload)
+                seen.append(payload)
+                if payload == expected:
+                    return
+    raise AssertionError(f"{topic} never became {expected!r}: {seen}")
 
 
 def _device(st: dict[str, Any], name: str) -> dict[str, Any]:
@@ -43,7 +48,7 @@ async def test_device_offline_then_back_gets_desired_state_again(tmp_path: Path)
         await fan.stop()
         st = await lob.wait_status(lambda st: not _device(st, "fresh_air")["online"], timeout=30)
         assert _device(st, "fresh_air")["last_error"]
-        assert await _retained(lob.mosquitto.port, "lobbyd/demo-001/device/fresh_air/availability") == "offline"
+        await _topic_becomes(lob.mosquitto.port, "lobbyd/demo-001/device/fresh_air/availability", "offline")
         # The lights are on another link and keep working.
         assert _device(st, "lights")["online"]
 
@@ -59,7 +64,7 @@ async def test_device_offline_then_back_gets_desired_state_again(tmp_path: Path)
         w = await fan.wait_for_write("fan_speed", lambda v: v == 3, timeout=40, since=n)
         assert w.value == 3 and fan.value("fan_speed") == 3
         st = await lob.wait_status(lambda st: _device(st, "fresh_air")["online"])
-        assert await _retained(lob.mosquitto.port, "lobbyd/demo-001/device/fresh_air/availability") == "online"
+        await _topic_becomes(lob.mosquitto.port, "lobbyd/demo-001/device/fresh_air/availability", "online")
         assert lob.influx is not None
         idb = lob.influx
 
@@ -95,5 +100,5 @@ async def test_broker_restart_daemon_resubscribes_and_keeps_controlling(tmp_path
         await sensors.publish_now("hall-pm25")
         await fan.wait_for_write("fan_speed", lambda v: v == 3, timeout=30)
         # And its retained online status was published again on the fresh broker.
-        assert await _retained(lob.mosquitto.port, "lobbyd/demo-001/status") == "online"
+        await _topic_becomes(lob.mosquitto.port, "lobbyd/demo-001/status", "online")
         assert await lob.stop_daemon() == 0
