@@ -113,8 +113,18 @@ class LoadedConfig:
         return self.config.safety.get(target, self.config.safety_defaults)
 
 
+_DISCRIMINATORS = ("api", "type")  # a section that changes its kind is replaced, not merged
+
+
 def _merge(base: Any, over: Any) -> Any:
+    """Branch file over fleet defaults: mappings merge key by key, anything else is replaced.
+
+    A mapping whose ``api``/``type`` differs from the default's (e.g. InfluxDB v2 → v1) replaces it whole,
+    so the other kind's keys do not leak in.
+    """
     if isinstance(base, dict) and isinstance(over, dict):
+        if any(k in base and k in over and base[k] != over[k] for k in _DISCRIMINATORS):
+            return over
         out = dict(base)
         for k, v in over.items():
             out[k] = _merge(base[k], v) if k in base else v

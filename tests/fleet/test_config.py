@@ -86,3 +86,11 @@ def test_bridge_template_renders_every_placeholder() -> None:
     assert "topic lobbyd/b0007/device/+/+/set in 1" in text
     assert "topic sensors/b0007/# out 0" in text
     assert BRIDGE_TEMPLATE.read_text().count("${BRANCH}") >= 10
+
+
+def test_a_branch_may_switch_the_influx_api_of_the_defaults(tmp_path: Path) -> None:
+    v1 = {"api": "v1", "url": "http://127.0.0.1:8086", "database": "lobbyd"}
+    path = branch_file(tmp_path, "b0044", mqtt_port=1999, device_ports={"fresh_air": 1, "lights": 2}, influx=v1)
+    influx = load_config(path).config.influx
+    assert influx is not None and influx.api == "v1" and influx.database == "lobbyd"  # type: ignore[union-attr]
+    assert influx.flush_interval_s == 1.0  # the v2 defaults' keys (org, bucket, token_env, 5 s) did not leak in
