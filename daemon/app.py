@@ -532,7 +532,6 @@ class Daemon:
         from watchfiles import awatch
 
         directory = self.loaded.rules_dir
-        # step: how often the watcher thread wakes (to check for stop); 500 ms keeps an idle daemon quiet.
         async for _changes in awatch(directory, stop_event=self._stop, debounce=300, recursive=False):
             self.reload_rules("file changed")
 

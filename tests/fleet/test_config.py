@@ -92,5 +92,5 @@ def test_a_branch_may_switch_the_influx_api_of_the_defaults(tmp_path: Path) -> N
     v1 = {"api": "v1", "url": "http://127.0.0.1:8086", "database": "lobbyd"}
     path = branch_file(tmp_path, "b0044", mqtt_port=1999, device_ports={"fresh_air": 1, "lights": 2}, influx=v1)
     influx = load_config(path).config.influx
-    assert influx is not None and influx.api == "v1" and influx.database == "lobbyd"  # type: ignore[union-attr]
+    assert influx is not None and influx.api == "v1" and influx.database == "lobbyd"
     assert influx.flush_interval_s == 1.0  # the v2 defaults' keys (org, bucket, token_env, 5 s) did not leak in
