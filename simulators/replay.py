@@ -2,6 +2,8 @@
 
     python -m simulators.replay FEED --config config/lobbyd.yaml --speed 60
     python -m simulators.replay FEED --host 127.0.0.1 --port 1883 --speed 0     (as fast as possible)
+    python -m simulators.replay FEED --config config/lobbyd.yaml --daemon      (through the real daemon,
+                                                                                on a virtual clock)
 
 Gaps between messages are kept, divided by ``speed``; the sleep is injectable so a virtual clock
 can drive it.
@@ -55,7 +57,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=1883)
     p.add_argument("--speed", type=float, default=1.0, help="1 = real time, 60 = a minute per second, 0 = no pauses")
+    p.add_argument(
+        "--daemon",
+        action="store_true",
+        help="replay through the real daemon (built from --config) on "
+        "a virtual clock, with private broker and device simulators; prints what it did",
+    )
     args = p.parse_args(argv)
+    if args.daemon:
+        if not args.config:
+            p.error("--daemon needs --config")
+        from simulators.replay_daemon import format_daemon_replay, replay_through_daemon
+
+        try:
+            print(format_daemon_replay(asyncio.run(replay_through_daemon(Path(args.config), args.feed))))
+        except FeedError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        return 0
     host, port, user, pw = args.host, args.port, None, None
     if args.config:
         from daemon.config import load_config
