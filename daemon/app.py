@@ -532,7 +532,7 @@ class Daemon:
         from watchfiles import awatch
 
         directory = self.loaded.rules_dir
-        async for _changes in awatch(directory, stop_event=self._stop, debounce=300, recursive=False):
+        async for _changes in awatch(directory, stop_event=self._stop, debounce=2000, step=1000, recursive=False):
             self.reload_rules("file changed")
 
     # ---- control socket ----------------------------------------------------------------------------
