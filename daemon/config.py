@@ -14,14 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from daemon.engine import PointLimits, SensorInfo
 from daemon.rules.load import RuleContext
 from daemon.sun import Site
-from daemon.yamlsource import ConfigError, ErrorItem, SourceDoc, did_you_mean, load_yaml, validate
+from daemon.yamlsource import ConfigError, ErrorItem, SourceDoc, deep_merge, did_you_mean, load_yaml, validate
 from drivers.influx.config import InfluxConfig
 from drivers.modbus.config import DeviceConfig, resolve_profile_path
 from drivers.modbus.profile import DeviceProfile, load_profile
@@ -116,22 +115,6 @@ class LoadedConfig:
 _DISCRIMINATORS = ("api", "type")  # a section that changes its kind is replaced, not merged
 
 
-def _merge(base: Any, over: Any) -> Any:
-    """Branch file over fleet defaults: mappings merge key by key, anything else is replaced.
-
-    A mapping whose ``api``/``type`` differs from the default's (e.g. InfluxDB v2 → v1) replaces it whole,
-    so the other kind's keys do not leak in.
-    """
-    if isinstance(base, dict) and isinstance(over, dict):
-        if any(k in base and k in over and base[k] != over[k] for k in _DISCRIMINATORS):
-            return over
-        out = dict(base)
-        for k, v in over.items():
-            out[k] = _merge(base[k], v) if k in base else v
-        return out
-    return over
-
-
 def _resolve(base: Path, p: Path) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
@@ -149,7 +132,9 @@ def load_config(path: str | Path) -> LoadedConfig:
         parent = load_yaml(parent_path)
         if not isinstance(parent.data, dict):
             raise ConfigError([doc.error(("extends",), f"{parent_path} is not a mapping of keys")])
-        merged = _merge(parent.data, {k: v for k, v in data.items() if k != "extends"})
+        merged = deep_merge(
+            parent.data, {k: v for k, v in data.items() if k != "extends"}, discriminators=_DISCRIMINATORS
+        )
         doc = SourceDoc(str(path), merged, {**parent.positions, **doc.positions}, doc.key_positions)
     cfg = validate(DaemonConfig, doc)
 

@@ -17,7 +17,16 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-__all__ = ["ConfigError", "ErrorItem", "SourceDoc", "did_you_mean", "load_model", "load_yaml", "validate"]
+__all__ = [
+    "ConfigError",
+    "ErrorItem",
+    "SourceDoc",
+    "deep_merge",
+    "did_you_mean",
+    "load_model",
+    "load_yaml",
+    "validate",
+]
 
 T = TypeVar("T", bound=pydantic.BaseModel)
 Loc = tuple[int | str, ...]
@@ -146,6 +155,22 @@ def load_yaml(path: str | Path, *, text: str | None = None) -> SourceDoc:
     keys: dict[Loc, tuple[int, int]] = {}
     data = _plain(raw, (), positions, keys)
     return SourceDoc(name, data, positions, keys)
+
+
+def deep_merge(base: Any, over: Any, *, discriminators: tuple[str, ...] = ()) -> Any:
+    """``over`` layered on ``base``: mappings merge key by key, anything else is replaced.
+
+    A mapping whose value for one of ``discriminators`` (e.g. ``api``, ``type``) differs from the base's
+    replaces it whole, so keys of the other kind do not leak in. Neither input is modified.
+    """
+    if isinstance(base, dict) and isinstance(over, dict):
+        if any(k in base and k in over and base[k] != over[k] for k in discriminators):
+            return over
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = deep_merge(base[k], v, discriminators=discriminators) if k in base else v
+        return out
+    return over
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:

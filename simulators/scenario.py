@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from daemon.yamlsource import ConfigError, ErrorItem, SourceDoc, load_yaml, validate
+from daemon.yamlsource import ConfigError, ErrorItem, SourceDoc, deep_merge, load_yaml, validate
 from simulators.lobby_model import ZoneParams
 
 __all__ = [
@@ -232,15 +232,6 @@ class Scenario(_Strict):
         return p if p.is_absolute() else (self.source.parent / p).resolve()
 
 
-def _merge(base: Any, over: Any) -> Any:
-    if isinstance(base, dict) and isinstance(over, dict):
-        out = dict(base)
-        for k, v in over.items():
-            out[k] = _merge(base[k], v) if k in base else v
-        return out
-    return over
-
-
 def load_scenario(path: str | Path) -> Scenario:
     """Load and validate a scenario file (following ``extends:``); :class:`ConfigError` with positions."""
     path = Path(path).resolve()
@@ -258,7 +249,7 @@ def load_scenario(path: str | Path) -> Scenario:
         if not isinstance(parent.data, dict):
             raise ConfigError([doc.error(("extends",), f"{parent_path} is not a mapping of keys")])
         seen.append(parent_path)
-        data = _merge(dict(parent.data), {k: v for k, v in data.items() if k != "extends"})
+        data = deep_merge(dict(parent.data), {k: v for k, v in data.items() if k != "extends"})
         positions = {**parent.positions, **positions}
     data.pop("extends", None)
     data["source"] = str(path)

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiomqtt
 
+from daemon.yamlsource import deep_merge
 from drivers.mqtt.config import (
     Z2M_DEFAULT_KEYS,
     JsonDecoder,
@@ -63,15 +64,6 @@ def _nest(parts: Sequence[str | int], value: float) -> Any:
     return out
 
 
-def _merge(a: Any, b: Any) -> Any:
-    if isinstance(a, dict) and isinstance(b, dict):
-        merged = dict(a)
-        for k, v in b.items():
-            merged[k] = _merge(a[k], v) if k in a else v
-        return merged
-    return b
-
-
 def payload_for(sensors: Sequence[SensorConfig], values: dict[str, float]) -> bytes:
     """One topic's payload carrying the given sensors' values, in their decoder's format."""
     doc: Any = None
@@ -90,7 +82,7 @@ def payload_for(sensors: Sequence[SensorConfig], values: dict[str, float]) -> by
             part = {"Time": time.strftime("%Y-%m-%dT%H:%M:%S"), dec.sensor: {dec.key: v}}
         else:  # pragma: no cover - every decoder type is handled above
             raise TypeError(f"no payload format for {dec!r}")
-        doc = part if doc is None else _merge(doc, part)
+        doc = part if doc is None else deep_merge(doc, part)
     return json.dumps(doc).encode()
 
 
