@@ -14,22 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.actuation import SafetyGate
 from daemon.clock import Clock
 from daemon.config import LoadedConfig
 from daemon.control import ControlServer
-from daemon.engine import EngineMemory, Evaluation, Override, evaluate
+from daemon.engine import Evaluation, Override, evaluate
+from daemon.introspect import collect_status, health_records
 from daemon.model import Decision, WriteOutcome
+from daemon.persist import load_engine_memory, load_safety_gate, save_state
 from daemon.rules.durations import parse_duration
 from daemon.rules.load import LoadedRules, load_rules
 from daemon.state import SensorState
@@ -85,15 +84,15 @@ class Daemon:
         self.intake = Intake(self.cfg.sensors, clock=clock.now)
         self.limits = loaded.point_limits()
         self.rules = rules if rules is not None else self._load_rules(None)
-        self.memory = self._load_memory()
-        self.gate = self._load_gate()
+        self.memory = load_engine_memory(loaded.state_dir)
+        self.gate = load_safety_gate(loaded.state_dir)
         self.evaluation: Evaluation | None = None
         self.desired: dict[str, Decision] = {}
         self._announced: dict[str, Decision] = {}  # last decision recorded/published per point
         self._previous: dict[str, float] = {}  # the announced value before the current one, per point
         self.stats = DaemonStats(started_at=clock.now())
         self.devices: dict[str, ModbusDevice] = {}
-        self._buses: dict[str, ModbusBus] = {}  # one per physical link (transport key)
+        self.buses: dict[str, ModbusBus] = {}  # one per physical link (transport key)
         self._wake: dict[str, asyncio.Event] = {}
         self.writers_busy: set[str] = set()  # devices whose writer is working (see idle())
         self._dirty = asyncio.Event()
@@ -129,45 +128,9 @@ class Daemon:
         )
 
     # ---- persistence ----------------------------------------------------------------------------
-    @property
-    def _memory_path(self) -> Path:
-        return self.loaded.state_dir / "engine-memory.json"
-
-    def _load_memory(self) -> EngineMemory:
-        try:
-            return EngineMemory.from_json(json.loads(self._memory_path.read_text()))
-        except FileNotFoundError:
-            return EngineMemory()
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-            _LOG.warning("engine memory unreadable, starting with fresh timers: %s", exc)
-            return EngineMemory()
-
-    def _load_gate(self) -> SafetyGate:
-        """Minimum hold times and hourly write counts survive a restart (what the device holds does not:
-        it is read again at start)."""
-        path = self.loaded.state_dir / "safety-gate.json"
-        try:
-            gate = SafetyGate.from_json(json.loads(path.read_text()))
-        except FileNotFoundError:
-            return SafetyGate()
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-            _LOG.warning("safety gate state unreadable, starting afresh: %s", exc)
-            return SafetyGate()
-        for target in gate.points:
-            gate.observed(target, None)
-        return gate
-
     def save_memory(self) -> None:
-        """Persist engine timers and safety-gate history atomically (write, fsync, rename)."""
-        for name, data in (("engine-memory.json", self.memory.to_json()), ("safety-gate.json", self.gate.to_json())):
-            path = self.loaded.state_dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            with tmp.open("w") as f:
-                json.dump(data, f)
-                f.flush()
-                os.fsync(f.fileno())
-            tmp.replace(path)
+        """Persist engine timers and safety-gate history (daemon/persist.py)."""
+        save_state(self.loaded.state_dir, self.memory, self.gate)
 
     def _load_rules(self, previous: LoadedRules | None) -> LoadedRules:
         return load_rules(
@@ -442,56 +405,9 @@ class Daemon:
         while True:
             await self.clock.sleep(period)
             now = self.clock.now()
-            self.recorder.health(
-                "engine",
-                {
-                    "evaluations": self.stats.evaluations,
-                    "decisions_changed": self.stats.decisions_changed,
-                    "eval_ms_max": self.stats.eval_ms_max,
-                    "rules": len(self.rules.ruleset.rules),
-                    "rule_errors": len(self.rules.errors),
-                },
-                now,
-            )
-            self.stats.eval_ms_max = 0.0
-            snapshot = self.intake.counters.snapshot()
-            self.recorder.health(
-                "mqtt",
-                {
-                    "messages_in": self.link.received,
-                    "accepted": snapshot.pop("accepted"),
-                    **{f"rejected_{k}": v for k, v in snapshot.items()},
-                    "connected": int(self.link.connected),
-                    "connects": self.link.connects,
-                },
-                now,
-            )
-            self.recorder.health(
-                "modbus",
-                {
-                    "requests": sum(d.requests for d in self.devices.values()),
-                    "errors": sum(b.stats.failures for b in self._buses.values()),
-                    "devices_online": sum(1 for d in self.devices.values() if d.online),
-                    "devices": len(self.devices),
-                    "writes_ok": self.stats.writes_ok,
-                    "writes_failed": self.stats.writes_failed,
-                    "writes_mismatch": self.stats.writes_mismatch,
-                    "write_latency_ms_max": self.stats.write_ms_max,
-                },
-                now,
-            )
-            self.stats.write_ms_max = 0.0
-            if self.writer is not None:
-                s = self.writer.stats()
-                self.recorder.health(
-                    "influx",
-                    {
-                        k: v
-                        for k, v in dataclasses.asdict(s).items()
-                        if isinstance(v, int | float) and not isinstance(v, bool)
-                    },
-                    now,
-                )
+            for component, fields in health_records(self):
+                self.recorder.health(component, fields, now)
+            self.stats.eval_ms_max = self.stats.write_ms_max = 0.0
             if self.link.is_silent(now):
                 _LOG.warning("no sensor message for %.0fs", self.link.silent_for(now))
             self.save_memory()
@@ -578,7 +494,7 @@ class Daemon:
             _LOG.error("rules: %s", err)
         async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as outer:
             writer_task = outer.create_task(self.writer.run(), name="influx-writer") if self.writer else None
-            buses = self._buses
+            buses = self.buses
             for dc in self.cfg.devices:
                 key = dc.transport.key
                 if key not in buses:
@@ -686,47 +602,5 @@ class Daemon:
 
     # ---- introspection -----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        now = self.clock.now()
-        return {
-            "version": VERSION,
-            "branch": self.branch,
-            "uptime_s": now - self.stats.started_at,
-            "evaluations": self.stats.evaluations,
-            "time": now,
-            "wall_time": time.time(),
-            "config": str(self.loaded.path),
-            "rules": {
-                "count": len(self.rules.ruleset.rules),
-                "errors": [str(e) for e in self.rules.errors],
-                "kept_previous": self.rules.kept_previous,
-                "last_reload": self.stats.last_reload,
-                "fingerprint": self.rules.fingerprint(),
-            },
-            "mqtt": {
-                "connected": self.link.connected,
-                "subscribed": self.subscribed.is_set() and self.link.connected,
-                "connects": self.link.connects,
-                "silent_for_s": self.link.silent_for(now),
-                **self.intake.counters.snapshot(),
-            },
-            "sensors": [dataclasses.asdict(s) for s in self.state.summary(now)],
-            "devices": [
-                {"name": d.name, "online": d.online, "last_error": d.last_error} for d in self.devices.values()
-            ],
-            "points": {
-                t: {
-                    "desired": d.value,
-                    "rule": d.reason.rule,
-                    "fallback": d.reason.fallback,
-                    "known": self.gate.track(t).known,
-                    "held_by": self.stats.held.get(t),
-                }
-                for t, d in sorted(self.desired.items())
-            },
-            "writes": {
-                "ok": self.stats.writes_ok,
-                "failed": self.stats.writes_failed,
-                "mismatch": self.stats.writes_mismatch,
-            },
-            "influx": dataclasses.asdict(self.writer.stats()) if self.writer is not None else None,
-        }
+        """What ``lobbyd status`` shows (daemon/status.py)."""
+        return collect_status(self, VERSION)
