@@ -68,7 +68,7 @@ def readings(t: float) -> dict[str, bytes]:
         "sensors/demo-001/hall/pm25": f"{pm:.1f}".encode(),
         "sensors/demo-001/outdoor/pm25": b"18.0",
         "sensors/demo-001/hall/lux": f'{{"lux": {lux:.0f}}}'.encode(),
-        "zigbee2mqtt/hall-climate": f'{{"temperature": {temp:.2f}, "humidity": 50}}'.encode(),
+        "zigbee2mqtt/demo-001/hall-climate": f'{{"temperature": {temp:.2f}, "humidity": 50}}'.encode(),
     }
 
 
