@@ -224,7 +224,7 @@ def _device_panels() -> list[Json]:
         'GROUP BY time($__interval), "branch", "device" fill(previous)'
     )
     availability = (
-        f'SELECT last("online") FROM "availability" WHERE {BRANCH} AND $timeFilter '
+        f'SELECT min("online") FROM "availability" WHERE {BRANCH} AND $timeFilter '
         'GROUP BY time($__interval), "branch", "device" fill(previous)'
     )
     writes = (
