@@ -28,8 +28,8 @@ from daemon.control import ControlServer
 from daemon.engine import Evaluation, Override, evaluate
 from daemon.introspect import collect_status, health_records
 from daemon.model import Decision, WriteOutcome
+from daemon.overrides import parse_override, target_of
 from daemon.persist import load_engine_memory, load_safety_gate, save_state
-from daemon.rules.durations import parse_duration
 from daemon.rules.load import LoadedRules, load_rules
 from daemon.state import SensorState
 from daemon.telemetry import Recorder
@@ -143,8 +143,9 @@ class Daemon:
     # ---- intake -----------------------------------------------------------------------------------
     def _on_message(self, m: Message) -> None:
         """Every MQTT message enters here: sensor readings, or manual overrides on ``.../set``."""
-        if m.topic.startswith(self._override_prefix) and m.topic.endswith("/set"):
-            self._on_override(m)
+        target = target_of(m.topic, self._override_prefix)
+        if target is not None:
+            self._on_override(target, m)
             return
         readings, _rejects = self.intake.process_message(m)
         for r in readings:
@@ -153,42 +154,30 @@ class Daemon:
         if readings:
             self._dirty.set()
 
-    def _on_override(self, m: Message) -> None:
-        parts = m.topic[len(self._override_prefix) :].split("/")
-        target = f"{parts[0]}.{parts[1]}" if len(parts) == 3 else ""
+    def _on_override(self, target: str, m: Message) -> None:
+        """A manual override (daemon/overrides.py): wins over every rule until it expires."""
         now = self.clock.now()
+        device, point = target.split(".", 1)
         try:
             if target not in self.limits:
                 raise ValueError(f"unknown device point '{target}'")
-            text = m.payload.decode("utf-8").strip()
-            if not text and m.retain:
-                return  # a cleared retained override
-            data: Any = json.loads(text) if text.startswith("{") else {"value": text}
-            if data.get("clear"):
-                self.memory.overrides.pop(target, None)
-                self.recorder.event(
-                    "override", f"{target}: manual override cleared", now, device=parts[0], point=parts[1]
-                )
-                self._dirty.set()
-                return
-            value = float(data["value"])
-            duration = parse_duration(data.get("duration", "1h"))
-            if m.retain:
-                raise ValueError("retained override ignored (an override must be sent live, with a duration)")
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            req = parse_override(m.payload, retained=m.retain)
+        except ValueError as exc:
             self.stats.overrides_rejected += 1
             _LOG.warning("override on %s rejected: %s", m.topic, exc)
             return
-        clamped = self.limits[target].clamp(value)
-        self.memory.overrides[target] = Override(clamped, now + duration, "mqtt")
-        self.stats.overrides_received += 1
-        self.recorder.event(
-            "override",
-            f"{target}: manual override {clamped:g} for {duration:.0f}s",
-            now,
-            device=parts[0],
-            point=parts[1],
-        )
+        if req is None:
+            return
+        if req.clear:
+            self.memory.overrides.pop(target, None)
+            self.recorder.event("override", f"{target}: manual override cleared", now, device=device, point=point)
+        else:
+            assert req.value is not None
+            clamped = self.limits[target].clamp(req.value)
+            self.memory.overrides[target] = Override(clamped, now + req.duration_s, "mqtt")
+            self.stats.overrides_received += 1
+            text = f"{target}: manual override {clamped:g} for {req.duration_s:.0f}s"
+            self.recorder.event("override", text, now, device=device, point=point)
         self._dirty.set()
 
     async def _on_connect(self) -> None:
