@@ -161,6 +161,7 @@ class MqttLink:
         """Connect and deliver forever. Returns never; raises only ``CancelledError``."""
         self._started_at = self._clock()
         while True:
+            _raise_if_cancelling()
             up_since: float | None = None
             try:
                 async with self._client_for(handle) as client:
@@ -180,6 +181,7 @@ class MqttLink:
                 self.connected = False
             if up_since is not None and self._clock() - up_since >= self.config.reconnect_max_s:
                 self.backoff.reset()  # it stayed up: a fresh start, not a flapping connection
+            _raise_if_cancelling()
             await self._sleep(self.backoff.next_delay())
 
     def _failed(self, err: MqttLinkError) -> None:
@@ -193,10 +195,13 @@ class MqttLink:
         _LOG.info("MQTT connected to %s:%d as %s", self.config.host, self.config.port, self.client_id)
         try:
             await client.publish(self.status_topic, "online", qos=1, retain=True)
+            _raise_if_cancelling()
             if self._subscriptions:
                 granted = await client.subscribe(self._subscriptions)
                 self._check_granted(granted)
+                _raise_if_cancelling()
             await self._flush(client)
+            _raise_if_cancelling()
             self._client = client
             if self._on_connect is not None:
                 try:
@@ -204,6 +209,7 @@ class MqttLink:
                 except Exception as exc:  # the daemon's hook must not tear the connection down
                     self.handler_errors += 1
                     self._errors.log("on_connect", f"on_connect hook failed: {exc!r}")
+            _raise_if_cancelling()
             async for _ in client.messages:  # our queue never fills: this waits for the disconnect
                 pass
         except asyncio.CancelledError:
@@ -257,6 +263,18 @@ class MqttLink:
                 self._errors.log("handler", f"message handler failed on {m.topic.value}: {exc!r}")
 
         return deliver
+
+
+def _raise_if_cancelling() -> None:
+    """Honour a cancellation that was swallowed on the way.
+
+    aiomqtt waits with ``asyncio.wait_for``, which on Python 3.11 can return a result and drop a
+    cancellation that arrived at the same moment; the task is then still *cancelling* but running.
+    Without this check the link would carry on (and a daemon's shutdown would wait for it forever).
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _tls_context(cfg: MqttConfig) -> ssl.SSLContext:
