@@ -45,7 +45,7 @@ def make_points(n: int, base_ns: int) -> list[str]:
 def plain_post(url: str, path: str, pts: list[str]) -> float:
     """Seconds to POST ``pts`` in batches of BATCH over one kept-alive connection."""
     u = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=30)
     t0 = time.perf_counter()
     for i in range(0, len(pts), BATCH):
         conn.request("POST", path, body="\n".join(pts[i : i + BATCH]).encode())
@@ -105,21 +105,21 @@ async def bench(n: int) -> list[tuple[str, str, float, float]]:
         influxd.create_database("bench")
         base = (time.time_ns() // 1_000_000 - 3_600_000) * 1_000_000
         common = {"batch_size": BATCH, "flush_interval_s": 0.05, "queue_size": 10 * BATCH}
-        targets = [
+        targets: list[tuple[str, str, str, str, InfluxV1Config | InfluxV2Config]] = [
             (
                 "v1",
                 "influxd 1.6",
                 influxd.url,
                 "/write?db=bench&precision=ns",
                 InfluxV1Config(url=influxd.url, database="bench", **common),
-            ),  # type: ignore[arg-type]
+            ),
             (
                 "v2",
                 "victoria-metrics",
                 vm.url,
                 "/api/v2/write?org=o&bucket=b&precision=ns",
                 InfluxV2Config(url=vm.url, org="o", bucket="b", **common),
-            ),  # type: ignore[arg-type]
+            ),
         ]
         for k, (api, server, url, path, cfg) in enumerate(targets):
             off = k * 10 * n * 1_000_000
