@@ -171,20 +171,23 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _ask(args: argparse.Namespace, req: dict[str, Any]) -> dict[str, Any]:
+def _ask(args: argparse.Namespace, req: dict[str, Any]) -> dict[str, Any] | None:
+    """One request to the running daemon; ``None`` (after saying so on stderr) when none answers."""
     from daemon.control import request
 
     loaded = _load(args.config)
-    return asyncio.run(request(loaded.control_socket, req))
+    try:
+        return asyncio.run(request(loaded.control_socket, req))
+    except OSError as exc:
+        print(f"lobbyd is not running (or its control socket is not reachable): {exc}", file=sys.stderr)
+        return None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from daemon.status import format_status, needs_attention
 
-    try:
-        st = _ask(args, {"cmd": "status"})
-    except OSError as exc:
-        print(f"lobbyd is not running (or its control socket is not reachable): {exc}", file=sys.stderr)
+    st = _ask(args, {"cmd": "status"})
+    if st is None:
         return EXIT_FAIL
     problems = needs_attention(st)
     if args.json:
@@ -195,10 +198,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_why(args: argparse.Namespace) -> int:
-    try:
-        answer = _ask(args, {"cmd": "why", "target": args.target})
-    except OSError as exc:
-        print(f"lobbyd is not running: {exc}", file=sys.stderr)
+    answer = _ask(args, {"cmd": "why", "target": args.target})
+    if answer is None:
         return EXIT_FAIL
     if "error" in answer:
         print(answer["error"], file=sys.stderr)
@@ -209,10 +210,8 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    try:
-        answer = _ask(args, {"cmd": "reload"})
-    except OSError as exc:
-        print(f"lobbyd is not running: {exc}", file=sys.stderr)
+    answer = _ask(args, {"cmd": "reload"})
+    if answer is None:
         return EXIT_FAIL
     print(answer.get("text", answer))
     return EXIT_OK if answer.get("ok") else EXIT_INVALID

@@ -21,7 +21,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from simulators.servers import VictoriaMetricsServer
+from simulators.servers import InfluxServer, VictoriaMetricsServer
 from tests.e2e.harness import Lobby, lobby
 from tests.timeseries.helpers import KnownPublisher, influx_query, influx_readings, multiset, vm_readings
 
@@ -68,6 +68,19 @@ async def _start(lob: Lobby, client: aiomqtt.Client, *, start_at: str = "2026-06
     await client.unsubscribe(f"lobbyd/{lob.loaded.config.branch}/device/+/availability")
 
 
+async def _outage(lob: Lobby, pub: KnownPublisher, server: InfluxServer | VictoriaMetricsServer) -> dict[str, Any]:
+    """Readings before, during and after the time-series server is away; returns the status once the
+    spool has replayed."""
+    await _phase(lob, pub)
+    await asyncio.to_thread(server.stop)
+    await _phase(lob, pub)
+    await lob.wait_status(lambda s: s["influx"]["spooled_bytes"] > 0)
+    await _phase(lob, pub)  # behind the spool
+    await asyncio.to_thread(server.start)
+    await _phase(lob, pub)  # while the spool replays
+    return await lob.wait_status(lambda s: s["influx"]["spooled_bytes"] == 0 and s["influx"]["replayed_points"] > 0)
+
+
 async def test_v1_influxd_outage_every_reading_once(tmp_path: Path) -> None:
     async with lobby(tmp_path, edit=_fast_retry) as lob:
         lob.sensors.silent = set(lob.sensors.signals)
@@ -76,16 +89,7 @@ async def test_v1_influxd_outage_every_reading_once(tmp_path: Path) -> None:
         async with aiomqtt.Client("127.0.0.1", lob.mosquitto.port, identifier="outage-test") as client:
             await _start(lob, client)
             pub = KnownPublisher(lob.loaded.config.sensors, client)
-            await _phase(lob, pub)
-            await asyncio.to_thread(idb.stop)
-            await _phase(lob, pub)
-            st = await lob.wait_status(lambda s: s["influx"]["spooled_bytes"] > 0)
-            await _phase(lob, pub)  # behind the spool
-            await asyncio.to_thread(idb.start)
-            await _phase(lob, pub)  # while the spool replays
-            st = await lob.wait_status(
-                lambda s: s["influx"]["spooled_bytes"] == 0 and s["influx"]["replayed_points"] > 0
-            )
+            st = await _outage(lob, pub, idb)
         assert await lob.stop_daemon() == 0
         _assert_exactly_once(influx_readings(idb), pub)
     assert st["influx"]["dropped_points"] == 0 and st["influx"]["corrupt_records"] == 0
@@ -114,16 +118,7 @@ async def test_v2_victoria_metrics_outage_every_reading_once(tmp_path: Path, mon
             async with aiomqtt.Client("127.0.0.1", lob.mosquitto.port, identifier="outage-test") as client:
                 await _start(lob, client, start_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
                 pub = KnownPublisher(lob.loaded.config.sensors, client)
-                await _phase(lob, pub)
-                await asyncio.to_thread(vm.stop)
-                await _phase(lob, pub)
-                await lob.wait_status(lambda s: s["influx"]["spooled_bytes"] > 0)
-                await _phase(lob, pub)
-                await asyncio.to_thread(vm.start)
-                await _phase(lob, pub)
-                st = await lob.wait_status(
-                    lambda s: s["influx"]["spooled_bytes"] == 0 and s["influx"]["replayed_points"] > 0
-                )
+                st = await _outage(lob, pub, vm)
             assert await lob.stop_daemon() == 0
         assert st["influx"]["dropped_points"] == 0
         # VictoriaMetrics (no -dedup.minScrapeInterval) keeps a resent sample as a second sample, so
