@@ -26,6 +26,7 @@ class SimPublisher:
         self.broker_up = asyncio.Event()
         self.broker_up.set()
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()
         self.marks = 0  # live availability messages seen: the daemon (re)subscribed
         self.mark_event = asyncio.Event()
         self.published = 0
@@ -39,6 +40,7 @@ class SimPublisher:
                 async with aiomqtt.Client(self.host, self.port, identifier=self.client_id) as client:
                     await client.subscribe(f"lobbyd/{self.branch}/device/+/availability")
                     self._client = client
+                    self.disconnected.clear()
                     self.connected.set()
                     async for m in client.messages:
                         if not m.retain:
@@ -49,6 +51,7 @@ class SimPublisher:
             finally:
                 self._client = None
                 self.connected.clear()
+                self.disconnected.set()
             if self.broker_up.is_set():
                 await asyncio.sleep(0.05)  # broker still up but refused: retry soon (not a synchronisation)
 

@@ -181,14 +181,21 @@ class _Run:
                 elif not active and not sim.running:
                     await sim.start()
             elif ev.kind == "broker_down":
+                # Only an availability mark seen *after* the transition proves a fresh subscription.
                 if active and self.mosq.running:
+                    self.subscribed, self.marks_before = False, self.pub.marks
                     self.pub.broker_up.clear()
                     await asyncio.to_thread(self.mosq.stop)
-                    self.subscribed = False
+                    async with asyncio.timeout(20):  # so the restart below waits for a *new* connection
+                        await self.pub.disconnected.wait()
                 elif not active and not self.mosq.running:
-                    self.marks_before = self.pub.marks
+                    self.subscribed, self.marks_before = False, self.pub.marks
                     await asyncio.to_thread(self.mosq.start)
                     self.pub.broker_up.set()
+                    # The publisher listens again before the virtual clock lets the daemon's reconnect
+                    # backoff expire, so the daemon's post-subscribe availability mark cannot be missed.
+                    async with asyncio.timeout(20):
+                        await self.pub.connected.wait()
 
     def silent(self, sid: str) -> bool:
         return any(
@@ -240,8 +247,8 @@ class _Run:
             ) from None
 
     async def wait_subscribed(self) -> None:
-        if self.subscribed or not self.pub.connected.is_set():
-            return
+        if self.subscribed or not self.pub.connected.is_set() or not self.daemon.link.connected:
+            return  # a daemon still in its reconnect backoff cannot be subscribed: no need to wait
         self.subscribed = await self.pub.wait_mark(self.marks_before, timeout=1.0)
 
     def sample(self, t: float) -> Sample:
@@ -310,11 +317,13 @@ class _Run:
                     async with asyncio.timeout(20):
                         await self.pub.connected.wait()
                     self.daemon_task = tg.create_task(self.daemon.run(), name="daemon")
-                    self.marks_before, self.subscribed = 0, False
+                    self.marks_before = 0
                     async with asyncio.timeout(20):
                         await self.daemon.ready.wait()
-                        while not self.subscribed:
-                            await self.wait_subscribed()
+                    # The publisher listened before the daemon started, so its first mark is not missed.
+                    self.subscribed = await self.pub.wait_mark(0, timeout=20)
+                    if not self.subscribed:
+                        raise SimulationError("the daemon never announced its subscription")
                     await self.loop(on_progress)
                     self.daemon.stop()
                     await self.daemon_task
