@@ -48,6 +48,13 @@ async def receiver(port: int) -> None:
 
 
 def _extra_sensors(data: dict[str, Any]) -> None:
+    # The shipped flush interval, not the tests' short one (write_config shortens it for read-backs).
+    from ruamel.yaml import YAML
+
+    from tests.e2e.harness import REPO
+
+    shipped = YAML(typ="safe").load((REPO / "config" / "lobbyd.yaml").read_text())["influx"]
+    data["influx"]["flush_interval_s"] = shipped.get("flush_interval_s", 1.0)
     kinds = ["temperature", "humidity", "pm25", "illuminance"]
     for i in range(EXTRA):
         data["sensors"].append(

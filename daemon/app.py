@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,9 +85,11 @@ class Daemon:
         self.intake = Intake(self.cfg.sensors, clock=clock.now)
         self.limits = loaded.point_limits()
         self.rules = rules if rules is not None else self._load_rules(None)
+        self._read_by_rules = self._sensors_read(self.rules)
         self.memory = load_engine_memory(loaded.state_dir)
         self.gate = load_safety_gate(loaded.state_dir)
         self.evaluation: Evaluation | None = None
+        self._last_eval_at = -math.inf  # clock time of the last rule evaluation
         self.desired: dict[str, Decision] = {}
         self._announced: dict[str, Decision] = {}  # last decision recorded/published per point
         self._previous: dict[str, float] = {}  # the announced value before the current one, per point
@@ -132,6 +135,9 @@ class Daemon:
         """Persist engine timers and safety-gate history (daemon/persist.py)."""
         save_state(self.loaded.state_dir, self.memory, self.gate)
 
+    def _sensors_read(self, rules: LoadedRules) -> frozenset[str]:
+        return frozenset(sid for sid, info in self.loaded.sensor_infos().items() if rules.ruleset.reads(info))
+
     def _load_rules(self, previous: LoadedRules | None) -> LoadedRules:
         return load_rules(
             self.loaded.rules_dir,
@@ -151,8 +157,8 @@ class Daemon:
         for r in readings:
             if self.state.update(r):
                 self.recorder.reading(r)
-        if readings:
-            self._dirty.set()
+                if r.sensor in self._read_by_rules:  # a reading no rule reads changes no decision
+                    self._dirty.set()
 
     def _on_override(self, target: str, m: Message) -> None:
         """A manual override (daemon/overrides.py): wins over every rule until it expires."""
@@ -200,6 +206,7 @@ class Daemon:
         )
         self.memory = ev.memory
         self.evaluation = ev
+        self._last_eval_at = now
         self.stats.evaluations += 1
         self.stats.eval_ms_max = max(self.stats.eval_ms_max, (time.perf_counter() - t0) * 1000.0)
         for target, d in ev.decisions.items():
@@ -255,10 +262,21 @@ class Daemon:
             await asyncio.sleep(0)
 
     async def _ticker(self) -> None:
-        """Time passes even when no sensor speaks: `for:` timers, schedules, staleness, held writes."""
+        """Time passes even when no sensor speaks: `for:` timers, schedules, staleness, held writes.
+
+        Guarantees an evaluation at least every ``evaluate_every_s``; when readings already caused one
+        within that time, the tick has nothing to add and evaluates nothing.
+        """
+        every = self.cfg.evaluate_every_s
+        delay = every
         while True:
-            await self.clock.sleep(self.cfg.evaluate_every_s)
-            self._dirty.set()
+            await self.clock.sleep(delay)
+            since = self.clock.now() - self._last_eval_at
+            if since >= every - 1e-9:
+                self._dirty.set()
+                delay = every
+            else:
+                delay = every - since
 
     # ---- devices --------------------------------------------------------------------------------------
     def _on_availability(self, device: str, online: bool, why: str) -> None:
@@ -409,6 +427,7 @@ class Daemon:
         self.stats.reloads += 1
         changed = new.fingerprint() != self.rules.fingerprint()
         self.rules = new
+        self._read_by_rules = self._sensors_read(new)
         if new.errors:
             text = f"rules reload ({why}): {len(new.errors)} error(s); kept last good version of " + (
                 ", ".join(Path(f).name for f in new.kept_previous) or "nothing"

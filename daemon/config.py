@@ -70,7 +70,9 @@ class DaemonConfig(_Strict):
     devices_dir: Path = Path("devices")
     state_dir: Path = Path("/var/lib/lobbyd")
     control_socket: Path | None = None  # default: <state_dir>/control.sock
-    evaluate_every_s: float = Field(1.0, gt=0, description="rule evaluation tick (also on every reading)")
+    evaluate_every_s: float = Field(
+        1.0, gt=0, description="longest time between rule evaluations (they also run on every reading a rule reads)"
+    )
     safety_defaults: SafetyConfig = SafetyConfig()
     safety: dict[str, SafetyConfig] = Field(default_factory=dict)  # "device.point" -> limits
     resume_grace_s: float = Field(120.0, ge=0)

@@ -17,8 +17,9 @@ Semantics, in short (``rules/README.md`` says the same for staff):
   unless the input was unknown for less than ``resume_grace_s`` (a restart, a short gap).
 * A manual override wins until it expires. Every output is clamped to the point's range
   (into ``min..max`` first, then to the nearest allowed value, ties downwards — as the profile does).
-* The caller evaluates at least every ``resume_grace_s`` (the daemon: every second and on every
-  reading): a longer pause between evaluations (the daemon was down) counts as a gap in every input.
+* The caller evaluates at least every ``resume_grace_s`` (the daemon: on every reading a rule reads,
+  and at least every ``evaluate_every_s``): a longer pause between evaluations (the daemon was
+  down) counts as a gap in every input.
 * A condition's timers are keyed by rule id, position and content (:func:`condition_key`): after a
   reload, an unchanged condition keeps its hysteresis state and ``for`` start; an edited one restarts.
 * Clock semantics: ``time`` and ``sun`` windows whose end is before their start run across midnight;
@@ -55,6 +56,7 @@ __all__ = [
     "SensorView",
     "evaluate",
     "lost_because",
+    "zone_index",
 ]
 
 Status = Literal["true", "false", "unknown"]
@@ -102,6 +104,27 @@ class RuleSet:
     rules: tuple[Rule, ...] = ()
     schedules: Mapping[str, Schedule] = field(default_factory=dict)
 
+    def reads(self, sensor: SensorInfo) -> bool:
+        """Whether any rule reads this sensor, by id or through its zone's aggregate of its quantity."""
+        ids, zones = self._read_keys
+        return sensor.id in ids or (sensor.zone, sensor.quantity) in zones
+
+    @functools.cached_property
+    def _read_keys(self) -> tuple[frozenset[str], frozenset[tuple[str, Quantity]]]:
+        inputs = [i for r in self.rules for i in r.inputs()]
+        ids = frozenset(i.sensor for i in inputs if i.sensor is not None)
+        zones = frozenset((i.zone, i.quantity) for i in inputs if i.zone is not None and i.quantity is not None)
+        return ids, zones
+
+    def condition_key(self, rule: Rule, index: int, cond: Condition) -> str:
+        """:func:`condition_key`, computed once per rule set (hashing a condition is not free)."""
+        key = self._condition_keys.get((rule.id, index))
+        return key if key is not None else condition_key(rule, index, cond)
+
+    @functools.cached_property
+    def _condition_keys(self) -> dict[tuple[str, int], str]:
+        return {(r.id, i): condition_key(r, i, c) for r in self.rules for i, c in enumerate(r.when) if c.is_numeric}
+
     def by_target(self) -> dict[str, list[Rule]]:
         out: dict[str, list[Rule]] = {}
         for r in self.rules:
@@ -117,18 +140,29 @@ _AGGREGATES: dict[str, Callable[[list[float]], float]] = {
 }
 
 
+def zone_index(sensors: Mapping[str, SensorInfo]) -> dict[tuple[str, Quantity], list[str]]:
+    """Sensor ids per (zone, quantity), for zone aggregates."""
+    zones: dict[tuple[str, Quantity], list[str]] = {}
+    for s in sensors.values():
+        zones.setdefault((s.zone, s.quantity), []).append(s.id)
+    return zones
+
+
 class SensorView:
     """Latest reading per sensor and what the engine needs to know about each sensor."""
 
     def __init__(
-        self, sensors: Mapping[str, SensorInfo], readings: Mapping[str, Reading], *, started_at: float | None = None
+        self,
+        sensors: Mapping[str, SensorInfo],
+        readings: Mapping[str, Reading],
+        *,
+        started_at: float | None = None,
+        zones: Mapping[tuple[str, Quantity], Sequence[str]] | None = None,
     ) -> None:
         self.sensors = sensors
         self.readings = readings
         self.started_at = started_at
-        self._zones: dict[tuple[str, Quantity], list[str]] = {}
-        for s in sensors.values():
-            self._zones.setdefault((s.zone, s.quantity), []).append(s.id)
+        self._zones = zones if zones is not None else zone_index(sensors)
 
     def fresh(self, sensor: str, now: float) -> Reading | None:
         r = self.readings.get(sensor)
@@ -148,10 +182,11 @@ class SensorView:
         """
         if self.started_at is None:
             return False
+        members: Sequence[str]
         if inp.sensor is not None:
-            members = [inp.sensor]
+            members = (inp.sensor,)
         else:
-            members = self._zones.get((inp.zone or "", inp.quantity), []) if inp.quantity else []
+            members = self._zones.get((inp.zone or "", inp.quantity), ()) if inp.quantity else ()
         for sid in members:
             info = self.sensors.get(sid)
             r = self.readings.get(sid)
@@ -291,8 +326,8 @@ def _clock(site: Site, t: float) -> str:
     return f"{_local(site, t):%H:%M}"
 
 
-def in_schedule(schedule: Schedule, site: Site, now: float) -> bool:
-    t = _local(site, now)
+def in_schedule(schedule: Schedule, site: Site, now: float, local: dt.datetime | None = None) -> bool:
+    t = local if local is not None else _local(site, now)
     if t.date() in schedule.holidays:
         return False
     return any(a <= t.time() < b or (b == dt.time.max and a <= t.time()) for a, b in schedule.spans(t.weekday()))
@@ -314,6 +349,14 @@ class _Ctx:
     mem: EngineMemory
     resume_grace_s: float
     live_keys: set[str]
+    _local_now: dt.datetime | None = None
+
+    @property
+    def local_now(self) -> dt.datetime:
+        """``now`` in the site's time zone (converted once per evaluation)."""
+        if self._local_now is None:
+            self._local_now = _local(self.site, self.now)
+        return self._local_now
 
 
 def _numeric(ctx: _Ctx, key: str, c: Condition) -> tuple[Status, str, list[tuple[str, float | None, float | None]]]:
@@ -388,7 +431,7 @@ def _numeric(ctx: _Ctx, key: str, c: Condition) -> tuple[Status, str, list[tuple
 
 def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str, list[Any]]:
     if c.is_numeric:
-        key = condition_key(rule, i, c)
+        key = ctx.rules.condition_key(rule, i, c)
         ctx.live_keys.add(key)
         return _numeric(ctx, key, c)
     if c.schedule is not None or c.outside_schedule is not None:
@@ -397,7 +440,7 @@ def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str
         sched = ctx.rules.schedules.get(name)
         if sched is None:  # caught by validation; be safe at runtime
             return "false", f"schedule '{name}' does not exist", []
-        is_open = in_schedule(sched, ctx.site, ctx.now)
+        is_open = in_schedule(sched, ctx.site, ctx.now, ctx.local_now)
         want_open = c.schedule is not None
         ok = is_open == want_open
         words = f"{name} is {'open' if is_open else 'closed'}"
@@ -405,7 +448,7 @@ def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str
             words += f" (the rule needs it {'open' if want_open else 'closed'})"
         return ("true" if ok else "false"), words, []
     if c.time is not None:
-        t = _local(ctx.site, ctx.now)
+        t = ctx.local_now
         ok = True
         if c.time.weekdays is not None:
             ok = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[t.weekday()] in c.time.weekdays
@@ -437,11 +480,11 @@ def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str
             parts.append(f"before {_clock(ctx.site, end)}")
         return (
             ("true" if ok else "false"),
-            f"local time {_local(ctx.site, ctx.now):%H:%M} {'is' if ok else 'is not'} {' and '.join(parts)} (sun)",
+            f"local time {ctx.local_now:%H:%M} {'is' if ok else 'is not'} {' and '.join(parts)} (sun)",
             [],
         )
     assert c.cron is not None
-    t = _local(ctx.site, ctx.now).replace(second=0, microsecond=0)
+    t = ctx.local_now.replace(second=0, microsecond=0)
     trigger = cron_trigger(c.cron, ctx.site.timezone)
     nxt = trigger.get_next_fire_time(None, t - dt.timedelta(microseconds=1))
     ok = nxt is not None and nxt == t

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from daemon.engine import SensorInfo, SensorView
+from daemon.engine import SensorInfo, SensorView, zone_index
 from daemon.model import Reading
 
 __all__ = ["SensorState", "SensorStatus"]
@@ -31,6 +31,7 @@ class SensorState:
 
     def __init__(self, sensors: Mapping[str, SensorInfo], *, started_at: float | None = None) -> None:
         self._sensors = dict(sensors)
+        self._zones = zone_index(self._sensors)
         self.started_at = started_at
         self._latest: dict[str, Reading] = {}
         self.updates = 0
@@ -39,6 +40,7 @@ class SensorState:
 
     def reconfigure(self, sensors: Mapping[str, SensorInfo]) -> None:
         self._sensors = dict(sensors)
+        self._zones = zone_index(self._sensors)
         self._latest = {k: v for k, v in self._latest.items() if k in self._sensors}
 
     def update(self, reading: Reading) -> bool:
@@ -53,7 +55,7 @@ class SensorState:
         return True
 
     def view(self) -> SensorView:
-        return SensorView(self._sensors, self._latest, started_at=self.started_at)
+        return SensorView(self._sensors, self._latest, started_at=self.started_at, zones=self._zones)
 
     def latest(self, sensor: str) -> Reading | None:
         return self._latest.get(sensor)

@@ -10,6 +10,7 @@ file order. See ``rules/README.md`` for the language with examples.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import re
 from typing import Annotated, Any, Literal
@@ -194,8 +195,9 @@ class Condition(_Strict):
                 raise ValueError(f"cron '{self.cron}': {exc}") from None
         return self
 
-    @property
+    @functools.cached_property
     def input(self) -> Input:
+        """The value this condition reads (built once: the engine asks on every evaluation)."""
         return Input(sensor=self.sensor, zone=self.zone, quantity=self.quantity, aggregate=self.aggregate)
 
     @property

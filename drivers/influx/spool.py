@@ -212,6 +212,11 @@ class Spool:
             head = self.peek()
             self._oldest = head.spooled_at if head else None
 
+    @property
+    def dirty(self) -> bool:
+        """Records were appended since the last sync (only meaningful under policy ``batch``)."""
+        return self._dirty and self._fsync == "batch"
+
     def sync_if_dirty(self) -> None:
         """fsync the active segment if records were appended since the last sync (policy ``batch``)."""
         if self._dirty and self._active is not None and self._fsync == "batch":

@@ -54,6 +54,7 @@ class WriterStats:
     rejected_points: int  # refused by the server with 4xx and set aside in rejected.lp
     corrupt_records: int  # torn or corrupt spool records skipped
     last_error: str | None  # last failure, never containing a secret
+    requests: int = 0  # write requests the server accepted (a steady trickle: one per flush interval)
 
 
 class InfluxWriter:
@@ -87,6 +88,7 @@ class InfluxWriter:
         self._spooled = asyncio.Event()
         self._transport: Transport | None = None
         self._sent = self._replayed = self._spooled_points = self._rejected = self._io_dropped = 0
+        self._requests = 0
         self._last_error: str | None = None
         self._failing = False
         self._head_done: tuple[int, int, int] = (-1, -1, 0)  # (seq, offset, lines already sent)
@@ -113,9 +115,11 @@ class InfluxWriter:
             lines = [*self._buf, line]
             self._buf.clear()
             self._to_spool(lines, "memory queue full")
+            self._wake.set()  # so the batcher syncs the spool within the flush interval
             return
         self._buf.append(line)
-        if len(self._buf) >= self._cfg.batch_size:
+        n = len(self._buf)
+        if n == 1 or n >= self._cfg.batch_size:  # the first point starts the flush interval; a full batch ends it
             self._wake.set()
 
     def stats(self) -> WriterStats:
@@ -133,6 +137,7 @@ class InfluxWriter:
             rejected_points=self._rejected,
             corrupt_records=self._spool.corrupt_records,
             last_error=self._last_error,
+            requests=self._requests,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -234,6 +239,7 @@ class InfluxWriter:
             return
         done[0] += len(lines)
         self._sent += len(lines)
+        self._requests += 1
 
     def _unavailable(self, err: InfluxUnavailable) -> None:
         self._last_error = str(err)
@@ -256,25 +262,32 @@ class InfluxWriter:
         return True
 
     async def _batcher(self) -> None:
+        # Idle (nothing queued) it sleeps until the first point; then it waits until a batch is full or
+        # flush_interval_s has passed since that point, sends, and starts over: one request per interval
+        # at a steady trickle, no wake-ups at all when nothing is recorded.
         cfg = self._cfg
         while True:
+            await self._wake.wait()
+            self._wake.clear()
             if len(self._buf) < cfg.batch_size:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(cfg.flush_interval_s):
-                        await self._wake.wait()
-            self._wake.clear()
+                        while len(self._buf) < cfg.batch_size:
+                            await self._wake.wait()
+                            self._wake.clear()
+            if self._buf:
+                batch = self._take()
+                if self._spool.has_pending():
+                    self._to_spool(batch, "behind the spool")
+                else:
+                    assert self._transport is not None
+                    await self._send_or_spool(self._transport, batch)
             now = self._clock()
-            if now - self._last_sync >= cfg.flush_interval_s:
+            if now - self._last_sync >= cfg.flush_interval_s:  # policy "batch": at most once per interval
                 self._spool.sync_if_dirty()
                 self._last_sync = now
-            if not self._buf:
-                continue
-            batch = self._take()
-            if self._spool.has_pending():
-                self._to_spool(batch, "behind the spool")
-            else:
-                assert self._transport is not None
-                await self._send_or_spool(self._transport, batch)
+            if self._buf or self._spool.dirty:
+                self._wake.set()  # more to send, or spooled records still to sync: another round
 
     def _backoff(self, attempt: int) -> float:
         cap = min(self._cfg.retry_max_s, self._cfg.retry_initial_s * 2.0 ** min(attempt, 30))

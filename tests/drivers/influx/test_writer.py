@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -58,6 +59,40 @@ async def test_v1_write_reads_back_exact_values(influxd: InfluxServer, tmp_path:
     ]
     st = w.stats()
     assert (st.spooled_points, st.dropped_points, st.rejected_points, st.queue_depth) == (0, 0, 0, 0)
+
+
+async def test_a_trickle_is_one_request_per_flush_interval_and_idle_makes_none(
+    influxd: InfluxServer, tmp_path: Path
+) -> None:
+    """The first point starts the flush interval; what arrives within it rides along; then silence."""
+    influxd.create_database(DB)
+    interval = 0.5
+    w = InfluxWriter(v1(influxd.url, flush_interval_s=interval, batch_size=1000), spool_dir=tmp_path / "spool")
+    pts = points(10, now_ns())
+    async with running(w):
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        for p in pts:  # well inside one interval
+            w.submit(p)
+            await asyncio.sleep(0)
+        await until(lambda: w.stats().sent_points == 10, what="the trickle sent")
+        assert loop.time() - t0 >= interval * 0.9  # held for the interval, not sent point by point
+        assert w.stats().requests == 1
+        await asyncio.sleep(3 * interval)  # an observation window: nothing queued, nothing sent
+        assert w.stats().requests == 1
+        w.submit(points(1, now_ns() + 10**9)[0])  # the next point opens the next interval
+        await until(lambda: w.stats().sent_points == 11, what="the next point sent")
+        assert w.stats().requests == 2
+
+
+async def test_a_full_batch_goes_at_once(influxd: InfluxServer, tmp_path: Path) -> None:
+    influxd.create_database(DB)
+    w = InfluxWriter(v1(influxd.url, flush_interval_s=60, batch_size=50), spool_dir=tmp_path / "spool")
+    async with running(w):
+        for p in points(100, now_ns()):
+            w.submit(p)
+        await until(lambda: w.stats().sent_points == 100, timeout=10, what="two full batches sent long before 60 s")
+        assert w.stats().requests == 2
 
 
 async def test_v2_write_to_victoria(victoria: VictoriaMetricsServer, tmp_path: Path) -> None:

@@ -1,0 +1,89 @@
+"""When the daemon evaluates its rules: on readings a rule reads, and at least every ``evaluate_every_s``.
+
+In-process daemon on a virtual clock, no servers: only its control loop and ticker run, fed through
+the same ``_on_message`` entry the MQTT link calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.app import Daemon
+from daemon.clock import VirtualClock
+from daemon.config import load_config
+from drivers.mqtt.message import Message
+from tests.e2e.harness import copy_rules, write_config
+
+T0 = 1_780_475_400.0  # 2026-06-03 10:30 local: the branch is open
+
+
+def _annex(data: dict[str, Any]) -> None:
+    data["sensors"].append(
+        {"id": "annex-temp", "topic": "sensors/demo-001/annex/temp", "zone": "annex", "quantity": "temperature",
+         "decoder": {"type": "plain"}, "stale_after_s": 120}
+    )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def daemon(tmp_path: Path) -> AsyncIterator[tuple[Daemon, VirtualClock]]:
+    cfg = write_config(
+        tmp_path, mqtt_port=1, device_ports={"fresh_air": 1, "lights": 1}, influx_url=None,
+        rules_dir=copy_rules(tmp_path), edit=_annex,
+    )  # fmt: skip
+    clock = VirtualClock(T0)
+    d = Daemon(load_config(cfg), clock=clock, watch_rules=False)
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(d._control_loop()), tg.create_task(d._ticker())]
+        await asyncio.sleep(0)
+        try:
+            yield d, clock
+        finally:
+            for t in tasks:
+                t.cancel()
+
+
+async def settled(d: Daemon) -> None:
+    """Until the control loop has evaluated whatever was pending (bounded)."""
+    async with asyncio.timeout(5):
+        while not d.idle():  # noqa: ASYNC110 - idle() is a condition over several events, polled
+            await asyncio.sleep(0.001)
+
+
+def msg(topic: str, payload: str, at: float) -> Message:
+    return Message(topic, payload.encode(), False, at)
+
+
+async def test_a_reading_no_rule_reads_is_recorded_but_evaluates_nothing(tmp_path: Path) -> None:
+    async with daemon(tmp_path) as (d, clock):
+        d._on_message(msg("sensors/demo-001/annex/temp", "21.5", clock.now()))
+        await settled(d)
+        assert d.state.latest("annex-temp") is not None
+        assert d.stats.evaluations == 0
+        d._on_message(msg("sensors/demo-001/hall/pm25", "12", clock.now()))  # the hall's PM2.5 rules read it
+        await settled(d)
+        assert d.stats.evaluations == 1
+
+
+async def test_the_tick_only_evaluates_when_nothing_else_did_for_evaluate_every_s(tmp_path: Path) -> None:
+    async with daemon(tmp_path) as (d, clock):
+        assert d.cfg.evaluate_every_s == 1.0
+        await clock.advance(1.0)
+        await settled(d)
+        assert d.stats.evaluations == 1  # time passes: the tick evaluates
+        await clock.advance(0.6)
+        d._on_message(msg("sensors/demo-001/hall/pm25", "12", clock.now()))  # evaluated at T0 + 1.6
+        await settled(d)
+        assert d.stats.evaluations == 2
+        await clock.advance(0.4)  # T0 + 2.0: the tick finds an evaluation 0.4 s old and waits 0.6 s more
+        await settled(d)
+        assert d.stats.evaluations == 2
+        assert clock.next_deadline == pytest.approx(T0 + 2.6)
+        await clock.advance(0.6)
+        await settled(d)
+        assert d.stats.evaluations == 3
