@@ -183,14 +183,14 @@ def daemon_config(
     )
 
 
-def daemon_status(control_socket: Path) -> dict[str, Any]:
-    """Ask a running daemon for its status (blocking, over its control socket)."""
+def daemon_status(control_socket: Path, cmd: str = "status") -> dict[str, Any]:
+    """Ask a running daemon for its status, or its ``counters`` (cheap to poll), over its control socket."""
     import json
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(5)
         s.connect(str(control_socket))
-        s.sendall(json.dumps({"cmd": "status"}).encode() + b"\n")
+        s.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
         buf = b""
         while not buf.endswith(b"\n"):
             chunk = s.recv(65536)

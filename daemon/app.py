@@ -464,6 +464,12 @@ class Daemon:
         cmd = req.get("cmd")
         if cmd == "status":
             return self.status()
+        if cmd == "counters":  # a cheap poll for scripts and benchmarks (status builds much more)
+            return {
+                "received": self.link.received,
+                **self.intake.counters.snapshot(),
+                "evaluations": self.stats.evaluations,
+            }
         if cmd == "reload":
             return self.reload_rules("requested")
         if cmd == "why":
