@@ -42,12 +42,14 @@ __all__ = ["Daemon", "DaemonStats"]
 _LOG = logging.getLogger("lobbyd")
 VERSION = "0.1.0"
 MIN_EVAL_GAP_S = 0.002  # under a flood of readings, at most 500 rule evaluations per second
+HEARTBEAT_S = 15.0  # an evaluation at least this often even when nothing is due (the watchdog wants 30 s)
 
 
 @dataclass
 class DaemonStats:
     started_at: float = 0.0
     evaluations: int = 0
+    ticks: int = 0  # clock ticks (every evaluate_every_s); a tick evaluates only when something is due
     decisions_changed: int = 0
     writes_ok: int = 0
     writes_failed: int = 0
@@ -90,6 +92,7 @@ class Daemon:
         self.gate = load_safety_gate(loaded.state_dir)
         self.evaluation: Evaluation | None = None
         self._last_eval_at = -math.inf  # clock time of the last rule evaluation
+        self._last_tick_at = clock.now()  # clock time of the last tick (see caught_up())
         self.desired: dict[str, Decision] = {}
         self._announced: dict[str, Decision] = {}  # last decision recorded/published per point
         self._previous: dict[str, float] = {}  # the announced value before the current one, per point
@@ -264,19 +267,25 @@ class Daemon:
     async def _ticker(self) -> None:
         """Time passes even when no sensor speaks: `for:` timers, schedules, staleness, held writes.
 
-        Guarantees an evaluation at least every ``evaluate_every_s``; when readings already caused one
-        within that time, the tick has nothing to add and evaluates nothing.
+        Every ``evaluate_every_s`` it looks at the clock; it evaluates only when the last evaluation
+        said its outcome could change by now (``Evaluation.next_due``: a reading going stale, a `for:`
+        completing, a window opening, a ramp step, ...), or when HEARTBEAT_S passed without any
+        evaluation. The device writers look at every tick: held writes (minimum hold, hourly cap) and
+        failed ones are retried then.
         """
         every = self.cfg.evaluate_every_s
-        delay = every
+        heartbeat = min(HEARTBEAT_S, self.cfg.resume_grace_s / 2)
         while True:
-            await self.clock.sleep(delay)
-            since = self.clock.now() - self._last_eval_at
-            if since >= every - 1e-9:
-                self._dirty.set()
-                delay = every
+            await self.clock.sleep(every)
+            self.stats.ticks += 1
+            now = self._last_tick_at = self.clock.now()
+            ev = self.evaluation
+            due = min(ev.next_due if ev is not None else now, self._last_eval_at + heartbeat)
+            if now >= due - 1e-9:
+                self._dirty.set()  # the evaluation wakes the device writers
             else:
-                delay = every - since
+                for wake in self._wake.values():  # held or failed writes are retried every tick, as before
+                    wake.set()
 
     # ---- devices --------------------------------------------------------------------------------------
     def _on_availability(self, device: str, online: bool, why: str) -> None:
@@ -469,6 +478,7 @@ class Daemon:
                 "received": self.link.received,
                 **self.intake.counters.snapshot(),
                 "evaluations": self.stats.evaluations,
+                "ticks": self.stats.ticks,
             }
         if cmd == "reload":
             return self.reload_rules("requested")
@@ -608,6 +618,10 @@ class Daemon:
                 self.gate.wrote(target, value, self.clock.now(), ok=result.outcome is WriteOutcome.OK)
                 self.recorder.write(result, "shutdown", self.clock.now())
                 _LOG.info("shutdown state %s = %g: %s", target, value, result.outcome)
+
+    def caught_up(self) -> bool:
+        """The ticker has handled every tick due by the clock's time (simulations on a virtual clock)."""
+        return self.clock.now() < self._last_tick_at + self.cfg.evaluate_every_s
 
     def idle(self) -> bool:
         """Nothing left to do until time passes or a message arrives: every reading evaluated, every

@@ -35,6 +35,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ __all__ = [
 ]
 
 Status = Literal["true", "false", "unknown"]
+
+CIRCADIAN_EVERY_S = 60.0  # the sun's colour is recomputed at least this often (Adaptive Lighting: 90 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,7 @@ class SensorView:
         self.readings = readings
         self.started_at = started_at
         self._zones = zones if zones is not None else zone_index(sensors)
+        self.changes_at = math.inf  # earliest moment a value this view handed out goes stale (or warms up)
 
     def fresh(self, sensor: str, now: float) -> Reading | None:
         r = self.readings.get(sensor)
@@ -171,6 +175,7 @@ class SensorView:
             return None
         if now - r.ts > info.stale_after_s:
             return None
+        self.changes_at = min(self.changes_at, r.ts + info.stale_after_s)
         return r
 
     def warming_up(self, inp: Input, now: float) -> bool:
@@ -192,6 +197,7 @@ class SensorView:
             r = self.readings.get(sid)
             fresh_since_start = r is not None and not r.retained and r.ts >= self.started_at
             if info is not None and not fresh_since_start and now - self.started_at < info.stale_after_s:
+                self.changes_at = min(self.changes_at, self.started_at + info.stale_after_s)
                 return True
         return False
 
@@ -287,6 +293,10 @@ class Evaluation:
     decisions: dict[str, Decision]
     traces: list[RuleTrace]
     memory: EngineMemory
+    # The earliest time at which this outcome can change with no new reading: a reading going stale,
+    # a `for:` completing, a clock window opening or closing, a ramp step, an override ending, the sun
+    # moving a circadian colour. ``now`` means "at the next tick"; ``inf`` means "only a reading can".
+    next_due: float = math.inf
 
 
 def condition_key(rule: Rule, index: int, cond: Condition) -> str:
@@ -350,6 +360,11 @@ class _Ctx:
     resume_grace_s: float
     live_keys: set[str]
     _local_now: dt.datetime | None = None
+    due: float = math.inf
+
+    def due_at(self, t: float) -> None:
+        """The outcome may change at ``t`` without a new reading (a past ``t`` means: at the next tick)."""
+        self.due = min(self.due, max(t, self.now))
 
     @property
     def local_now(self) -> dt.datetime:
@@ -419,6 +434,7 @@ def _numeric(ctx: _Ctx, key: str, c: Condition) -> tuple[Status, str, list[tuple
         return "false", words, used
     start = mem.since.setdefault(key, ctx.now)
     if c.for_ and ctx.now - start < c.for_:
+        ctx.due_at(start + c.for_)
         return (
             "false",
             f"{words}, for {_fmt_duration(ctx.now - start)} of the required {_fmt_duration(c.for_)}",
@@ -427,6 +443,22 @@ def _numeric(ctx: _Ctx, key: str, c: Condition) -> tuple[Status, str, list[tuple
     if c.for_:
         words += f" for at least {_fmt_duration(c.for_)}"
     return "true", words, used
+
+
+def _next_midnight(ctx: _Ctx) -> float:
+    tomorrow = ctx.local_now.date() + dt.timedelta(days=1)
+    return dt.datetime.combine(tomorrow, dt.time(0), tzinfo=ctx.site.tz).timestamp()
+
+
+def _next_boundary(ctx: _Ctx, times: Sequence[dt.time]) -> float:
+    """The next of today's ``times`` (local) after now, else the next midnight (weekday, holiday)."""
+    today = ctx.local_now.date()
+    later = [
+        ts
+        for x in times
+        if x != dt.time.max and (ts := dt.datetime.combine(today, x, tzinfo=ctx.site.tz).timestamp()) > ctx.now
+    ]
+    return min([*later, _next_midnight(ctx)])
 
 
 def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str, list[Any]]:
@@ -441,6 +473,7 @@ def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str
         if sched is None:  # caught by validation; be safe at runtime
             return "false", f"schedule '{name}' does not exist", []
         is_open = in_schedule(sched, ctx.site, ctx.now, ctx.local_now)
+        ctx.due_at(_next_boundary(ctx, [t for span in sched.spans(ctx.local_now.weekday()) for t in span]))
         want_open = c.schedule is not None
         ok = is_open == want_open
         words = f"{name} is {'open' if is_open else 'closed'}"
@@ -449,6 +482,7 @@ def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str
         return ("true" if ok else "false"), words, []
     if c.time is not None:
         t = ctx.local_now
+        ctx.due_at(_next_boundary(ctx, [x for x in (c.time.after, c.time.before) if x is not None]))
         ok = True
         if c.time.weekdays is not None:
             ok = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[t.weekday()] in c.time.weekdays
@@ -469,6 +503,7 @@ def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str
         day = sun_day(ctx.site, ctx.now)
         start = day.event(c.sun.after.event) + c.sun.after.offset_s if c.sun.after is not None else None
         end = day.event(c.sun.before.event) + c.sun.before.offset_s if c.sun.before is not None else None
+        ctx.due_at(min([x for x in (start, end) if x is not None and x > ctx.now] + [_next_midnight(ctx)]))
         if start is not None and end is not None and end < start:  # e.g. after sunset, before sunrise
             ok = ctx.now >= start or ctx.now < end
         else:
@@ -485,6 +520,7 @@ def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str
         )
     assert c.cron is not None
     t = ctx.local_now.replace(second=0, microsecond=0)
+    ctx.due_at(t.timestamp() + 60.0)  # cron has minute resolution: it may change at the next minute
     trigger = cron_trigger(c.cron, ctx.site.timezone)
     nxt = trigger.get_next_fire_time(None, t - dt.timedelta(microseconds=1))
     ok = nxt is not None and nxt == t
@@ -526,6 +562,7 @@ def _action(ctx: _Ctx, action: Action) -> tuple[float | None, str, list[Any]]:
         return out, f"step table of {action.steps.input.key} = {v:.4g} gives {out:g}", used
     assert action.circadian is not None
     circ = action.circadian
+    ctx.due_at(ctx.now + CIRCADIAN_EVERY_S)
     p = sun_position(ctx.site, ctx.now)
     frac = max(p, 0.0)
     text = f"sun position {p:.2f}"
@@ -562,6 +599,7 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate every rule at time ``now``; return the winning decision per point, traces and new memory."""
     mem = memory.copy()
+    view.changes_at = math.inf
     ctx = _Ctx(rules, view, site, now, mem, resume_grace_s, set())
     traces: list[RuleTrace] = []
     candidates: dict[str, list[tuple[tuple[int, int], str, float, Reason]]] = {}
@@ -635,6 +673,7 @@ def evaluate(
             step = rule.ramp_per_minute * max(0.0, now - prev[1]) / 60.0
             ramped = prev[0] + max(-step, min(step, value - prev[0]))
             if ramped != value:
+                ctx.due_at(now)  # still on its way: the next tick moves it on
                 reason = Reason(
                     rule=reason.rule,
                     text=reason.text + f"; ramping at {rule.ramp_per_minute:g}/min towards {value:.4g}",
@@ -648,6 +687,7 @@ def evaluate(
         if now >= ov.until:
             del mem.overrides[target]
             continue
+        ctx.due_at(ov.until)
         until = dt.datetime.fromtimestamp(ov.until, site.tz)
         reason = Reason(rule="manual-override", text=f"manual override ({ov.source}) until {until:%H:%M}")
         decisions[target] = _decision(target, ov.value, reason, now, limits)
@@ -658,7 +698,7 @@ def evaluate(
     for store in (mem.latched, mem.since, mem.known_at):
         for key in [k for k in store if k not in ctx.live_keys]:
             del store[key]
-    return Evaluation(decisions, traces, mem)
+    return Evaluation(decisions, traces, mem, next_due=min(ctx.due, max(view.changes_at, now)))
 
 
 def _decision(target: str, value: float, reason: Reason, now: float, limits: Mapping[str, PointLimits]) -> Decision:

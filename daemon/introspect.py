@@ -23,6 +23,7 @@ def collect_status(d: Daemon, version: str) -> dict[str, Any]:
         "branch": d.branch,
         "uptime_s": now - d.stats.started_at,
         "evaluations": d.stats.evaluations,
+        "ticks": d.stats.ticks,
         "time": now,
         "wall_time": time.time(),
         "config": str(d.loaded.path),

@@ -86,10 +86,9 @@ async def replay_through_daemon(
                         await pub.connected.wait()
                         await daemon.ready.wait()
 
-                    async def settle(expected: int, evals_before: int) -> None:
+                    async def settle(expected: int) -> None:
                         async with asyncio.timeout(timeout_s):
-                            while not (daemon.link.received >= expected and daemon.stats.evaluations > evals_before
-                                       and daemon.idle()):  # fmt: skip
+                            while not (daemon.link.received >= expected and daemon.caught_up() and daemon.idle()):
                                 if daemon_task.done():
                                     raise RuntimeError("the daemon stopped during the replay")
                                 await asyncio.sleep(0)
@@ -99,7 +98,6 @@ async def replay_through_daemon(
                     t = clock.now()
                     while i < len(messages):
                         t = min(t + step_s, messages[i].ts)
-                        evals = daemon.stats.evaluations
                         clock.set(t)
                         while i < len(messages) and messages[i].ts <= t:
                             m = messages[i]
@@ -107,7 +105,7 @@ async def replay_through_daemon(
                                 expected += 1
                                 result.delivered += 1
                             i += 1
-                        await settle(expected, evals)
+                        await settle(expected)
                         result.fallbacks.update(k for k, d in daemon.desired.items() if d.reason.fallback)
                     result.evaluations = daemon.stats.evaluations
                     daemon.stop()

@@ -230,19 +230,19 @@ class _Run:
         return sent
 
     # ---- synchronisation ----------------------------------------------------------------------------
-    async def settle(self, expected: int, evals_before: int, *, timeout: float = 20.0) -> None:
-        """Until the daemon received ``expected`` messages, evaluated after the step and is idle."""
+    async def settle(self, expected: int, *, timeout: float = 20.0) -> None:
+        """Until the daemon received ``expected`` messages, handled the ticks due by now and is idle."""
         d = self.daemon
         try:
             async with asyncio.timeout(timeout):
-                while not (d.link.received >= expected and d.stats.evaluations > evals_before and d.idle()):
+                while not (d.link.received >= expected and d.caught_up() and d.idle()):
                     if self.daemon_task.done():
                         raise SimulationError("the daemon stopped during the simulation")
                     await asyncio.sleep(0)
         except TimeoutError:
             raise SimulationError(
                 f"daemon did not settle at {dt.datetime.fromtimestamp(self.clock.now(), self.site.tz):%H:%M:%S}: "
-                f"received {d.link.received}/{expected}, evaluations {d.stats.evaluations} (>{evals_before}), "
+                f"received {d.link.received}/{expected}, caught up {d.caught_up()}, "
                 f"idle {d.idle()}"
             ) from None
 
@@ -344,17 +344,16 @@ class _Run:
         end = self.t0 + scn.duration_h * 3600
         t = self.t0
         expected = d.link.received
-        await self.settle(expected, -1)
+        await self.settle(expected)
         while t < end - 1e-6:
             dt_s = min(scn.step_s if self.busy(t) else scn.quiet_step_s, end - t)
             await self.apply_events(t)
             self.advance_model(t, dt_s)
             t += dt_s
-            evals = d.stats.evaluations
             self.clock.set(t)
             await self.wait_subscribed()
             expected += await self.publish_due(t)
-            await self.settle(expected, evals)
+            await self.settle(expected)
             self.result.samples.append(self.sample(t))
             if on_progress is not None:
                 on_progress((t - self.t0) / (end - self.t0))

@@ -221,7 +221,10 @@ class ModbusDevice:
         Raises the last error when every due point failed (device or link down).
         """
         now = self._clock()
-        due = [n for n in self.profile.status_points() if self._next_poll.get(n, 0.0) <= now]
+        names = self.profile.status_points()
+        due = [n for n in names if self._next_poll.get(n, 0.0) <= now]
+        if not due and names and self._offline and now >= self._next_probe:
+            due = names[:1]  # an offline device is probed on its own schedule, not only when a poll is due
         out: dict[str, float] = {}
         error: ModbusError | None = None
         async with self._lock:
@@ -240,12 +243,15 @@ class ModbusDevice:
         return out
 
     def next_poll_in(self) -> float:
-        """Seconds until the next status point is due (0 if one is due now)."""
+        """Seconds until the next status point is due, or the next probe of an offline device (0: now)."""
         names = self.profile.status_points()
         if not names:
             return DEFAULT_POLL_S
         now = self._clock()
-        return max(0.0, min(self._next_poll.get(n, 0.0) for n in names) - now)
+        nxt = min(self._next_poll.get(n, 0.0) for n in names)
+        if self._offline:
+            nxt = min(nxt, self._next_probe)
+        return max(0.0, nxt - now)
 
     async def run_polls(self, callback: Callable[[str, str, float], None]) -> NoReturn:
         """Poll forever, honouring each point's interval; polls never overlap. ``callback(device, point, value)``."""

@@ -150,10 +150,10 @@ class Lobby:
                         return st
                 await asyncio.sleep(0.05)
 
-    async def evaluations_after(self, n: int) -> dict[str, Any]:
-        """Wait until the daemon has evaluated its rules ``n`` more times (a deterministic 'a while later')."""
-        count0 = (await self.status())["evaluations"]
-        return await self.wait_status(lambda st: st["evaluations"] >= count0 + n)
+    async def ticks_after(self, n: int) -> dict[str, Any]:
+        """Until the daemon's clock has ticked ``n`` more times (``evaluate_every_s`` each); its status."""
+        count0 = (await self.status())["ticks"]
+        return await self.wait_status(lambda st: st["ticks"] >= count0 + n)
 
     async def wait_exit(self, timeout: float = 30.0) -> int:
         """Wait for the daemon process to end, without blocking the simulators in this event loop."""

@@ -153,6 +153,25 @@ async def test_slow_device_times_out_goes_offline_and_comes_back(clock: VirtualC
         assert bus.stats.connections == 1  # timeouts never dropped the TCP connection
 
 
+async def test_an_offline_device_is_probed_on_its_own_schedule_not_its_poll_interval(clock: VirtualClock) -> None:
+    async with (
+        DeviceSimulator.tcp(LIGHT, 1) as sim,
+        connected(sim, clock, timeout_s=0.1, retries=0, offline_after=1) as (_bus, dev),
+    ):
+        assert await dev.poll_status()  # every status point read; the next polls are 5 and 10 s away
+        sim.model.delay_s = 5.0
+        clock.advance(10)
+        with pytest.raises((DeviceTimeout, DeviceOffline)):
+            await dev.poll_status()
+        assert not dev.online
+        wait = dev.next_poll_in()
+        assert wait <= 1.2  # the first probe (1 s ± 20 %), not the 5 s poll interval
+        sim.model.delay_s = 0.0
+        clock.advance(wait)
+        assert await dev.poll_status()  # no point is due, yet the probe is sent: the device is back
+        assert dev.online
+
+
 async def test_stopped_device_reconnects_with_bounded_backoff(clock: VirtualClock) -> None:
     events: list[tuple[str, bool]] = []
     async with (
