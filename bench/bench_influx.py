@@ -143,9 +143,12 @@ async def bench(n: int) -> list[tuple[str, str, float, float]]:
 
 
 def main() -> None:
+    global BATCH  # noqa: PLW0603 - one knob for every function of this script
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, default=BATCH, help="points per request, writer and plain POST alike")
     args = ap.parse_args()
+    BATCH = args.batch
     rows = asyncio.run(bench(args.points))
     print(f"\n{args.points} points, batches of {BATCH}\n")
     print("| path | server | points/s | ratio vs plain POST |")

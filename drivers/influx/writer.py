@@ -75,6 +75,7 @@ class InfluxWriter:
         rng: random.Random | None = None,
     ) -> None:
         self._cfg = config
+        self._queue_size, self._batch_size = config.queue_size, config.batch_size  # read on every submit
         if isinstance(config, InfluxV2Config):
             self._secret = resolve_secret(config.token_env, config.token_file, "influx token")
         else:
@@ -111,15 +112,16 @@ class InfluxWriter:
     # -- producer side -------------------------------------------------------------------------
     def submit(self, line: str) -> None:
         """Queue one line of line protocol. Never blocks, never raises; a full queue goes to disk."""
-        if len(self._buf) >= self._cfg.queue_size:
-            lines = [*self._buf, line]
-            self._buf.clear()
+        buf = self._buf
+        n = len(buf)
+        if n >= self._queue_size:
+            lines = [*buf, line]
+            buf.clear()
             self._to_spool(lines, "memory queue full")
             self._wake.set()  # so the batcher syncs the spool within the flush interval
             return
-        self._buf.append(line)
-        n = len(self._buf)
-        if n == 1 or n >= self._cfg.batch_size:  # the first point starts the flush interval; a full batch ends it
+        buf.append(line)
+        if n == 0 or n + 1 == self._batch_size:  # the first point starts the flush interval; a full batch ends it
             self._wake.set()
 
     def stats(self) -> WriterStats:
@@ -147,7 +149,7 @@ class InfluxWriter:
             self._transport = open_transport(self._cfg, self._secret)
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._batcher(), name="influx-batcher")
+                tg.create_task(self._batcher(tg), name="influx-batcher")
                 tg.create_task(self._replayer(), name="influx-replayer")
         finally:
             self._to_spool(list(self._buf), "shutdown")
@@ -261,11 +263,21 @@ class InfluxWriter:
             raise
         return True
 
-    async def _batcher(self) -> None:
+    async def _send_in_slot(self, batch: list[str], slots: asyncio.Semaphore) -> None:
+        try:
+            assert self._transport is not None
+            await self._send_or_spool(self._transport, batch)
+        finally:
+            slots.release()
+
+    async def _batcher(self, tg: asyncio.TaskGroup) -> None:
         # Idle (nothing queued) it sleeps until the first point; then it waits until a batch is full or
         # flush_interval_s has passed since that point, sends, and starts over: one request per interval
-        # at a steady trickle, no wake-ups at all when nothing is recorded.
+        # at a steady trickle, no wake-ups at all when nothing is recorded. Under a backlog up to the
+        # transport's max_in_flight requests run at once (tasks of the writer's own TaskGroup).
         cfg = self._cfg
+        assert self._transport is not None
+        slots = asyncio.Semaphore(self._transport.max_in_flight)
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -275,13 +287,15 @@ class InfluxWriter:
                         while len(self._buf) < cfg.batch_size:
                             await self._wake.wait()
                             self._wake.clear()
-            if self._buf:
+            if self._buf and not self._spool.has_pending():
+                await slots.acquire()  # before taking: what waits for a slot still counts as queued
                 batch = self._take()
-                if self._spool.has_pending():
-                    self._to_spool(batch, "behind the spool")
+                if batch:
+                    tg.create_task(self._send_in_slot(batch, slots), name="influx-send")
                 else:
-                    assert self._transport is not None
-                    await self._send_or_spool(self._transport, batch)
+                    slots.release()
+            if self._buf and self._spool.has_pending():
+                self._to_spool(self._take(), "behind the spool")
             now = self._clock()
             if now - self._last_sync >= cfg.flush_interval_s:  # policy "batch": at most once per interval
                 self._spool.sync_if_dirty()
