@@ -474,9 +474,11 @@ class Daemon:
         if cmd == "status":
             return self.status()
         if cmd == "counters":  # a cheap poll for scripts and benchmarks (status builds much more)
+            rejected = self.intake.counters.snapshot()
             return {
                 "received": self.link.received,
-                **self.intake.counters.snapshot(),
+                "accepted": rejected.pop("accepted"),
+                "rejected": rejected,
                 "evaluations": self.stats.evaluations,
                 "ticks": self.stats.ticks,
             }

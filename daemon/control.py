@@ -2,8 +2,8 @@
 
 A unix socket in the state directory, mode 0660 (owner and group only). One JSON request per
 connection (``{"cmd": "status"}``, ``{"cmd": "why", "target": "fresh_air.fan_speed"}``,
-``{"cmd": "reload"}``, ``{"cmd": "counters"}``: messages received, readings accepted and rejected by
-reason, rule evaluations — cheap enough to poll), one JSON answer.
+``{"cmd": "reload"}``, ``{"cmd": "counters"}``: messages received, readings accepted, rejections by
+reason, rule evaluations and clock ticks — cheap enough to poll), one JSON answer.
 """
 
 from __future__ import annotations

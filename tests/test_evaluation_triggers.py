@@ -88,3 +88,14 @@ async def test_a_tick_evaluates_only_when_something_is_due_or_at_the_heartbeat(t
         await settled(d)
         assert d.stats.evaluations == 3  # a reading a rule reads: at once, not at a tick
         assert d.evaluation.next_due <= clock.now() + 120  # at the latest when it goes stale
+
+
+async def test_the_counters_query_is_small_and_counts_rejections_by_reason(tmp_path: Path) -> None:
+    async with daemon(tmp_path) as (d, clock):
+        d._on_message(msg("sensors/demo-001/hall/pm25", "12", clock.now()))
+        d._on_message(msg("sensors/demo-001/hall/pm25", "not a number", clock.now()))
+        await settled(d)
+        c = await d.handle_control({"cmd": "counters"})
+        assert set(c) == {"received", "accepted", "rejected", "evaluations", "ticks"}
+        assert c["accepted"] == 1 and c["evaluations"] == 1
+        assert sum(c["rejected"].values()) == 1 and c["rejected"]["wrong_type"] == 1
