@@ -201,7 +201,12 @@ def decode(
     except UnicodeDecodeError as exc:
         return whole(RejectReason.NOT_UTF8, f"invalid UTF-8 at byte {exc.start}")
     doc: Any = None
-    if any(not isinstance(s.decoder, PlainDecoder) for s in sensors_for_topic):
+    needs_json = False
+    for s in sensors_for_topic:  # a loop, not any(<genexpr>): this runs for every message
+        if not isinstance(s.decoder, PlainDecoder):
+            needs_json = True
+            break
+    if needs_json:
         try:
             doc = json.loads(text)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, int digit limit, deep nesting

@@ -251,6 +251,10 @@ class MqttLink:
             logger=_LOG,
         )
         buffer_reads(client._client)
+        if not _LOG.isEnabledFor(logging.DEBUG):
+            # paho logs every packet at DEBUG (a call per message for nothing); its few error messages
+            # repeat what the link classifies, counts and logs itself (_failed).
+            client._client.disable_logger()
         return client
 
     def _deliverer(self, handle: Handler) -> Callable[[aiomqtt.Message], None]:
