@@ -4,6 +4,8 @@ Run: ``.venv/bin/python bench/bench_influx.py [--points N]``. Not a test: it pri
 points/s for each path, and the ratio against a plain line-protocol POST of the same points (same
 batch size, one kept-alive connection, no writer) measured in the same run on the same server.
 
+For v2 the bare library is measured too: influxdb-client alone, one pre-joined body per batch.
+
 Paths: ``direct`` (queue → batch → server), ``via spool`` (a tiny queue so every batch is spooled to
 disk and replayed: the worst case while an outage drains), ``replay`` (a spool written by an earlier
 writer during an outage, replayed by a new one at start-up).
@@ -55,6 +57,22 @@ def plain_post(url: str, path: str, pts: list[str]) -> float:
     dt = time.perf_counter() - t0
     conn.close()
     return dt
+
+
+def client_post(url: str, pts: list[str]) -> float:
+    """Seconds for influxdb-client alone (SYNCHRONOUS write_api, one pre-joined body per batch): the bare
+    library under the v2 writer, in the same run."""
+    from influxdb_client.client.influxdb_client import InfluxDBClient
+    from influxdb_client.client.write_api import SYNCHRONOUS
+    from influxdb_client.domain.write_precision import WritePrecision
+
+    bodies = ["\n".join(pts[i : i + BATCH]).encode() for i in range(0, len(pts), BATCH)]
+    with InfluxDBClient(url=url, token="", org="o") as client:
+        api = client.write_api(write_options=SYNCHRONOUS)
+        t0 = time.perf_counter()
+        for body in bodies:
+            api.write(bucket="b", org="o", record=body, write_precision=WritePrecision.NS)
+        return time.perf_counter() - t0
 
 
 async def _drive(w: InfluxWriter, pts: list[str], done: Callable[[], bool], paced: int = 0) -> float:
@@ -129,6 +147,10 @@ async def bench(n: int) -> list[tuple[str, str, float, float]]:
             await writer_run(cfg, make_points(2 * BATCH, base - 2_000_000_000_000), tmp / f"w-{api}")
             t_plain = plain_post(url, path, pts[0])
             rows.append((f"plain POST ({api})", server, n / t_plain, 1.0))
+            if api == "v2":
+                client_post(url, make_points(2 * BATCH, base - 3_000_000_000_000))  # warm-up
+                t = client_post(url, pts[4])
+                rows.append(("influxdb-client alone (write_api, joined bodies, no writer)", server, n / t, t_plain / t))
             t = await writer_run(cfg, pts[1], tmp / f"s-{api}-direct")
             rows.append((f"InfluxWriter {api} direct", server, n / t, t_plain / t))
             tiny = cfg.model_copy(update={"queue_size": BATCH})
