@@ -191,8 +191,12 @@ class InfluxWriter:
                 _log.exception("on_event callback failed")
 
     def _take(self) -> list[str]:
-        n = min(self._cfg.batch_size, len(self._buf))
-        return [self._buf.popleft() for _ in range(n)]
+        buf = self._buf
+        if len(buf) <= self._batch_size:  # the usual case: everything queued fits one request
+            batch = list(buf)
+            buf.clear()
+            return batch
+        return [buf.popleft() for _ in range(self._batch_size)]
 
     def _to_spool(self, lines: Sequence[str], why: str) -> None:
         if not lines:
