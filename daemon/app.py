@@ -214,12 +214,12 @@ class Daemon:
         self.stats.eval_ms_max = max(self.stats.eval_ms_max, (time.perf_counter() - t0) * 1000.0)
         for target, d in ev.decisions.items():
             old = self._announced.get(target)
-            # A decision is recorded when its rule or fallback state changes, or its value moves by more
-            # than the point's deadband (a ramp would otherwise record every small step).
+            # A decision is recorded (and published) when its rule or fallback state changes, or its value
+            # moves by more than the point's deadband since the last recorded one: a ramp, or a curve
+            # following a sensor's noise, would otherwise record a decision every few seconds.
             if (
                 old is None
                 or abs(old.value - d.value) > self.loaded.safety_for(target).deadband
-                or (old.value != d.value and d.reason.held_by != "ramp")
                 or old.reason.rule != d.reason.rule
                 or old.reason.fallback != d.reason.fallback
             ):
