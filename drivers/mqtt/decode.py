@@ -72,6 +72,13 @@ _MISSING = object()
 
 def _number_from_text(text: str) -> float:
     """A strict decimal number (no ``1_000``, no hex); NaN / infinity words get their own reason."""
+    try:  # fast path for the usual payload: float() accepts exactly the pattern, plus "_", nan and inf
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(value) and "_" not in text:
+            return value
     if _NUMBER.fullmatch(text):
         try:
             return float(text)
