@@ -101,6 +101,7 @@ class Daemon:
         self.buses: dict[str, ModbusBus] = {}  # one per physical link (transport key)
         self._wake: dict[str, asyncio.Event] = {}
         self.writers_busy: set[str] = set()  # devices whose writer is working (see idle())
+        self._retry: set[str] = set()  # devices with a held or failed write: their writer looks every tick
         self._dirty = asyncio.Event()
         self._stop = asyncio.Event()
         self._pending_publish: dict[str, tuple[str, bool]] = {}
@@ -270,8 +271,8 @@ class Daemon:
         Every ``evaluate_every_s`` it looks at the clock; it evaluates only when the last evaluation
         said its outcome could change by now (``Evaluation.next_due``: a reading going stale, a `for:`
         completing, a window opening, a ramp step, ...), or when HEARTBEAT_S passed without any
-        evaluation. The device writers look at every tick: held writes (minimum hold, hourly cap) and
-        failed ones are retried then.
+        evaluation. A device writer with a held (minimum hold, hourly cap) or failed write looks again
+        at every tick.
         """
         every = self.cfg.evaluate_every_s
         heartbeat = min(HEARTBEAT_S, self.cfg.resume_grace_s / 2)
@@ -284,8 +285,10 @@ class Daemon:
             if now >= due - 1e-9:
                 self._dirty.set()  # the evaluation wakes the device writers
             else:
-                for wake in self._wake.values():  # held or failed writes are retried every tick, as before
-                    wake.set()
+                for name in self._retry:  # held or failed writes are retried every tick
+                    wake = self._wake.get(name)
+                    if wake is not None:
+                        wake.set()
 
     # ---- devices --------------------------------------------------------------------------------------
     def _on_availability(self, device: str, online: bool, why: str) -> None:
@@ -336,6 +339,7 @@ class Daemon:
             self.writers_busy.add(dev.name)
             if self._stopping:
                 return
+            self._retry.discard(dev.name)
             for target, d in sorted(self.desired.items()):
                 if d.device != dev.name:
                     continue
@@ -346,6 +350,7 @@ class Daemon:
                 if not adm.write:
                     if adm.held_by:
                         self.stats.held[target] = adm.held_by
+                        self._retry.add(dev.name)
                     else:
                         self.stats.held.pop(target, None)
                     continue
@@ -357,6 +362,8 @@ class Daemon:
                 if not offline_skip:
                     self.gate.wrote(target, d.value, done, ok=result.outcome is WriteOutcome.OK)
                 self.stats.write_ms_max = max(self.stats.write_ms_max, result.latency_s * 1000.0)
+                if result.outcome is not WriteOutcome.OK:
+                    self._retry.add(dev.name)
                 if result.outcome is WriteOutcome.OK:
                     self.stats.writes_ok += 1
                 elif result.outcome is WriteOutcome.MISMATCH:
