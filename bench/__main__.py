@@ -1,7 +1,7 @@
 """``python -m bench`` (``./run.sh bench``): every benchmark, each against its reference measured in
 the same run, written to ``docs/BENCHMARKS.md``. A few minutes on a 2-core box; loopback only.
 
-Options: ``--quick`` (smaller bursts, 8 branches × 20 s, 1 simulated soak day) and ``--only NAME``
+Options: ``--quick`` (smaller bursts, 8 branches × 20 s, 1 simulated soak day, not 7) and ``--only NAME``
 (e2e, replay, influx, budget, soak, fleet; repeatable). Suites that fail are reported, not hidden.
 """
 
@@ -130,7 +130,7 @@ def budget(quick: bool) -> str:
 
 
 def soak(quick: bool) -> str:
-    return "## Accelerated soak (bench/soak.py)\n\n" + _sub(["-m", "bench.soak", "--days", "1" if quick else "2"], 900)
+    return "## Accelerated soak (bench/soak.py)\n\n" + _sub(["-m", "bench.soak", "--days", "1" if quick else "7"], 900)
 
 
 def fleet(quick: bool) -> str:
