@@ -24,6 +24,10 @@ Semantics, in short (``rules/README.md`` says the same for staff):
   reload, an unchanged condition keeps its hysteresis state and ``for`` start; an edited one restarts.
 * Clock semantics: ``time`` and ``sun`` windows whose end is before their start run across midnight;
   ``cron`` day-of-week numbers follow crontab (0 and 7 = Sunday), see :mod:`daemon.rules.cron`.
+* ``Evaluation.next_due`` is the earliest time the outcome can change with no new reading (a
+  reading going stale, a ``for`` completing, a window edge, a ramp step, an override ending, the
+  circadian colour every minute); the daemon evaluates again then, or on a reading, or at its
+  heartbeat. ``tests/engine/test_next_due.py`` checks nothing changes earlier.
 * Each :class:`RuleTrace` carries the rule's priority and specificity; a winning decision's reason
   names every loser and why it lost (:func:`lost_because`), for ``lobbyd why``.
 """

@@ -62,6 +62,7 @@ class ModbusDevice:
         self._offline = False
         self._probe_delay: float | None = None
         self._next_probe = 0.0
+        self._probed_on = 0  # the bus's connection count at the last failed request (see _request)
         self._next_poll: dict[str, float] = {}
         self._lock = asyncio.Lock()
 
@@ -83,6 +84,7 @@ class ModbusDevice:
     def _failed(self, exc: ModbusError) -> None:
         self._failures += 1
         self.last_error = str(exc)
+        self._probed_on = self._bus.stats.connections
         if self._offline:
             self._probe_delay = self._backoff.next(self._probe_delay)
             self._next_probe = self._clock() + self._backoff.jittered(self._probe_delay, self._rng)
@@ -94,7 +96,9 @@ class ModbusDevice:
 
     async def _request(self, pdu: bytes, address: int) -> list[int]:
         """One request, classified; availability and the offline gate are handled here."""
-        if self._offline and self._clock() < self._next_probe:
+        # Offline: fail fast until the next probe, unless the bus has reconnected since the last
+        # failure (a link back is the likeliest sign the device is back: probe it now).
+        if self._offline and self._clock() < self._next_probe and self._bus.stats.connections == self._probed_on:
             raise DeviceOffline(
                 f"offline, next probe in {self._next_probe - self._clock():.1f}s",
                 device=self.name,

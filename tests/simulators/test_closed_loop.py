@@ -71,9 +71,9 @@ async def test_device_offline_is_seen_and_the_unit_recovers() -> None:
     r = await run(scn)
     q = assess(r)
     offline_min = q.offline_s.get("fresh_air", 0.0) / 60
-    # 30 min outage; noticed after failed polls, and its return at the next probe: the device's probe
-    # backoff tops out at 60 s ±20 % jitter, then one simulation step.
-    latest_return_min = 30.0 + (60.0 * 1.2 + scn.step_s) / 60.0
+    # 30 min outage, noticed after failed polls. Its return is seen when the link reconnects (the bus's
+    # backoff tops out at 30 s ±20 %) at the next status poll (5 s), then one simulation step.
+    latest_return_min = 30.0 + (30.0 * 1.2 + 5.0 + scn.step_s) / 60.0
     assert 25.0 <= offline_min <= latest_return_min
     assert r.samples[-1].offline == ()
     assert_under_caps(r)

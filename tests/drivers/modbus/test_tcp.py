@@ -172,6 +172,31 @@ async def test_an_offline_device_is_probed_on_its_own_schedule_not_its_poll_inte
         assert dev.online
 
 
+async def test_a_reconnected_link_probes_its_offline_device_at_once(clock: VirtualClock) -> None:
+    events: list[tuple[str, bool]] = []
+    async with DeviceSimulator.tcp(LIGHT, 1) as sim:
+        cfg = config(sim.port, timeout_s=0.5, retries=0, offline_after=1)
+        link_backoff = Backoff(initial=0.5, maximum=1.0, jitter=0.0)
+        async with ModbusBus(cfg.transport, clock=clock, sleep=clock.sleep, backoff=link_backoff) as bus:
+            dev = ModbusDevice(
+                cfg, LIGHT, bus, clock=clock, sleep=clock.sleep,
+                on_availability=lambda n, up, _why: events.append((n, up)),
+                probe_backoff=Backoff(initial=100.0, maximum=100.0, jitter=0.0),
+            )  # fmt: skip
+            assert await dev.read_point("cct") == 2700
+            await sim.stop()
+            with pytest.raises(ConnectionLost):
+                await dev.read_point("cct")
+            assert events == [("dev", True), ("dev", False)]
+            with pytest.raises(DeviceOffline):  # the next probe is 100 s away
+                await dev.read_point("cct")
+            await sim.start()  # same port
+            clock.advance(2)  # the link's reconnect backoff (1 s), far from the device's probe
+            await eventually(lambda: bus.connected, what="reconnect")
+            assert await dev.read_point("cct") == 2700  # the link is back: probed at once, not in 100 s
+            assert events[-1] == ("dev", True)
+
+
 async def test_stopped_device_reconnects_with_bounded_backoff(clock: VirtualClock) -> None:
     events: list[tuple[str, bool]] = []
     async with (
