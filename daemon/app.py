@@ -90,6 +90,7 @@ class Daemon:
         self._read_by_rules = self._sensors_read(self.rules)
         self.memory = load_engine_memory(loaded.state_dir)
         self.gate = load_safety_gate(loaded.state_dir)
+        self._persisted: dict[str, bytes] = {}  # what save_memory last wrote, per file (unchanged: not rewritten)
         self.evaluation: Evaluation | None = None
         self._last_eval_at = -math.inf  # clock time of the last rule evaluation
         self._last_tick_at = clock.now()  # clock time of the last tick (see caught_up())
@@ -137,7 +138,7 @@ class Daemon:
     # ---- persistence ----------------------------------------------------------------------------
     def save_memory(self) -> None:
         """Persist engine timers and safety-gate history (daemon/persist.py)."""
-        save_state(self.loaded.state_dir, self.memory, self.gate)
+        save_state(self.loaded.state_dir, self.memory, self.gate, last=self._persisted)
 
     def _sensors_read(self, rules: LoadedRules) -> frozenset[str]:
         return frozenset(sid for sid, info in self.loaded.sensor_infos().items() if rules.ruleset.reads(info))

@@ -47,14 +47,25 @@ def load_safety_gate(state_dir: Path) -> SafetyGate:
     return gate
 
 
-def save_state(state_dir: Path, memory: EngineMemory, gate: SafetyGate) -> None:
-    """Persist engine timers and safety-gate history atomically."""
+def save_state(
+    state_dir: Path, memory: EngineMemory, gate: SafetyGate, *, last: dict[str, bytes] | None = None
+) -> None:
+    """Persist engine timers and safety-gate history atomically.
+
+    With ``last`` (the caller's record of what it wrote before), a file whose content has not changed
+    is not rewritten: no write and no fsync every few seconds on a gateway's SD card for nothing.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     for name, data in ((ENGINE_FILE, memory.to_json()), (GATE_FILE, gate.to_json())):
+        body = json.dumps(data).encode()
+        if last is not None and last.get(name) == body:
+            continue
         path = state_dir / name
         tmp = path.with_suffix(".tmp")
-        with tmp.open("w") as f:
-            json.dump(data, f)
+        with tmp.open("wb") as f:
+            f.write(body)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(path)
+        if last is not None:
+            last[name] = body
