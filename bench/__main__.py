@@ -53,9 +53,12 @@ Measured with py-spy (`--gil`, 250 Hz) on the daemon while it drained the burst 
    *Done*: a reading no rule reads evaluates nothing (`RuleSet.reads`); the engine returns
    `next_due` (when its outcome can next change with no new reading) and the ticker evaluates only
    then or at a 15 s heartbeat; the batcher sleeps while nothing is queued; the shipped config flushes
-   every 5 s. Idle ~1 % → ~0.4 %, budget ratio 3.5–7× → ~2–2.6×. *Not done*: the rest is spread over
-   paho's keepalive loop, Modbus status polls, health records and persisted timers every 10 s; each
-   is small, together they keep the daemon above 1.3× a subscriber that does nothing but count.
+   every 5 s; decisions are recorded only past the point's deadband (a curve following sensor noise
+   recorded and published one a second); plain numbers decode with `float()` before the strict
+   pattern; paho's per-packet DEBUG log call is skipped. Idle ~1 % → ~0.3 %, budget ratio 3.5–7× →
+   ~2×. *Not done*: the rest is spread over the 1 s ticker, paho's keepalive loop, Modbus status
+   polls, health records every 10 s and the rule-file watcher; each is small, together they keep the
+   daemon above 1.3× a subscriber that does nothing but count.
 """
 
 
