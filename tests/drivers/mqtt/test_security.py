@@ -178,3 +178,38 @@ async def test_missing_password_env_is_a_config_failure_not_a_crash(secured: Mos
     await run_until(link, lambda: link.failures["config"] >= 2, "config failure retried")
     assert link.connects == 0
     assert "LOBBYD_UNSET_VARIABLE_X" in str(link.last_error)
+
+
+async def test_a_burst_over_tls_arrives_whole_and_in_order(tmp_path: Path, pki: Pki) -> None:
+    """TLS and the read-ahead buffer together: decrypted bytes held by the SSL object or by the buffer
+    are all parsed, none waits for a next wake-up that would not come."""
+    import ssl
+
+    import aiomqtt
+
+    server = tls_server(tmp_path, pki)
+    try:
+        got = Collector()
+        subscribed = asyncio.Event()
+
+        async def on_connect() -> None:  # runs after the broker acknowledged the subscriptions
+            subscribed.set()
+
+        config = MqttConfig.model_validate({"host": "127.0.0.1", "port": server.port, "tls": {"ca_file": str(pki.ca)}})
+        link = MqttLink(config, branch="b7", subscriptions=[("burst/#", 0)], clock=time.time, on_connect=on_connect)
+        sent = [(f"burst/{i % 5}", (b"x" * 3000 if i % 97 == 0 else str(i).encode())) for i in range(2000)]
+        ctx = ssl.create_default_context(cafile=str(pki.ca))
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(link.run(got))
+            try:
+                async with asyncio.timeout(30):
+                    await subscribed.wait()
+                async with aiomqtt.Client("127.0.0.1", server.port, tls_context=ctx) as pub:
+                    for topic, payload in sent:
+                        await pub.publish(topic, payload)
+                    await eventually(lambda: len(got.messages) >= len(sent), what="the burst over TLS")
+            finally:
+                task.cancel()
+        assert [(m.topic, m.payload) for m in got.messages] == sent
+    finally:
+        server.close()
