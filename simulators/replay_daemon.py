@@ -26,6 +26,7 @@ from daemon.whatif import read_feed
 from simulators.devices import DeviceSimulator
 from simulators.publisher import SimPublisher
 from simulators.servers import MosquittoServer, free_port
+from simulators.settle import settle
 from simulators.variants import write_config
 
 __all__ = ["DaemonReplay", "format_daemon_replay", "replay_through_daemon"]
@@ -86,13 +87,6 @@ async def replay_through_daemon(
                         await pub.connected.wait()
                         await daemon.ready.wait()
 
-                    async def settle(expected: int) -> None:
-                        async with asyncio.timeout(timeout_s):
-                            while not (daemon.link.received >= expected and daemon.caught_up() and daemon.idle()):
-                                if daemon_task.done():
-                                    raise RuntimeError("the daemon stopped during the replay")
-                                await asyncio.sleep(0)
-
                     expected = daemon.link.received
                     i = 0
                     t = clock.now()
@@ -105,7 +99,8 @@ async def replay_through_daemon(
                                 expected += 1
                                 result.delivered += 1
                             i += 1
-                        await settle(expected)
+                        async with asyncio.timeout(timeout_s):
+                            await settle(daemon, daemon_task, expected, during="replay")
                         result.fallbacks.update(k for k, d in daemon.desired.items() if d.reason.fallback)
                     result.evaluations = daemon.stats.evaluations
                     daemon.stop()

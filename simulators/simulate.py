@@ -34,6 +34,7 @@ from simulators.publisher import SimPublisher
 from simulators.scenario import Scenario, minutes_of
 from simulators.sensors import payload_for
 from simulators.servers import InfluxServer, MosquittoServer, free_port
+from simulators.settle import settle
 from simulators.variants import Variant, write_config, write_rules
 
 __all__ = ["RunResult", "Sample", "SimulationError", "run_scenario"]
@@ -235,10 +236,7 @@ class _Run:
         d = self.daemon
         try:
             async with asyncio.timeout(timeout):
-                while not (d.link.received >= expected and d.caught_up() and d.idle()):
-                    if self.daemon_task.done():
-                        raise SimulationError("the daemon stopped during the simulation")
-                    await asyncio.sleep(0)
+                await settle(d, self.daemon_task, expected, during="simulation", error=SimulationError)
         except TimeoutError:
             raise SimulationError(
                 f"daemon did not settle at {dt.datetime.fromtimestamp(self.clock.now(), self.site.tz):%H:%M:%S}: "
