@@ -84,11 +84,10 @@ def _payloads(sensors: list[Any], t: float) -> dict[str, bytes]:
 
 
 async def bench(seconds: float, warmup: float, tmp: Path) -> dict[str, float]:
+    from bench.rig import REPO, device_sims
     from daemon.config import load_config
-    from drivers.modbus import load_profile
-    from simulators.devices import DeviceSimulator
-    from simulators.servers import InfluxServer, MosquittoServer, free_port
-    from tests.e2e.harness import REPO, copy_rules, write_config
+    from simulators.servers import InfluxServer, MosquittoServer
+    from tests.e2e.harness import copy_rules, write_config
 
     mosq, idb = MosquittoServer(tmp / "mosquitto"), InfluxServer(tmp / "influxd")
     mosq.start()
@@ -96,20 +95,17 @@ async def bench(seconds: float, warmup: float, tmp: Path) -> dict[str, float]:
     idb.create_database("lobbyd")
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        profiles = REPO / "config" / "devices"
-        fresh = DeviceSimulator.tcp(load_profile(profiles / "freshair-standard.yaml"), 1, port=free_port())
-        lights = DeviceSimulator.tcp(load_profile(profiles / "lighting-standard.yaml"), 1, port=free_port())
-        cfg = write_config(
-            tmp,
-            mqtt_port=mosq.port,
-            device_ports={"fresh_air": fresh.port, "lights": lights.port},
-            influx_url=idb.url,
-            rules_dir=copy_rules(tmp),
-            edit=_extra_sensors,
-        )
-        sensors = list(load_config(cfg).config.sensors)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        async with fresh, lights, aiomqtt.Client("127.0.0.1", mosq.port, identifier="bench-pub") as pub:
+        async with device_sims() as sims, aiomqtt.Client("127.0.0.1", mosq.port, identifier="bench-pub") as pub:
+            cfg = write_config(
+                tmp,
+                mqtt_port=mosq.port,
+                device_ports={name: sim.port for name, sim in sims.items()},
+                influx_url=idb.url,
+                rules_dir=copy_rules(tmp),
+                edit=_extra_sensors,
+            )
+            sensors = list(load_config(cfg).config.sensors)
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             daemon = subprocess.Popen(  # noqa: ASYNC220 (bench set-up, once)
                 [sys.executable, "-m", "daemon", "run", "--config", str(cfg), "--log-level", "WARNING",
                  "--start-at", "2026-06-03T10:30"],
