@@ -45,6 +45,25 @@ MIN_EVAL_GAP_S = 0.002  # under a flood of readings, at most 500 rule evaluation
 HEARTBEAT_S = 15.0  # an evaluation at least this often even when nothing is due (the watchdog wants 30 s)
 
 
+class _UntilStopped:
+    """The rule-file watch thread's stop condition: the daemon stopping, or the watching task cancelled.
+
+    watchfiles polls ``is_set()`` from its thread every step. awatch calls ``set()`` when its task is
+    cancelled; that must end the thread but not stop the daemon, hence a flag of its own. The task check
+    covers an anyio that shields the thread call, so that the cancellation reaches awatch only after the
+    thread returned: without it, the thread would wait for a file change that may never come.
+    """
+
+    def __init__(self, stop: asyncio.Event, task: asyncio.Task[Any]) -> None:
+        self._stop, self._task, self._set = stop, task, False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set or self._stop.is_set() or self._task.cancelling() > 0
+
+
 @dataclass
 class DaemonStats:
     started_at: float = 0.0
@@ -473,7 +492,15 @@ class Daemon:
         from watchfiles import awatch
 
         directory = self.loaded.rules_dir
-        async for _changes in awatch(directory, stop_event=self._stop, debounce=2000, step=1000, recursive=False):
+        task = asyncio.current_task()
+        assert task is not None
+        # rust_timeout=0: the watch thread returns only on a change or a stop, instead of handing back to
+        # the event loop every 5 s for nothing (a thread hop each time: most of an idle daemon's CPU).
+        # It checks the stop condition every `step` ms, so it also ends when this task is cancelled.
+        until = _UntilStopped(self._stop, task)
+        async for _changes in awatch(
+            directory, stop_event=until, debounce=2000, step=1000, rust_timeout=0, recursive=False
+        ):
             self.reload_rules("file changed")
 
     # ---- control socket ----------------------------------------------------------------------------
