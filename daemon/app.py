@@ -264,10 +264,16 @@ class Daemon:
             if old is not None and old.value != d.value:
                 self._previous[target] = old.value
             self.desired[target] = d
-        for name in {d.device for d in ev.decisions.values()}:
+        # A writer is woken only when it has something to do: a value its device is not known to hold,
+        # or a held-back state to clear. Most evaluations change nothing; waking both writers for each
+        # one cost more than the evaluation.
+        for name in {d.device for t, d in ev.decisions.items() if self._for_writer(t, d)}:
             ev_ = self._wake.get(name)
             if ev_ is not None:
                 ev_.set()
+
+    def _for_writer(self, target: str, d: Decision) -> bool:
+        return self.gate.track(target).known != d.value or target in self.stats.held
 
     async def _control_loop(self) -> None:
         # A lone reading is evaluated at once; under a flood (paho hands over one packet per loop

@@ -99,3 +99,35 @@ async def test_the_counters_query_is_small_and_counts_rejections_by_reason(tmp_p
         assert set(c) == {"received", "accepted", "rejected", "evaluations", "ticks"}
         assert c["accepted"] == 1 and c["evaluations"] == 1
         assert sum(c["rejected"].values()) == 1 and c["rejected"]["wrong_type"] == 1
+
+
+async def test_a_writer_is_woken_only_when_its_device_has_something_to_do(tmp_path: Path) -> None:
+    async with daemon(tmp_path) as (d, clock):
+        d._wake = {"fresh_air": asyncio.Event(), "lights": asyncio.Event()}  # run() makes them; no writers here
+
+        async def evaluated(payload: str) -> None:
+            n = d.stats.evaluations
+            d._on_message(msg("sensors/demo-001/hall/pm25", payload, clock.now()))
+            async with asyncio.timeout(5):
+                while d.stats.evaluations == n or d._dirty.is_set():  # noqa: ASYNC110 - two conditions
+                    await asyncio.sleep(0.001)
+
+        await evaluated("12")
+        fan = "fresh_air.fan_speed"
+        assert fan in d.desired
+        assert d._wake["fresh_air"].is_set()  # the device's value is not known yet: write it
+        for target, decision in d.desired.items():  # as if every writer had written its value
+            d.gate.observed(target, decision.value)
+        for w in d._wake.values():
+            w.clear()
+        await evaluated("12.5")  # a reading that changes no decision
+        assert not any(w.is_set() for w in d._wake.values())
+        d.gate.observed(fan, d.desired[fan].value + 1)  # the fan holds something else (e.g. set by hand)
+        await evaluated("12.4")
+        assert d._wake["fresh_air"].is_set()
+        assert not d._wake["lights"].is_set()
+        d.gate.observed(fan, d.desired[fan].value)
+        d._wake["fresh_air"].clear()
+        d.stats.held[fan] = "deadband ±1"  # a held-back state is cleared by the writer, so it is woken
+        await evaluated("12.3")
+        assert d._wake["fresh_air"].is_set()
