@@ -449,20 +449,21 @@ def _numeric(ctx: _Ctx, key: str, c: Condition) -> tuple[Status, str, list[tuple
     return "true", words, used
 
 
+@functools.lru_cache(maxsize=256)
+def _day_stamps(tz: dt.tzinfo, day: dt.date, times: tuple[dt.time, ...]) -> tuple[float, ...]:
+    """``times`` on local ``day`` as sorted timestamps, then the next midnight. Cached: the same schedule
+    serves many rules in every evaluation, and the answer changes once a day."""
+    stamps = sorted(dt.datetime.combine(day, x, tzinfo=tz).timestamp() for x in times if x != dt.time.max)
+    return (*stamps, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=tz).timestamp())
+
+
 def _next_midnight(ctx: _Ctx) -> float:
-    tomorrow = ctx.local_now.date() + dt.timedelta(days=1)
-    return dt.datetime.combine(tomorrow, dt.time(0), tzinfo=ctx.site.tz).timestamp()
+    return _day_stamps(ctx.site.tz, ctx.local_now.date(), ())[-1]
 
 
 def _next_boundary(ctx: _Ctx, times: Sequence[dt.time]) -> float:
     """The next of today's ``times`` (local) after now, else the next midnight (weekday, holiday)."""
-    today = ctx.local_now.date()
-    later = [
-        ts
-        for x in times
-        if x != dt.time.max and (ts := dt.datetime.combine(today, x, tzinfo=ctx.site.tz).timestamp()) > ctx.now
-    ]
-    return min([*later, _next_midnight(ctx)])
+    return next(ts for ts in _day_stamps(ctx.site.tz, ctx.local_now.date(), tuple(times)) if ts > ctx.now)
 
 
 def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str, list[Any]]:
