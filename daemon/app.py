@@ -36,6 +36,7 @@ from daemon.state import SensorState
 from daemon.telemetry import Recorder
 from drivers.modbus import ModbusBus, ModbusDevice, ModbusError
 from drivers.mqtt import Intake, Message, MqttLink
+from drivers.timegrid import until_next_slot
 
 __all__ = ["Daemon", "DaemonStats"]
 
@@ -303,7 +304,7 @@ class Daemon:
         every = self.cfg.evaluate_every_s
         heartbeat = min(HEARTBEAT_S, self.cfg.resume_grace_s / 2)
         while True:
-            await self.clock.sleep(every)
+            await self.clock.sleep(until_next_slot(self.clock.now(), every))  # on the shared grid (timegrid.py)
             self.stats.ticks += 1
             now = self._last_tick_at = self.clock.now()
             ev = self.evaluation
@@ -452,7 +453,7 @@ class Daemon:
     async def _housekeeping(self) -> None:
         period = 10.0
         while True:
-            await self.clock.sleep(period)
+            await self.clock.sleep(until_next_slot(self.clock.now(), period))
             now = self.clock.now()
             for component, fields in health_records(self):
                 self.recorder.health(component, fields, now)

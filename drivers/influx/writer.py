@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..timegrid import until_next_slot
 from .config import InfluxV1Config, InfluxV2Config, resolve_secret
 from .errors import InfluxRejected, InfluxUnavailable
 from .spool import Spool
@@ -287,7 +288,9 @@ class InfluxWriter:
             self._wake.clear()
             if len(self._buf) < cfg.batch_size:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(cfg.flush_interval_s):
+                    # until the next flush slot (drivers/timegrid.py): at most one interval after the
+                    # first point, and in the same wake-up as the daemon's other periodic work
+                    async with asyncio.timeout(until_next_slot(self._clock(), cfg.flush_interval_s)):
                         while len(self._buf) < cfg.batch_size:
                             await self._wake.wait()
                             self._wake.clear()
