@@ -23,7 +23,9 @@ class _Common(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str = Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", description="base URL of the server")
-    batch_size: int = Field(default=1000, ge=1, le=100_000, description="points per request")
+    batch_size: int = Field(
+        default=5000, ge=1, le=100_000, description="points per request (InfluxDB's recommended 5000)"
+    )
     flush_interval_s: float = Field(default=1.0, gt=0, description="max time a point waits in memory")
     queue_size: int = Field(default=10_000, ge=1, description="points held in memory before spooling")
     timeout_s: float = Field(default=5.0, gt=0, description="HTTP timeout of one request")
