@@ -9,11 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(python3 python3-venv python3-pip mosquitto mosquitto-clients influxdb victoria-metrics socat openssl
-              systemd)
+              systemd adduser)
 # binaries that must exist for the tests, demo and benchmarks (package that provides each)
 declare -A NEEDS=([mosquitto]=mosquitto [mosquitto_passwd]=mosquitto [influxd]=influxdb
                   [victoria-metrics]=victoria-metrics [socat]=socat [openssl]=openssl
-                  [systemd-analyze]=systemd)
+                  [systemd-analyze]=systemd [adduser]=adduser)
 
 setup_system() {
   local missing=()

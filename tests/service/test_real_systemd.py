@@ -54,7 +54,7 @@ SENSOR_MESSAGES = {  # one message for each sensor of the shipped config
 def _why_not() -> str | None:
     if os.geteuid() != 0:
         return "needs root"
-    for tool in ("unshare", "nsenter"):
+    for tool in ("unshare", "nsenter", "adduser"):
         if shutil.which(tool) is None:
             return f"{tool} not installed"
     if not SYSTEMD.exists():
