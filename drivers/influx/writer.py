@@ -277,8 +277,9 @@ class InfluxWriter:
 
     async def _batcher(self, tg: asyncio.TaskGroup) -> None:
         # Idle (nothing queued) it sleeps until the first point; then it waits until a batch is full or
-        # flush_interval_s has passed since that point, sends, and starts over: one request per interval
-        # at a steady trickle, no wake-ups at all when nothing is recorded. Under a backlog up to the
+        # the next flush slot (a multiple of flush_interval_s on the clock: at most one interval after
+        # that point), sends, and starts over: one request per interval at a steady trickle, no wake-ups
+        # at all when nothing is recorded. Under a backlog up to the
         # transport's max_in_flight requests run at once (tasks of the writer's own TaskGroup).
         cfg = self._cfg
         assert self._transport is not None

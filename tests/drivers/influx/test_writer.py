@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from drivers.influx import InfluxConfigError, InfluxV1Config, InfluxV2Config, InfluxWriter, line
+from drivers.timegrid import next_slot, until_next_slot
 from simulators.servers import InfluxServer, VictoriaMetricsServer
 
 from .helpers import FakeSleep, dead_url, influx_rows, running, until
@@ -64,23 +65,26 @@ async def test_v1_write_reads_back_exact_values(influxd: InfluxServer, tmp_path:
 async def test_a_trickle_is_one_request_per_flush_interval_and_idle_makes_none(
     influxd: InfluxServer, tmp_path: Path
 ) -> None:
-    """The first point starts the flush interval; what arrives within it rides along; then silence."""
+    """Points wait for the next flush slot (a multiple of the interval on the writer's clock, shared with
+    the daemon's other periodic work): what arrives before it rides along in one request; then silence."""
     influxd.create_database(DB)
     interval = 0.5
     w = InfluxWriter(v1(influxd.url, flush_interval_s=interval, batch_size=1000), spool_dir=tmp_path / "spool")
     pts = points(10, now_ns())
     async with running(w):
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
+        await asyncio.sleep(until_next_slot(time.time(), interval) + 0.05)  # just past a slot: the next is far
+        t0 = time.time()  # the writer's clock
+        slot = next_slot(t0, interval)
         for p in pts:  # well inside one interval
             w.submit(p)
             await asyncio.sleep(0)
         await until(lambda: w.stats().sent_points == 10, what="the trickle sent")
-        assert loop.time() - t0 >= interval * 0.9  # held for the interval, not sent point by point
+        assert time.time() >= slot - 0.01  # held until the slot, not sent point by point
+        assert slot - t0 <= interval * (1 + 1e-3)  # and the slot is at most one interval away
         assert w.stats().requests == 1
         await asyncio.sleep(3 * interval)  # an observation window: nothing queued, nothing sent
         assert w.stats().requests == 1
-        w.submit(points(1, now_ns() + 10**9)[0])  # the next point opens the next interval
+        w.submit(points(1, now_ns() + 10**9)[0])  # the next point waits for its own slot
         await until(lambda: w.stats().sent_points == 11, what="the next point sent")
         assert w.stats().requests == 2
 
