@@ -29,6 +29,8 @@ AvailabilityCallback = Callable[[str, bool, str], None]
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 DEFAULT_POLL_S = 10.0
+# What one read may carry (Modbus application protocol, FC1/FC2 and FC3/FC4).
+MAX_READ_BITS, MAX_READ_REGISTERS = 2000, 125
 
 
 class ModbusDevice:
@@ -65,6 +67,7 @@ class ModbusDevice:
         self._next_probe = 0.0
         self._probed_on = 0  # the bus's connection count at the last failed request (see _request)
         self._next_poll: dict[str, float] = {}
+        self._one_by_one = False  # the device refused a read spanning several status points
         self._lock = asyncio.Lock()
 
     # ---- availability -------------------------------------------------------------------------
@@ -233,21 +236,87 @@ class ModbusDevice:
         out: dict[str, float] = {}
         error: ModbusError | None = None
         async with self._lock:
-            for name in due:
-                spec = self.profile.points[name]
-                # On the grid of its interval (drivers/timegrid.py): points and devices due together are
-                # read in one wake-up, shared with the daemon's other periodic work.
-                self._next_poll[name] = next_slot(now, spec.poll_interval_s or DEFAULT_POLL_S)
-                try:
-                    out[name] = await self._read(spec)
-                except ModbusError as exc:
-                    error = exc
-                    self.last_error = str(exc)
-                    if isinstance(exc, DeviceOffline):
-                        break
+            for block in self._blocks(due):
+                for name, spec, _ in block:
+                    # On the grid of its interval (drivers/timegrid.py): points and devices due together
+                    # are read in one wake-up, shared with the daemon's other periodic work.
+                    self._next_poll[name] = next_slot(now, spec.poll_interval_s or DEFAULT_POLL_S)
+                values, error = await self._read_block(block, error)
+                out.update(values)
+                if isinstance(error, DeviceOffline):
+                    break
         if error is not None and not out:
             raise error
         return out
+
+    def _blocks(self, names: list[str]) -> list[list[tuple[str, PointSpec, int]]]:
+        """The points, grouped into runs of adjacent addresses of one register type: one read per run.
+
+        On an RS-485 bus every request costs a turnaround and the bus is shared, so status points
+        polled together (same interval, on the same grid) that sit next to each other are read at once.
+        """
+        items = sorted(
+            ((n, self.profile.points[n]) for n in names),
+            key=lambda it: (str(it[1].register_type), self._address(it[1], readback=True)),
+        )
+        blocks: list[list[tuple[str, PointSpec, int]]] = []
+        for name, spec in items:
+            address = self._address(spec, readback=True)
+            if blocks and not self._one_by_one:
+                run = blocks[-1]
+                _, last, last_address = run[-1]
+                limit = MAX_READ_BITS if spec.register_type.bits else MAX_READ_REGISTERS
+                if (
+                    last.register_type is spec.register_type
+                    and address == last_address + last.count
+                    and address + spec.count - run[0][2] <= limit
+                ):
+                    run.append((name, spec, address))
+                    continue
+            blocks.append([(name, spec, address)])
+        return blocks
+
+    async def _read_block(
+        self, block: list[tuple[str, PointSpec, int]], error: ModbusError | None
+    ) -> tuple[dict[str, float], ModbusError | None]:
+        """Values of a run of points and the last error; a point that fails is left out (next round)."""
+        out: dict[str, float] = {}
+        if len(block) > 1:
+            first = block[0][2]
+            _, last, last_address = block[-1]
+            try:
+                registers = await self._with_retries(
+                    read_request(last.register_type, first, last_address + last.count - first), first
+                )
+            except DeviceException:
+                # Some devices refuse a read across register groups even when each address exists: read
+                # this device's points one by one from now on.
+                self._one_by_one = True
+            except ModbusError as exc:
+                self.last_error = str(exc)
+                return out, exc
+            else:
+                for name, spec, address in block:
+                    try:
+                        out[name] = spec.from_registers(registers[address - first : address - first + spec.count])
+                    except ValueError as exc:
+                        error = ModbusError(
+                            f"cannot decode {name}: {exc}",
+                            device=self.name,
+                            unit_id=self.config.unit_id,
+                            address=address,
+                        )
+                        self.last_error = str(error)
+                return out, error
+        for name, spec, _ in block:
+            try:
+                out[name] = await self._read(spec)
+            except ModbusError as exc:
+                error = exc
+                self.last_error = str(exc)
+                if isinstance(exc, DeviceOffline):
+                    break
+        return out, error
 
     def next_poll_in(self) -> float:
         """Seconds until the next status point is due, or the next probe of an offline device (0: now)."""

@@ -82,6 +82,35 @@ async def test_startup_adopts_device_state_without_writing(clock: VirtualClock) 
         assert sim.writes == []
 
 
+async def test_adjacent_status_points_due_together_are_read_in_one_request(clock: VirtualClock) -> None:
+    # freshair-standard: fan_output (input 0) and fault_code (input 1) are one run; filter_alarm is a
+    # discrete input: two requests, not three.
+    async with DeviceSimulator.tcp(FRESH, 1) as sim, connected(sim, clock) as (_bus, dev):
+        sim.set_value("fan_output", 55)
+        sim.set_value("fault_code", 7)
+        sim.set_value("filter_alarm", 1)
+        assert await dev.poll_status() == {"fan_output": 55, "filter_alarm": 1, "fault_code": 7}
+        assert dev.requests == sim.model.requests == 2
+        clock.advance(5)
+        sim.set_value("fault_code", 0)
+        assert await dev.poll_status() == {"fan_output": 55, "filter_alarm": 1, "fault_code": 0}
+        assert dev.requests == 4
+
+
+async def test_a_device_that_refuses_a_read_across_points_is_read_one_by_one(clock: VirtualClock) -> None:
+    async with DeviceSimulator.tcp(FRESH, 1) as sim, connected(sim, clock) as (_bus, dev):
+        sim.set_value("fan_output", 40)
+        sim.model.fail("fault_code", 2)  # illegal data address for anything touching input 1
+        assert await dev.poll_status() == {"fan_output": 40, "filter_alarm": 0}  # what can be read still is
+        assert dev.requests == 4  # discrete run, refused input run, then its points one by one
+        assert "exception 2" in (dev.last_error or "")
+        sim.model.heal()
+        clock.advance(5)
+        assert await dev.poll_status() == {"fan_output": 40, "filter_alarm": 0, "fault_code": 0}
+        assert dev.requests == 7  # one by one from now on: 3 requests
+        assert dev.online
+
+
 async def test_readback_after_the_declared_cache_delay(clock: VirtualClock) -> None:
     ecodim = profile("ecodim-dali-gw2")
     async with DeviceSimulator.tcp(ecodim, 3, parameters={"a": 5}, clock=clock) as sim:
