@@ -288,9 +288,12 @@ class ModbusDevice:
                 registers = await self._with_retries(
                     read_request(last.register_type, first, last_address + last.count - first), first
                 )
-            except DeviceException:
-                # Some devices refuse a read across register groups even when each address exists: read
-                # this device's points one by one from now on.
+            except DeviceException as exc:
+                if exc.retryable:  # busy, gateway: this round failed; the next one tries the run again
+                    self.last_error = str(exc)
+                    return out, exc
+                # Some devices refuse a read across register groups even when each address exists (an
+                # illegal address or function): read this device's points one by one from now on.
                 self._one_by_one = True
             except ModbusError as exc:
                 self.last_error = str(exc)

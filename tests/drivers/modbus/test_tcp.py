@@ -111,6 +111,17 @@ async def test_a_device_that_refuses_a_read_across_points_is_read_one_by_one(clo
         assert dev.online
 
 
+async def test_a_busy_device_keeps_its_runs(clock: VirtualClock) -> None:
+    async with DeviceSimulator.tcp(FRESH, 1) as sim, connected(sim, clock, retries=0) as (_bus, dev):
+        sim.model.fail("fault_code", 6)  # busy: may pass, so it says nothing about reading runs
+        assert await dev.poll_status() == {"filter_alarm": 0}  # the input run failed this round
+        assert dev.requests == 2 and "exception 6" in (dev.last_error or "")
+        sim.model.heal()
+        clock.advance(5)
+        assert set(await dev.poll_status()) == {"fan_output", "filter_alarm", "fault_code"}
+        assert dev.requests == 4  # still two runs, not three single reads
+
+
 async def test_readback_after_the_declared_cache_delay(clock: VirtualClock) -> None:
     ecodim = profile("ecodim-dali-gw2")
     async with DeviceSimulator.tcp(ecodim, 3, parameters={"a": 5}, clock=clock) as sim:
