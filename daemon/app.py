@@ -502,8 +502,8 @@ class Daemon:
         task = asyncio.current_task()
         assert task is not None
         # rust_timeout=0: the watch thread returns only on a change or a stop, instead of handing back to
-        # the event loop every 5 s for nothing (a thread hop each time: most of an idle daemon's CPU).
-        # It checks the stop condition every `step` ms, so it also ends when this task is cancelled.
+        # the event loop every 5 s for nothing (a thread hop and a wake-up each time). It checks the stop
+        # condition every `step` ms, so it also ends when this task is cancelled.
         until = _UntilStopped(self._stop, task)
         async for _changes in awatch(
             directory, stop_event=until, debounce=2000, step=1000, rust_timeout=0, recursive=False

@@ -279,8 +279,8 @@ class InfluxWriter:
         # Idle (nothing queued) it sleeps until the first point; then it waits until a batch is full or
         # the next flush slot (a multiple of flush_interval_s on the clock: at most one interval after
         # that point), sends, and starts over: one request per interval at a steady trickle, no wake-ups
-        # at all when nothing is recorded. Under a backlog up to the
-        # transport's max_in_flight requests run at once (tasks of the writer's own TaskGroup).
+        # at all when nothing is recorded. Under a backlog up to the transport's max_in_flight requests
+        # run at once (tasks of the writer's own TaskGroup).
         cfg = self._cfg
         assert self._transport is not None
         slots = asyncio.Semaphore(self._transport.max_in_flight)
