@@ -221,6 +221,8 @@ async def test_the_shipped_unit_under_real_systemd(tmp_path: Path) -> None:
                         await asyncio.sleep(0.2)
                 code, st = await _status(sd)
                 assert code == 0, st  # every sensor fresh, devices online, broker subscribed: all well
+                why = await sd.inside(str(OPT / "venv" / "bin" / "lobbyd"), "why", "fresh_air.fan_speed")
+                assert "31.5" in why.stdout, why.stdout  # the reading that decided the fan level
 
                 # the watchdog is fed (WatchdogSec=30: a ping every 15 s at most)
                 first = (await sd.show("WatchdogTimestampMonotonic"))["WatchdogTimestampMonotonic"]
