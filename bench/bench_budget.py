@@ -84,10 +84,9 @@ def _payloads(sensors: list[Any], t: float) -> dict[str, bytes]:
 
 
 async def bench(seconds: float, warmup: float, tmp: Path) -> dict[str, float]:
-    from bench.rig import REPO, device_sims
+    from bench.rig import REPO, daemon_config, device_sims
     from daemon.config import load_config
     from simulators.servers import InfluxServer, MosquittoServer
-    from tests.e2e.harness import copy_rules, write_config
 
     mosq, idb = MosquittoServer(tmp / "mosquitto"), InfluxServer(tmp / "influxd")
     mosq.start()
@@ -96,14 +95,8 @@ async def bench(seconds: float, warmup: float, tmp: Path) -> dict[str, float]:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         async with device_sims() as sims, aiomqtt.Client("127.0.0.1", mosq.port, identifier="bench-pub") as pub:
-            cfg = write_config(
-                tmp,
-                mqtt_port=mosq.port,
-                device_ports={name: sim.port for name, sim in sims.items()},
-                influx_url=idb.url,
-                rules_dir=copy_rules(tmp),
-                edit=_extra_sensors,
-            )
+            ports = {name: sim.port for name, sim in sims.items()}
+            cfg = daemon_config(tmp, mqtt_port=mosq.port, device_ports=ports, influx_url=idb.url, edit=_extra_sensors)
             sensors = list(load_config(cfg).config.sensors)
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             daemon = subprocess.Popen(  # noqa: ASYNC220 (bench set-up, once)

@@ -26,12 +26,11 @@ from pathlib import Path
 
 import aiomqtt
 
-from bench.rig import device_sims
+from bench.rig import daemon_config, device_sims
 from daemon.app import Daemon
 from daemon.clock import VirtualClock
 from daemon.config import load_config
 from simulators.servers import InfluxServer, MosquittoServer
-from tests.e2e.harness import copy_rules, write_config
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 START = 1780453800.0  # 2026-06-03 10:30 +08:00, a Wednesday
@@ -85,14 +84,8 @@ async def soak(days: float, step_s: float, tmp: Path) -> list[Point]:
             def edit(data: dict[str, object]) -> None:
                 data["state_dir"] = str(state)
 
-            cfg = write_config(
-                tmp,
-                mqtt_port=mosq.port,
-                device_ports={name: sim.port for name, sim in sims.items()},
-                influx_url=idb.url,
-                rules_dir=copy_rules(tmp),
-                edit=edit,
-            )
+            ports = {name: sim.port for name, sim in sims.items()}
+            cfg = daemon_config(tmp, mqtt_port=mosq.port, device_ports=ports, influx_url=idb.url, edit=edit)
             loaded = load_config(cfg)
             clock = VirtualClock(START)
             daemon = Daemon(loaded, clock=clock, watch_rules=False)
