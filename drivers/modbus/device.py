@@ -241,9 +241,10 @@ class ModbusDevice:
                     # On the grid of its interval (drivers/timegrid.py): points and devices due together
                     # are read in one wake-up, shared with the daemon's other periodic work.
                     self._next_poll[name] = next_slot(now, spec.poll_interval_s or DEFAULT_POLL_S)
-                values, error = await self._read_block(block, error)
+                values, failed = await self._read_block(block)
                 out.update(values)
-                if isinstance(error, DeviceOffline):
+                error = failed or error
+                if isinstance(failed, DeviceOffline):
                     break
         if error is not None and not out:
             raise error
@@ -276,11 +277,10 @@ class ModbusDevice:
             blocks.append([(name, spec, address)])
         return blocks
 
-    async def _read_block(
-        self, block: list[tuple[str, PointSpec, int]], error: ModbusError | None
-    ) -> tuple[dict[str, float], ModbusError | None]:
-        """Values of a run of points and the last error; a point that fails is left out (next round)."""
+    async def _read_block(self, block: list[tuple[str, PointSpec, int]]) -> tuple[dict[str, float], ModbusError | None]:
+        """Values of a run of points and its last error, if any; a point that fails is left out (next round)."""
         out: dict[str, float] = {}
+        error: ModbusError | None = None
         if len(block) > 1:
             first = block[0][2]
             _, last, last_address = block[-1]
