@@ -33,6 +33,7 @@ class Admission:
     write: bool
     value: float
     held_by: str | None = None  # which limit held the change back (None when written or nothing to do)
+    retry_at: float | None = None  # when time alone lets a held change through (None: only a new value can)
 
 
 class SafetyGate:
@@ -56,9 +57,11 @@ class SafetyGate:
                 return Admission(False, desired, f"deadband ±{safety.deadband:g}")
         if not manual and t.last_change is not None and now - t.last_change < safety.min_hold_s:
             wait = safety.min_hold_s - (now - t.last_change)
-            return Admission(False, desired, f"minimum hold time {safety.min_hold_s:g}s ({wait:.0f}s left)")
+            held = f"minimum hold time {safety.min_hold_s:g}s ({wait:.0f}s left)"
+            return Admission(False, desired, held, t.last_change + safety.min_hold_s)
         if len(t.writes) >= safety.max_writes_per_hour:
-            return Admission(False, desired, f"write cap {safety.max_writes_per_hour}/h reached")
+            # The cap is at least 1, so there is an oldest write; it leaves the window an hour after it was made.
+            return Admission(False, desired, f"write cap {safety.max_writes_per_hour}/h reached", t.writes[0] + HOUR)
         return Admission(True, desired)
 
     def wrote(self, target: str, value: float, now: float, *, ok: bool) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -36,7 +37,7 @@ from daemon.state import SensorState
 from daemon.telemetry import Recorder
 from drivers.modbus import ModbusBus, ModbusDevice, ModbusError
 from drivers.mqtt import Intake, Message, MqttLink
-from drivers.timegrid import until_next_slot
+from drivers.timegrid import next_slot, until_next_slot
 
 __all__ = ["Daemon", "DaemonStats"]
 
@@ -65,11 +66,16 @@ class _UntilStopped:
         return self._set or self._stop.is_set() or self._task.cancelling() > 0
 
 
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 @dataclass
 class DaemonStats:
     started_at: float = 0.0
     evaluations: int = 0
-    ticks: int = 0  # clock ticks (every evaluate_every_s); a tick evaluates only when something is due
+    ticks: int = 0  # ticker wake-ups: only when something is due (see Daemon._ticker)
     decisions_changed: int = 0
     writes_ok: int = 0
     writes_failed: int = 0
@@ -113,7 +119,9 @@ class Daemon:
         self._persisted: dict[str, bytes] = {}  # what save_memory last wrote, per file (unchanged: not rewritten)
         self.evaluation: Evaluation | None = None
         self._last_eval_at = -math.inf  # clock time of the last rule evaluation
-        self._last_tick_at = clock.now()  # clock time of the last tick (see caught_up())
+        self._tick_at = -math.inf  # clock time the ticker sleeps until (see caught_up())
+        self._tick_wake: asyncio.Future[None] | None = None  # resolved at that time, or to re-arm the ticker
+        self._heartbeat_s = min(HEARTBEAT_S, self.cfg.resume_grace_s / 2)
         self.desired: dict[str, Decision] = {}
         self._announced: dict[str, Decision] = {}  # last decision recorded/published per point
         self._previous: dict[str, float] = {}  # the announced value before the current one, per point
@@ -122,7 +130,8 @@ class Daemon:
         self.buses: dict[str, ModbusBus] = {}  # one per physical link (transport key)
         self._wake: dict[str, asyncio.Event] = {}
         self.writers_busy: set[str] = set()  # devices whose writer is working (see idle())
-        self._retry: set[str] = set()  # devices with a held or failed write: their writer looks every tick
+        self._retry_at: dict[str, float] = {}  # device -> when its writer looks again (a hold ends, a failed write)
+        self._held_value: dict[str, float] = {}  # point -> the value its writer last held back
         self._dirty = asyncio.Event()
         self._stop = asyncio.Event()
         self._pending_publish: dict[str, tuple[str, bool]] = {}
@@ -232,6 +241,7 @@ class Daemon:
         self.memory = ev.memory
         self.evaluation = ev
         self._last_eval_at = now
+        self._rearm_ticker()
         self.stats.evaluations += 1
         self.stats.eval_ms_max = max(self.stats.eval_ms_max, (time.perf_counter() - t0) * 1000.0)
         for target, d in ev.decisions.items():
@@ -274,7 +284,9 @@ class Daemon:
                 ev_.set()
 
     def _for_writer(self, target: str, d: Decision) -> bool:
-        return self.gate.track(target).known != d.value or target in self.stats.held
+        if target in self.stats.held:  # held back: look again when the decision moves (or the hold ends: ticker)
+            return self._held_value.get(target) != d.value
+        return self.gate.track(target).known != d.value
 
     async def _control_loop(self) -> None:
         # A lone reading is evaluated at once; under a flood (paho hands over one packet per loop
@@ -295,27 +307,61 @@ class Daemon:
     async def _ticker(self) -> None:
         """Time passes even when no sensor speaks: `for:` timers, schedules, staleness, held writes.
 
-        Every ``evaluate_every_s`` it looks at the clock; it evaluates only when the last evaluation
-        said its outcome could change by now (``Evaluation.next_due``: a reading going stale, a `for:`
-        completing, a window opening, a ramp step, ...), or when HEARTBEAT_S passed without any
-        evaluation. A device writer with a held (minimum hold, hourly cap) or failed write looks again
-        at every tick.
+        It sleeps until the first slot of the ``evaluate_every_s`` grid at which something is due
+        (:meth:`_next_tick`): the last evaluation's ``next_due`` (its outcome could change by then with
+        no new reading: a reading going stale, a `for:` completing, a window opening, a ramp step, ...),
+        HEARTBEAT_S after the last evaluation, or a device writer's retry (a minimum hold or hourly cap
+        ending, a failed write). Every evaluation and every writer that changes that slot re-arms it, so
+        a lobby whose readings keep the rules evaluated never wakes the ticker, and a quiet one wakes it
+        every HEARTBEAT_S: on a VM each wake-up costs far more CPU than the look at the clock it is for
+        (drivers/timegrid.py).
         """
-        every = self.cfg.evaluate_every_s
-        heartbeat = min(HEARTBEAT_S, self.cfg.resume_grace_s / 2)
+        loop = asyncio.get_running_loop()
         while True:
-            await self.clock.sleep(until_next_slot(self.clock.now(), every))  # on the shared grid (timegrid.py)
+            at = self._tick_at = self._next_tick()
+            wake = self._tick_wake = loop.create_future()
+            timer = self.clock.call_at(at, functools.partial(_resolve, wake))
+            try:
+                await wake
+            finally:
+                timer.cancel()
+            now = self.clock.now()
+            if now < at - 1e-3:  # re-armed for another slot (or the clock was set back): compute again
+                continue
             self.stats.ticks += 1
-            now = self._last_tick_at = self.clock.now()
-            ev = self.evaluation
-            due = min(ev.next_due if ev is not None else now, self._last_eval_at + heartbeat)
-            if now >= due - 1e-9:
-                self._dirty.set()  # the evaluation wakes the device writers
-            else:
-                for name in self._retry:  # held or failed writes are retried every tick
-                    wake = self._wake.get(name)
-                    if wake is not None:
-                        wake.set()
+            if now >= self._due() - 1e-9 or now < self._last_eval_at:  # due, or the clock went back
+                self._evaluate()  # here, not via the control loop: the next slot then sees its next_due
+            for name, retry_at in list(self._retry_at.items()):
+                if now >= retry_at - 1e-9:
+                    del self._retry_at[name]
+                    wake_writer = self._wake.get(name)
+                    if wake_writer is not None:
+                        wake_writer.set()
+
+    def _due(self) -> float:
+        """When the rules next need an evaluation with no new reading (-inf before the first one).
+
+        An evaluation that wants the next tick (a ramp on its way) gets one ``evaluate_every_s`` after it,
+        so that readings arriving about once a second keep moving a ramp on without any tick.
+        """
+        ev = self.evaluation
+        if ev is None:
+            return -math.inf
+        last = self._last_eval_at
+        due = ev.next_due if ev.next_due > last else last + self.cfg.evaluate_every_s
+        return min(due, last + self._heartbeat_s)
+
+    def _next_tick(self) -> float:
+        """The ticker's next slot: the first of its grid at or after the earliest thing due, after now."""
+        every, now = self.cfg.evaluate_every_s, self.clock.now()
+        t = min(self._due(), now + self._heartbeat_s, *self._retry_at.values())
+        return max(math.ceil((max(t, now) - 1e-9) / every) * every, next_slot(now, every))
+
+    def _rearm_ticker(self) -> None:
+        """An evaluation or a writer changed what is due: move the ticker's wake-up if its slot changed."""
+        wake = self._tick_wake
+        if wake is not None and not wake.done() and abs(self._next_tick() - self._tick_at) > 1e-6:
+            _resolve(wake)
 
     # ---- devices --------------------------------------------------------------------------------------
     def _on_availability(self, device: str, online: bool, why: str) -> None:
@@ -366,7 +412,8 @@ class Daemon:
             self.writers_busy.add(dev.name)
             if self._stopping:
                 return
-            self._retry.discard(dev.name)
+            self._retry_at.pop(dev.name, None)
+            retry_at = math.inf  # when this writer looks again without a new decision (inf: not before one)
             for target, d in sorted(self.desired.items()):
                 if d.device != dev.name:
                     continue
@@ -377,11 +424,15 @@ class Daemon:
                 if not adm.write:
                     if adm.held_by:
                         self.stats.held[target] = adm.held_by
-                        self._retry.add(dev.name)
+                        self._held_value[target] = d.value
+                        if adm.retry_at is not None:  # a minimum hold or write cap ends then; a deadband never
+                            retry_at = min(retry_at, adm.retry_at)
                     else:
                         self.stats.held.pop(target, None)
+                        self._held_value.pop(target, None)
                     continue
                 self.stats.held.pop(target, None)
+                self._held_value.pop(target, None)
                 was_online = dev.online
                 result = await dev.write_point(d.point, d.value)
                 done = self.clock.now()
@@ -390,7 +441,7 @@ class Daemon:
                     self.gate.wrote(target, d.value, done, ok=result.outcome is WriteOutcome.OK)
                 self.stats.write_ms_max = max(self.stats.write_ms_max, result.latency_s * 1000.0)
                 if result.outcome is not WriteOutcome.OK:
-                    self._retry.add(dev.name)
+                    retry_at = min(retry_at, done)  # failed or not verified: again at the next tick
                 if result.outcome is WriteOutcome.OK:
                     self.stats.writes_ok += 1
                 elif result.outcome is WriteOutcome.MISMATCH:
@@ -421,6 +472,9 @@ class Daemon:
                     ),
                     retain=True,
                 )
+            if retry_at < math.inf:
+                self._retry_at[dev.name] = retry_at
+                self._rearm_ticker()
 
     def _on_status(self, device: str, point: str, value: float) -> None:
         self.recorder.status(device, point, value, self.clock.now())
@@ -664,8 +718,10 @@ class Daemon:
                 _LOG.info("shutdown state %s = %g: %s", target, value, result.outcome)
 
     def caught_up(self) -> bool:
-        """The ticker has handled every tick due by the clock's time (simulations on a virtual clock)."""
-        return self.clock.now() < self._last_tick_at + self.cfg.evaluate_every_s
+        """The ticker has handled every tick due by the clock's time and sleeps until a later one
+        (simulations on a virtual clock)."""
+        wake = self._tick_wake
+        return wake is not None and not wake.done() and self.clock.now() < self._tick_at
 
     def idle(self) -> bool:
         """Nothing left to do until time passes or a message arrives: every reading evaluated, every

@@ -10,17 +10,28 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Clock", "OffsetClock", "SystemClock", "VirtualClock"]
+__all__ = ["Clock", "OffsetClock", "SystemClock", "Timer", "VirtualClock"]
+
+
+class Timer(Protocol):
+    """A callback scheduled with :meth:`Clock.call_at` (``asyncio.TimerHandle`` is one)."""
+
+    def cancel(self) -> None: ...
 
 
 class Clock(Protocol):
-    """Wall-clock time in POSIX seconds and a sleep that follows the same time."""
+    """Wall-clock time in POSIX seconds, and a sleep and timers that follow the same time."""
 
     def now(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+    def call_at(self, t: float, callback: Callable[[], None]) -> Timer:
+        """Call ``callback`` from the event loop once the clock reads ``t`` (soon, if it already does)."""
+        ...
 
 
 class SystemClock:
@@ -32,13 +43,27 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
+    def call_at(self, t: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(max(0.0, t - self.now()), callback)
+
+
+class _VirtualTimer:
+    __slots__ = ("callback", "cancelled")
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
 
 class VirtualClock:
-    """A clock that only moves when told to; sleepers wake in deadline order as it advances."""
+    """A clock that only moves when told to; sleepers and timers fire in deadline order as it advances."""
 
     def __init__(self, start: float) -> None:
         self._now = float(start)
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._timers: list[tuple[float, int, _VirtualTimer]] = []
         self._seq = itertools.count()
 
     def now(self) -> float:
@@ -49,16 +74,28 @@ class VirtualClock:
             await asyncio.sleep(0)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), fut))
+        self.call_at(self._now + seconds, lambda: None if fut.done() else fut.set_result(None))
         await fut
 
+    def call_at(self, t: float, callback: Callable[[], None]) -> Timer:
+        timer = _VirtualTimer(callback)
+        if t <= self._now:
+            asyncio.get_running_loop().call_soon(self._fire, timer)
+        else:
+            heapq.heappush(self._timers, (t, next(self._seq), timer))
+        return timer
+
+    @staticmethod
+    def _fire(timer: _VirtualTimer) -> None:
+        if not timer.cancelled:
+            timer.callback()
+
     def set(self, t: float) -> None:
-        """Jump to ``t`` (never backwards) and wake every sleeper whose deadline has passed."""
+        """Jump to ``t`` (never backwards) and fire every timer (wake every sleeper) whose deadline has passed."""
         self._now = max(self._now, float(t))
-        while self._sleepers and self._sleepers[0][0] <= self._now:
-            _, _, fut = heapq.heappop(self._sleepers)
-            if not fut.done():
-                fut.set_result(None)
+        while self._timers and self._timers[0][0] <= self._now:
+            _, _, timer = heapq.heappop(self._timers)
+            self._fire(timer)
 
     async def advance(self, seconds: float) -> None:
         """Move forward by ``seconds`` and let woken tasks run."""
@@ -68,7 +105,9 @@ class VirtualClock:
 
     @property
     def next_deadline(self) -> float | None:
-        return self._sleepers[0][0] if self._sleepers else None
+        while self._timers and self._timers[0][2].cancelled:
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
 
 
 class OffsetClock:
@@ -82,3 +121,6 @@ class OffsetClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    def call_at(self, t: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(max(0.0, t - self.now()), callback)

@@ -150,10 +150,10 @@ class Lobby:
                         return st
                 await asyncio.sleep(0.05)
 
-    async def ticks_after(self, n: int) -> dict[str, Any]:
-        """Until the daemon's clock has ticked ``n`` more times (``evaluate_every_s`` each); its status."""
-        count0 = (await self.status())["ticks"]
-        return await self.wait_status(lambda st: st["ticks"] >= count0 + n)
+    async def seconds_after(self, n: float) -> dict[str, Any]:
+        """Until ``n`` more seconds passed on the daemon's clock; its status then."""
+        t0 = (await self.status())["time"]
+        return await self.wait_status(lambda st: st["time"] >= t0 + n)
 
     async def wait_exit(self, timeout: float = 30.0) -> int:
         """Wait for the daemon process to end, without blocking the simulators in this event loop."""

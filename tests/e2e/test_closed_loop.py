@@ -39,7 +39,7 @@ async def test_pm25_hysteresis_lux_curve_and_time_series(tmp_path: Path) -> None
         sensors.set("hall-pm25", 30.0)
         await sensors.publish_now("hall-pm25")
         await lob.wait_status(lambda st: next(s for s in st["sensors"] if s["sensor"] == "hall-pm25")["value"] == 30.0)
-        st = await lob.ticks_after(5)
+        st = await lob.seconds_after(5)
         assert fan.value("fan_speed") == 3
         assert len(fan.writes) == n_writes, f"unexpected writes: {fan.writes[n_writes:]}"
         assert st["points"]["fresh_air.fan_speed"]["rule"] == "pm25-high"

@@ -33,7 +33,7 @@ async def test_file_change_reloads_without_touching_unchanged_points(tmp_path: P
         await lob.lights.wait_for_write("cct", lambda v: v == 3700, timeout=20)
         st = await lob.wait_status(lambda st: "ok" in st["rules"]["last_reload"])
         assert st["rules"]["errors"] == []
-        await lob.ticks_after(3)
+        await lob.seconds_after(3)
         assert len(lob.fresh_air.writes) == fan_writes  # the fan's setpoint did not change: not rewritten
         assert await lob.stop_daemon() == 0
 
@@ -126,7 +126,7 @@ async def test_for_timer_survives_a_restart(tmp_path: Path) -> None:
         start = dt.datetime(2026, 6, 3, 10, 30)
         lob.start_daemon(start_at=start.isoformat())
         await lob.lights.wait_for_write("brightness", lambda v: v == 80, timeout=20)
-        st = await lob.wait_status(lambda st: st["ticks"] > 3)
+        st = await lob.wait_status(lambda st: st["uptime_s"] > 3)
         assert st["points"]["lights.brightness"]["rule"] == "brightness-open"  # for: 1m not yet elapsed
         assert await lob.stop_daemon() == 0  # persists the timer
 

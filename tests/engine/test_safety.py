@@ -18,7 +18,8 @@ def test_unchanged_value_is_never_written() -> None:
 def test_deadband() -> None:
     gate, cfg = SafetyGate(), SafetyConfig(deadband=50)
     gate.observed(P, 3000)
-    assert gate.admit(P, 3050, 0, cfg).held_by == "deadband ±50"
+    adm = gate.admit(P, 3050, 0, cfg)
+    assert (adm.held_by, adm.retry_at) == ("deadband ±50", None)  # time alone never lets it through
     assert gate.admit(P, 2950, 0, cfg).held_by == "deadband ±50"
     assert gate.admit(P, 3051, 0, cfg).write
 
@@ -28,7 +29,7 @@ def test_min_hold_between_changes_and_manual_bypass() -> None:
     assert gate.admit(P, 1, 0, cfg).write  # unknown device state, no earlier change
     gate.wrote(P, 1, 0, ok=True)
     adm = gate.admit(P, 3, 100, cfg)
-    assert (adm.write, adm.held_by) == (False, "minimum hold time 120s (20s left)")
+    assert (adm.write, adm.held_by, adm.retry_at) == (False, "minimum hold time 120s (20s left)", 120)
     assert gate.admit(P, 3, 100, cfg, manual=True).write
     assert gate.admit(P, 3, 120, cfg).write
 
@@ -46,7 +47,7 @@ def test_write_cap_per_hour_slides() -> None:
         assert gate.admit(P, 3000 + 100 * i, 60 * i, cfg).write
         gate.wrote(P, 3000 + 100 * i, 60 * i, ok=True)
     adm = gate.admit(P, 4000, 200, cfg)
-    assert (adm.write, adm.held_by) == (False, "write cap 3/h reached")
+    assert (adm.write, adm.held_by, adm.retry_at) == (False, "write cap 3/h reached", 3600)
     assert not gate.admit(P, 4000, 3599, cfg).write
     assert gate.admit(P, 4000, 3600, cfg).write  # the first write is an hour old
     assert gate.writes_last_hour(P, 3600) == 2
