@@ -1,17 +1,19 @@
 """Gateway budget: 50 sensors at 1 Hz through the daemon vs a bare aiomqtt subscriber, same run.
 
-Run: ``python -m bench.bench_budget [--seconds 60]``. Not a test. Real mosquitto and influxd on
+Run: ``python -m bench.bench_budget [--seconds 90 --windows 3]``. Not a test. Real mosquitto and influxd on
 loopback, the standard device simulators and rules, the shipped config plus 45 extra plain sensors
 (50 sensors, 49 topics: the two climate readings share one zigbee2mqtt message). One publisher sends
 every topic once a second; the daemon (``lobbyd run`` subprocess) and a bare aiomqtt subscriber to
 the same topics (subprocess) receive the same messages. Reported: CPU share of one core of each over
-the same window, their ratio (target <= 1.3), and the daemon's RSS (target < 80 MB).
+the same time (scheduler run time, ns), their ratio (target <= 1.3) over the whole measurement and in
+each of its windows (how much it moves on a shared machine), and the daemon's RSS (target < 80 MB).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -23,17 +25,16 @@ from typing import Any
 
 import aiomqtt
 
-_TICK = os.sysconf("SC_CLK_TCK")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 EXTRA = 45
 FILTERS = ["sensors/#", "zigbee2mqtt/#"]
 
 
 def cpu_rss(pid: int) -> tuple[float, float]:
-    """(CPU seconds user+system, RSS MB) of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE / 1e6
-    return (int(fields[11]) + int(fields[12])) / _TICK, rss
+    """(CPU seconds, RSS MB) of a process (bench.rig.proc_sample: scheduler run time in ns)."""
+    from bench.rig import proc_sample
+
+    p = proc_sample(pid)
+    return p.cpu_s, p.rss_mb
 
 
 async def receiver(port: int) -> None:
@@ -83,7 +84,7 @@ def _payloads(sensors: list[Any], t: float) -> dict[str, bytes]:
     return out
 
 
-async def bench(seconds: float, warmup: float, tmp: Path) -> dict[str, float]:
+async def bench(seconds: float, warmup: float, tmp: Path, windows: int = 3) -> dict[str, Any]:
     from bench.rig import REPO, daemon_config, device_sims
     from daemon.config import load_config
     from simulators.servers import InfluxServer, MosquittoServer
@@ -112,30 +113,34 @@ async def bench(seconds: float, warmup: float, tmp: Path) -> dict[str, float]:
             assert bare.stdout is not None
             line = await asyncio.to_thread(bare.stdout.readline)
             assert line.strip() == b"ready", line
-            t_end = time.monotonic() + warmup + seconds
-            sample: dict[str, Any] = {}
+            # CPU is sampled at the start of the measurement and after each window: one figure for the
+            # whole, and one per window to show how much it moves on a shared machine.
+            start = time.monotonic() + warmup
+            bounds = [start + k * seconds / windows for k in range(windows + 1)]
+            samples: list[tuple[float, float, float]] = []  # (monotonic time, daemon CPU s, bare CPU s)
             rss_peak = 0.0
             tick = time.monotonic()
-            while time.monotonic() < t_end:
+            while len(samples) < len(bounds):
                 for topic, payload in _payloads(sensors, time.time()).items():
                     await pub.publish(topic, payload)
-                if not sample and time.monotonic() >= t_end - seconds:
-                    sample = {"t": time.monotonic(), "d": cpu_rss(daemon.pid)[0], "b": cpu_rss(bare.pid)[0]}
-                if sample:
+                if time.monotonic() >= bounds[len(samples)]:
+                    samples.append((time.monotonic(), cpu_rss(daemon.pid)[0], cpu_rss(bare.pid)[0]))
+                if samples:
                     rss_peak = max(rss_peak, cpu_rss(daemon.pid)[1])
                 tick += 1.0
                 await asyncio.sleep(max(0.0, tick - time.monotonic()))
-            dt = time.monotonic() - sample["t"]
-            d_cpu, d_rss = cpu_rss(daemon.pid)
-            b_cpu, b_rss = cpu_rss(bare.pid)
+            d_rss, b_rss = cpu_rss(daemon.pid)[1], cpu_rss(bare.pid)[1]
             if daemon.poll() is not None:
                 raise RuntimeError((tmp / "daemon.log").read_text()[-3000:])
+            (t0, d0, b0), (t1, d1, b1) = samples[0], samples[-1]
+            window_ratios = [(d - dp) / max(1e-9, b - bp) for (_, dp, bp), (_, d, b) in itertools.pairwise(samples)]
             return {
-                "seconds": dt,
+                "seconds": t1 - t0,
                 "messages_per_s": float(len(_payloads(sensors, 0))),
                 "sensors": float(len(sensors)),
-                "daemon_cpu": (d_cpu - sample["d"]) / dt,
-                "bare_cpu": (b_cpu - sample["b"]) / dt,
+                "daemon_cpu": (d1 - d0) / (t1 - t0),
+                "bare_cpu": (b1 - b0) / (t1 - t0),
+                "window_ratios": window_ratios,
                 "daemon_rss_mb": d_rss,
                 "daemon_rss_peak_mb": rss_peak,
                 "bare_rss_mb": b_rss,
@@ -154,7 +159,8 @@ async def bench(seconds: float, warmup: float, tmp: Path) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--seconds", type=float, default=90.0, help="measured time, after the warm-up")
+    ap.add_argument("--windows", type=int, default=3, help="split into this many windows, each reported")
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -162,13 +168,14 @@ def main() -> int:
         asyncio.run(receiver(args.receiver))
         return 0
     with tempfile.TemporaryDirectory(prefix="lobbyd-budget-") as d:
-        r = asyncio.run(bench(args.seconds, args.warmup, Path(d)))
+        r = asyncio.run(bench(args.seconds, args.warmup, Path(d), max(1, args.windows)))
     ratio = r["daemon_cpu"] / max(1e-9, r["bare_cpu"])
     print(json.dumps(r, indent=2))
     print("\n| measure | lobbyd | bare aiomqtt | target |\n|---|---|---|---|")
     print(
         f"| CPU (% of one core, {r['seconds']:.0f} s, {r['sensors']:.0f} sensors, {r['messages_per_s']:.0f} msg/s) "
-        f"| {r['daemon_cpu'] * 100:.2f} | {r['bare_cpu'] * 100:.2f} | ratio {ratio:.2f} <= 1.3 |"
+        f"| {r['daemon_cpu'] * 100:.2f} | {r['bare_cpu'] * 100:.2f} | ratio {ratio:.2f} <= 1.3 "
+        f"(windows: {', '.join(f'{w:.2f}' for w in r['window_ratios'])}) |"
     )
     print(
         f"| RSS (MB) | {r['daemon_rss_mb']:.1f} (peak {r['daemon_rss_peak_mb']:.1f}) | {r['bare_rss_mb']:.1f} | < 80 |"
