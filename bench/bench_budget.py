@@ -161,7 +161,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=90.0, help="measured time, after the warm-up")
     ap.add_argument("--windows", type=int, default=3, help="split into this many windows, each reported")
-    ap.add_argument("--warmup", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=20.0, help="seconds before measuring (start-up settles)")
     ap.add_argument("--receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.receiver:

@@ -71,7 +71,10 @@ class DaemonConfig(_Strict):
     state_dir: Path = Path("/var/lib/lobbyd")
     control_socket: Path | None = None  # default: <state_dir>/control.sock
     evaluate_every_s: float = Field(
-        1.0, gt=0, description="longest time between rule evaluations (they also run on every reading a rule reads)"
+        1.0,
+        gt=0,
+        description="grid of time-driven evaluations (a for: ending, a schedule edge, a ramp step) and of retries "
+        "of held writes; rules also run on every reading they read, and at least every 15 s",
     )
     safety_defaults: SafetyConfig = SafetyConfig()
     safety: dict[str, SafetyConfig] = Field(default_factory=dict)  # "device.point" -> limits
