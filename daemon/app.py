@@ -725,8 +725,15 @@ class Daemon:
 
     def idle(self) -> bool:
         """Nothing left to do until time passes or a message arrives: every reading evaluated, every
-        device writer waiting. Simulations on a virtual clock wait for this before advancing it."""
-        return not self._dirty.is_set() and not self.writers_busy and not any(w.is_set() for w in self._wake.values())
+        device writer waiting, no status poll, Modbus request or reconnect attempt under way (their
+        I/O takes real time). Simulations on a virtual clock wait for this before advancing it."""
+        return (
+            not self._dirty.is_set()
+            and not self.writers_busy
+            and not any(w.is_set() for w in self._wake.values())
+            and not any(d.polling for d in self.devices.values())
+            and not any(b.busy for b in self.buses.values())
+        )
 
     # ---- introspection -----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -95,11 +95,18 @@ class ModbusBus:
         self._delay: float | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._serving = False  # the worker holds a request (waiting for a connect attempt, or exchanging)
 
     @property
     def connected(self) -> bool:
         """True while the link is open."""
         return self._link.connected
+
+    @property
+    def busy(self) -> bool:
+        """A request waiting or being served, or a connect attempt running (simulations on a virtual
+        clock wait for this to clear: the I/O takes real time)."""
+        return self._serving or self._attempt is not None or any(self._queues.values())
 
     async def __aenter__(self) -> ModbusBus:
         if self._tg is not None:
@@ -166,7 +173,9 @@ class ModbusBus:
 
     async def _worker(self) -> None:
         while True:
+            self._serving = False
             job = await self._next_job()
+            self._serving = True
             if not self._link.connected:
                 self._want_connect.set()
                 await asyncio.sleep(0)  # let the connector start an immediate attempt if one is due

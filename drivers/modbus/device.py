@@ -52,6 +52,7 @@ class ModbusDevice:
         self.profile = profile
         self.name = config.name
         self.online = False
+        self.polling = False  # a status poll round is running (run_polls)
         self.last_error: str | None = None
         self.requests = 0
         self._bus = bus
@@ -335,11 +336,14 @@ class ModbusDevice:
     async def run_polls(self, callback: Callable[[str, str, float], None]) -> NoReturn:
         """Poll forever, honouring each point's interval; polls never overlap. ``callback(device, point, value)``."""
         while True:
+            self.polling = True
             try:
                 for point, value in (await self.poll_status()).items():
                     callback(self.name, point, value)
             except ModbusError:
                 pass  # availability and last_error already updated
+            finally:
+                self.polling = False
             await self._sleep(max(0.05, self.next_poll_in()))
 
     async def apply_shutdown(self) -> list[WriteResult]:

@@ -69,6 +69,18 @@ async def test_write_is_verified_on_the_readback_address(clock: VirtualClock) ->
         assert bus.stats.connections == 1
 
 
+async def test_bus_is_busy_while_a_request_is_queued_or_served(clock: VirtualClock) -> None:
+    """What simulations wait for before they move their virtual clock on (Daemon.idle)."""
+    async with DeviceSimulator.tcp(LIGHT, 1) as sim, connected(sim, clock) as (bus, dev):
+        await dev.read_setpoints()
+        assert not bus.busy
+        read = asyncio.ensure_future(dev.read_point("cct"))
+        await asyncio.sleep(0)
+        assert bus.busy  # queued or on the wire: real time, not the virtual clock's
+        assert await read == sim.value("cct")
+        assert not bus.busy
+
+
 async def test_startup_adopts_device_state_without_writing(clock: VirtualClock) -> None:
     async with DeviceSimulator.tcp(FRESH, 1) as sim, connected(sim, clock) as (_bus, dev):
         sim.set_value("fan_speed", 2)
