@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -134,6 +135,14 @@ async def demo(step_s: float) -> int:
                         sim.set(k, float(v))
                     await sim.publish_now()
                     await asyncio.sleep(step_s)
+                print(
+                    "  ▶ The daylight stays: the colour temperature ramps towards the curve, a decision each time it"
+                    " has moved past the deadband,\n    written once the safety layer's minimum hold since the last"
+                    " colour change allows it (rules/lighting.yaml, config safety:)"
+                )
+                with contextlib.suppress(TimeoutError):  # a demo, not a test: go on either way
+                    await lights.wait_for_write("cct", since=len(lights.writes), timeout=90)
+                    await asyncio.sleep(1.0)  # pacing: the narrator prints the write's state message
                 print("\n  stopping the daemon (SIGTERM) ...")
                 proc.send_signal(signal.SIGTERM)
                 code = await asyncio.to_thread(proc.wait)
