@@ -1,7 +1,9 @@
-"""When the daemon evaluates its rules: on readings a rule reads, and at least every ``evaluate_every_s``.
+"""When the daemon evaluates its rules and retries held writes: on readings a rule reads, and on the
+ticker's ``evaluate_every_s`` grid only when something is due (a timer, a ramp, a hold ending, the heartbeat).
 
-In-process daemon on a virtual clock, no servers: only its control loop and ticker run, fed through
-the same ``_on_message`` entry the MQTT link calls.
+In-process daemon on a virtual clock, no servers: only its control loop and ticker run (and, in the
+held-write test, one device writer against a stand-in device), fed through the same ``_on_message``
+entry the MQTT link calls.
 """
 
 from __future__ import annotations
