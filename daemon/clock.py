@@ -110,17 +110,14 @@ class VirtualClock:
         return self._timers[0][0] if self._timers else None
 
 
-class OffsetClock:
-    """Real-speed time that starts at a chosen instant (demos and tests that need e.g. 'a Wednesday 10:30')."""
+class OffsetClock(SystemClock):
+    """Real-speed time that starts at a chosen instant (demos and tests that need e.g. 'a Wednesday 10:30').
+
+    Sleeps and timers are the real clock's: only :meth:`now` is shifted.
+    """
 
     def __init__(self, start: float) -> None:
         self._offset = float(start) - time.time()
 
     def now(self) -> float:
         return time.time() + self._offset
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
-
-    def call_at(self, t: float, callback: Callable[[], None]) -> Timer:
-        return asyncio.get_running_loop().call_later(max(0.0, t - self.now()), callback)
