@@ -29,14 +29,6 @@ EXTRA = 45
 FILTERS = ["sensors/#", "zigbee2mqtt/#"]
 
 
-def cpu_rss(pid: int) -> tuple[float, float]:
-    """(CPU seconds, RSS MB) of a process (bench.rig.proc_sample: scheduler run time in ns)."""
-    from bench.rig import proc_sample
-
-    p = proc_sample(pid)
-    return p.cpu_s, p.rss_mb
-
-
 async def receiver(port: int) -> None:
     """The reference: a bare aiomqtt subscriber that only counts."""
     count = 0
@@ -85,7 +77,7 @@ def _payloads(sensors: list[Any], t: float) -> dict[str, bytes]:
 
 
 async def bench(seconds: float, warmup: float, tmp: Path, windows: int = 3) -> dict[str, Any]:
-    from bench.rig import REPO, daemon_config, device_sims
+    from bench.rig import REPO, daemon_config, device_sims, proc_sample
     from daemon.config import load_config
     from simulators.servers import InfluxServer, MosquittoServer
 
@@ -123,13 +115,14 @@ async def bench(seconds: float, warmup: float, tmp: Path, windows: int = 3) -> d
             while len(samples) < len(bounds):
                 for topic, payload in _payloads(sensors, time.time()).items():
                     await pub.publish(topic, payload)
-                if time.monotonic() >= bounds[len(samples)]:
-                    samples.append((time.monotonic(), cpu_rss(daemon.pid)[0], cpu_rss(bare.pid)[0]))
+                d = proc_sample(daemon.pid)
+                if d.t >= bounds[len(samples)]:
+                    samples.append((d.t, d.cpu_s, proc_sample(bare.pid).cpu_s))
                 if samples:
-                    rss_peak = max(rss_peak, cpu_rss(daemon.pid)[1])
+                    rss_peak = max(rss_peak, d.rss_mb)
                 tick += 1.0
                 await asyncio.sleep(max(0.0, tick - time.monotonic()))
-            d_rss, b_rss = cpu_rss(daemon.pid)[1], cpu_rss(bare.pid)[1]
+            d_rss, b_rss = proc_sample(daemon.pid).rss_mb, proc_sample(bare.pid).rss_mb
             if daemon.poll() is not None:
                 raise RuntimeError((tmp / "daemon.log").read_text()[-3000:])
             (t0, d0, b0), (t1, d1, b1) = samples[0], samples[-1]
