@@ -19,7 +19,7 @@ from daemon.clock import VirtualClock
 from daemon.config import load_config
 from daemon.model import WriteOutcome, WriteResult
 from drivers.mqtt.message import Message
-from tests.e2e.harness import copy_rules, write_config
+from tests.e2e.harness import copy_rules, pm25_alarm_rule, write_config
 
 T0 = 1_780_475_400.0  # 2026-06-03 10:30 local: the branch is open
 
@@ -97,22 +97,8 @@ async def test_a_tick_evaluates_only_when_something_is_due_or_at_the_heartbeat(t
         assert d.evaluation.next_due <= clock.now() + 120  # at the latest when it goes stale
 
 
-ALARM_RULE = """
-rules:
-  - id: pm25-alarm-light
-    description: Full light as a visible alarm when PM2.5 stays above 40 for 5 seconds.
-    target: lights.brightness
-    priority: 95
-    when:
-      - sensor: hall-pm25
-        above: 40
-        for: 5s
-    set: 100
-"""
-
-
 async def test_a_reading_that_starts_a_timer_wakes_the_ticker_earlier(tmp_path: Path) -> None:
-    async with daemon(tmp_path, ALARM_RULE) as (d, clock):
+    async with daemon(tmp_path, pm25_alarm_rule("5s")) as (d, clock):
         await clock.advance(1.0)
         await settled(d)
         assert (d.stats.ticks, d.stats.evaluations) == (1, 1)

@@ -81,6 +81,23 @@ def copy_profiles(tmp: Path, *, poll_interval_s: float | None = None) -> Path:
     return out
 
 
+def pm25_alarm_rule(hold: str) -> str:
+    """A rule file: full light as a visible alarm when the hall's PM2.5 stays above 40 for ``hold``
+    (a ``for:`` duration such as ``5s`` or ``1m``); priority 95 wins over the shipped brightness rules."""
+    return f"""
+rules:
+  - id: pm25-alarm-light
+    description: Full light as a visible alarm when PM2.5 stays above 40 for {hold}.
+    target: lights.brightness
+    priority: 95
+    when:
+      - sensor: hall-pm25
+        above: 40
+        for: {hold}
+    set: 100
+"""
+
+
 def copy_rules(tmp: Path, *, strip_ramps: bool = False) -> Path:
     """A private copy of the shipped rules (so a test may edit them). ``strip_ramps`` removes
     ``ramp_per_minute`` lines, for tests that check the curve's value rather than the ramp."""

@@ -13,7 +13,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from tests.e2e.harness import REPO, lobby
+from tests.e2e.harness import REPO, lobby, pm25_alarm_rule
 
 pytestmark = pytest.mark.servers
 
@@ -104,23 +104,9 @@ async def test_reboot_with_a_bad_file_runs_the_last_good_version_unless_strict(t
         assert await lob.stop_daemon() == 0
 
 
-ALARM_RULE = """
-rules:
-  - id: pm25-alarm-light
-    description: Full light as a visible alarm when PM2.5 stays above 40 for a minute.
-    target: lights.brightness
-    priority: 95
-    when:
-      - sensor: hall-pm25
-        above: 40
-        for: 1m
-    set: 100
-"""
-
-
 async def test_for_timer_survives_a_restart(tmp_path: Path) -> None:
     def add_rule(data: dict[str, Any]) -> None:
-        Path(data["rules_dir"], "alarm.yaml").write_text(ALARM_RULE)
+        Path(data["rules_dir"], "alarm.yaml").write_text(pm25_alarm_rule("1m"))
 
     async with lobby(tmp_path, influx=False, initial={**CLEAN, "hall-pm25": 45.0}, edit=add_rule) as lob:
         start = dt.datetime(2026, 6, 3, 10, 30)
