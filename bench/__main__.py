@@ -148,7 +148,7 @@ def influx(quick: bool) -> str:
 
 def budget(quick: bool) -> str:
     return "## Gateway budget: 50 sensors at 1 Hz (bench/bench_budget.py)\n\n" + _sub(
-        ["-m", "bench.bench_budget", "--seconds", "30" if quick else "90", "--warmup", "5" if quick else "20"], 600
+        ["-m", "bench.bench_budget", "--seconds", "20" if quick else "60", "--warmup", "5" if quick else "20"], 600
     )
 
 

@@ -1,12 +1,26 @@
 """Gateway budget: 50 sensors at 1 Hz through the daemon vs a bare aiomqtt subscriber, same run.
 
-Run: ``python -m bench.bench_budget [--seconds 90 --windows 3]``. Not a test. Real mosquitto and influxd on
+Run: ``python -m bench.bench_budget [--seconds 60 --windows 3]``. Not a test. Real mosquitto and influxd on
 loopback, the standard device simulators and rules, the shipped config plus 45 extra plain sensors
 (50 sensors, 49 topics: the two climate readings share one zigbee2mqtt message). One publisher sends
 every topic once a second; the daemon (``lobbyd run`` subprocess) and a bare aiomqtt subscriber to
-the same topics (subprocess) receive the same messages. Reported: CPU share of one core of each over
-the same time (scheduler run time, ns), their ratio (target <= 1.3) over the whole measurement and in
-each of its windows (how much it moves on a shared machine), and the daemon's RSS (target < 80 MB).
+the same topics (subprocess) receive the same messages.
+
+Two shapes of the same load, in alternating windows of the same run (so that drift on a shared machine
+hits both alike):
+
+* ``independent``: each sensor reports at its own phase within the second (fixed, seeded at random), as
+  free-running sensors and zigbee2mqtt devices do. Each message then wakes each receiver on its own.
+  This is the load the target is judged on; it is the one where the bare subscriber costs what the
+  target's reference expects ("about 2.5 % of a core, mostly event-loop wake-ups").
+* ``burst``: every topic in the same instant, once a second (a bridge that polls all its sensors at
+  once). One wake-up then serves many messages, the bare subscriber costs about a tenth as much, and
+  the daemon's own periodic work (rule evaluations, time-series requests, device polls) weighs more in
+  the ratio: its worst case, reported beside the verdict.
+
+Reported per shape: CPU share of one core of each over the same time (scheduler run time, ns), their
+ratio (target <= 1.3) over all its windows and in each window (how much it moves on a shared machine),
+and the daemon's RSS (target < 80 MB).
 """
 
 from __future__ import annotations
@@ -16,6 +30,7 @@ import asyncio
 import itertools
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -27,6 +42,7 @@ import aiomqtt
 
 EXTRA = 45
 FILTERS = ["sensors/#", "zigbee2mqtt/#"]
+LOADS = ("independent", "burst")  # alternating windows; the verdict is on the first
 
 
 async def receiver(port: int) -> None:
@@ -76,7 +92,14 @@ def _payloads(sensors: list[Any], t: float) -> dict[str, bytes]:
     return out
 
 
+def _phases(topics: list[str], load: str) -> list[tuple[float, str]]:
+    """When within each second every topic is sent: its own fixed phase, or all at once (``burst``)."""
+    rnd = random.Random(49)  # the same phases in every run
+    return sorted((rnd.random() if load == "independent" else 0.0, t) for t in topics)
+
+
 async def bench(seconds: float, warmup: float, tmp: Path, windows: int = 3) -> dict[str, Any]:
+    """``seconds`` and ``windows`` per shape of the load; the windows of the shapes alternate."""
     from bench.rig import REPO, daemon_config, device_sims, proc_sample
     from daemon.config import load_config
     from simulators.servers import InfluxServer, MosquittoServer
@@ -105,35 +128,52 @@ async def bench(seconds: float, warmup: float, tmp: Path, windows: int = 3) -> d
             assert bare.stdout is not None
             line = await asyncio.to_thread(bare.stdout.readline)
             assert line.strip() == b"ready", line
-            # CPU is sampled at the start of the measurement and after each window: one figure for the
-            # whole, and one per window to show how much it moves on a shared machine.
+            # CPU is sampled at the start of the measurement and after each window, at the top of a second:
+            # one figure per shape over all its windows, and one per window to show how much it moves.
+            topics = list(_payloads(sensors, 0))
+            phases = {load: _phases(topics, load) for load in LOADS}
+            shape = [LOADS[k % len(LOADS)] for k in range(windows * len(LOADS))]  # of each window
             start = time.monotonic() + warmup
-            bounds = [start + k * seconds / windows for k in range(windows + 1)]
+            bounds = [start + k * seconds / windows for k in range(len(shape) + 1)]
             samples: list[tuple[float, float, float]] = []  # (monotonic time, daemon CPU s, bare CPU s)
             rss_peak = 0.0
             tick = time.monotonic()
-            while len(samples) < len(bounds):
-                for topic, payload in _payloads(sensors, time.time()).items():
-                    await pub.publish(topic, payload)
+            while True:
+                await asyncio.sleep(max(0.0, tick - time.monotonic()))
                 d = proc_sample(daemon.pid)
                 if d.t >= bounds[len(samples)]:
                     samples.append((d.t, d.cpu_s, proc_sample(bare.pid).cpu_s))
                 if samples:
                     rss_peak = max(rss_peak, d.rss_mb)
+                if len(samples) == len(bounds):
+                    break
+                payloads = _payloads(sensors, time.time())
+                for phase, topic in phases[shape[max(0, len(samples) - 1)]]:
+                    await asyncio.sleep(max(0.0, tick + phase - time.monotonic()))
+                    await pub.publish(topic, payloads[topic])
                 tick += 1.0
-                await asyncio.sleep(max(0.0, tick - time.monotonic()))
             d_rss, b_rss = proc_sample(daemon.pid).rss_mb, proc_sample(bare.pid).rss_mb
             if daemon.poll() is not None:
                 raise RuntimeError((tmp / "daemon.log").read_text()[-3000:])
-            (t0, d0, b0), (t1, d1, b1) = samples[0], samples[-1]
-            window_ratios = [(d - dp) / max(1e-9, b - bp) for (_, dp, bp), (_, d, b) in itertools.pairwise(samples)]
+            # (shape, seconds, daemon CPU s, bare CPU s) of each window
+            measured = [
+                (load, t1 - t0, d1 - d0, b1 - b0)
+                for load, ((t0, d0, b0), (t1, d1, b1)) in zip(shape, itertools.pairwise(samples), strict=True)
+            ]
+            loads: dict[str, dict[str, Any]] = {}
+            for load in LOADS:
+                ws = [w for w in measured if w[0] == load]
+                secs = sum(w[1] for w in ws)
+                loads[load] = {
+                    "seconds": secs,
+                    "daemon_cpu": sum(w[2] for w in ws) / secs,
+                    "bare_cpu": sum(w[3] for w in ws) / secs,
+                    "window_ratios": [w[2] / max(1e-9, w[3]) for w in ws],
+                }
             return {
-                "seconds": t1 - t0,
-                "messages_per_s": float(len(_payloads(sensors, 0))),
+                "messages_per_s": float(len(topics)),
                 "sensors": float(len(sensors)),
-                "daemon_cpu": (d1 - d0) / (t1 - t0),
-                "bare_cpu": (b1 - b0) / (t1 - t0),
-                "window_ratios": window_ratios,
+                "loads": loads,
                 "daemon_rss_mb": d_rss,
                 "daemon_rss_peak_mb": rss_peak,
                 "bare_rss_mb": b_rss,
@@ -152,8 +192,8 @@ async def bench(seconds: float, warmup: float, tmp: Path, windows: int = 3) -> d
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=90.0, help="measured time, after the warm-up")
-    ap.add_argument("--windows", type=int, default=3, help="split into this many windows, each reported")
+    ap.add_argument("--seconds", type=float, default=60.0, help="measured time per shape of load, after warm-up")
+    ap.add_argument("--windows", type=int, default=3, help="windows per shape (they alternate), each reported")
     ap.add_argument("--warmup", type=float, default=20.0, help="seconds before measuring (start-up settles)")
     ap.add_argument("--receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -162,19 +202,21 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="lobbyd-budget-") as d:
         r = asyncio.run(bench(args.seconds, args.warmup, Path(d), max(1, args.windows)))
-    ratio = r["daemon_cpu"] / max(1e-9, r["bare_cpu"])
     print(json.dumps(r, indent=2))
-    print("\n| measure | lobbyd | bare aiomqtt | target |\n|---|---|---|---|")
-    print(
-        f"| CPU (% of one core, {r['seconds']:.0f} s, {r['sensors']:.0f} sensors, {r['messages_per_s']:.0f} msg/s) "
-        f"| {r['daemon_cpu'] * 100:.2f} | {r['bare_cpu'] * 100:.2f} | ratio {ratio:.2f} <= 1.3 "
-        f"(windows: {', '.join(f'{w:.2f}' for w in r['window_ratios'])}) |"
-    )
+    ratios = {load: x["daemon_cpu"] / max(1e-9, x["bare_cpu"]) for load, x in r["loads"].items()}
+    print("\n| measure | lobbyd | bare aiomqtt | ratio (target) |\n|---|---|---|---|")
+    for load, x in r["loads"].items():
+        target = "<= 1.3" if load == LOADS[0] else "(worst case, not the target's load)"
+        print(
+            f"| CPU, {load} sensors (% of one core, {x['seconds']:.0f} s, {r['sensors']:.0f} sensors, "
+            f"{r['messages_per_s']:.0f} msg/s) | {x['daemon_cpu'] * 100:.2f} | {x['bare_cpu'] * 100:.2f} "
+            f"| {ratios[load]:.2f} {target} (windows: {', '.join(f'{w:.2f}' for w in x['window_ratios'])}) |"
+        )
     print(
         f"| RSS (MB) | {r['daemon_rss_mb']:.1f} (peak {r['daemon_rss_peak_mb']:.1f}) | {r['bare_rss_mb']:.1f} | < 80 |"
     )
-    ok = ratio <= 1.3 and r["daemon_rss_peak_mb"] < 80
-    print("VERDICT:", "within budget" if ok else "OVER BUDGET")
+    ok = ratios[LOADS[0]] <= 1.3 and r["daemon_rss_peak_mb"] < 80
+    print("VERDICT:", "within budget" if ok else "OVER BUDGET", f"(CPU judged on {LOADS[0]} sensors)")
     return 0 if ok else 1
 
 
