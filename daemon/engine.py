@@ -43,7 +43,7 @@ import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from daemon.model import Decision, Quantity, Reading, Reason
 from daemon.rules.cron import cron_trigger
@@ -132,11 +132,56 @@ class RuleSet:
     def _condition_keys(self) -> dict[tuple[str, int], str]:
         return {(r.id, i): condition_key(r, i, c) for r in self.rules for i, c in enumerate(r.when) if c.is_numeric}
 
+    @functools.cached_property
+    def in_order(self) -> tuple[Rule, ...]:
+        """The rules sorted by id: the order in which they are evaluated and traced."""
+        return tuple(sorted(self.rules, key=lambda r: r.id))
+
+    @functools.cached_property
+    def by_id(self) -> dict[str, Rule]:
+        return {r.id: r for r in self.rules}
+
+    def schedule_day(self, name: str, tz: dt.tzinfo, day: dt.date) -> ScheduleDay | None:
+        """A schedule's spans on local ``day`` and the timestamps at which it may open or close (then the next
+        midnight), or None if it does not exist. Kept per day: every evaluation asks for each schedule
+        condition, and the answer changes once a day."""
+        cache = self._schedule_days
+        got = cache.get((name, tz, day))
+        if got is None:
+            sched = self.schedules.get(name)
+            if sched is None:
+                return None
+            if len(cache) >= 64:  # a few schedules a day; a replay crosses many days
+                cache.clear()
+            spans = tuple(sched.spans(day.weekday()))
+            stamps = _day_stamps(tz, day, tuple(t for span in spans for t in span))
+            got = cache[(name, tz, day)] = ScheduleDay(day in sched.holidays, spans, stamps)
+        return got
+
+    @functools.cached_property
+    def _schedule_days(self) -> dict[tuple[str, dt.tzinfo, dt.date], ScheduleDay]:
+        return {}
+
     def by_target(self) -> dict[str, list[Rule]]:
         out: dict[str, list[Rule]] = {}
         for r in self.rules:
             out.setdefault(r.target, []).append(r)
         return out
+
+
+class ScheduleDay(NamedTuple):
+    holiday: bool
+    spans: tuple[tuple[dt.time, dt.time], ...]  # of the weekday (closed all day on a holiday)
+    boundaries: tuple[float, ...]  # the spans' edges as sorted timestamps, then the next midnight
+
+    def is_open(self, t: dt.time) -> bool:
+        """Whether local time ``t`` of this day is within a span."""
+        if self.holiday:
+            return False
+        return any(a <= t < b or (b == dt.time.max and a <= t) for a, b in self.spans)
+
+    def next_boundary(self, now: float) -> float:
+        return self.boundaries[bisect.bisect_right(self.boundaries, now)]
 
 
 _AGGREGATES: dict[str, Callable[[list[float]], float]] = {
@@ -278,9 +323,11 @@ class EngineMemory:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class RuleTrace:
-    """How one rule came out in one evaluation (for ``lobbyd why`` and the what-if replay)."""
+class RuleTrace(NamedTuple):
+    """How one rule came out in one evaluation (for ``lobbyd why`` and the what-if replay).
+
+    A named tuple rather than a frozen dataclass: one is built per rule per evaluation, several times a
+    second, and a frozen dataclass's ``__init__`` costs one ``object.__setattr__`` per field."""
 
     rule: str
     target: str
@@ -340,13 +387,6 @@ def _clock(site: Site, t: float) -> str:
     return f"{_local(site, t):%H:%M}"
 
 
-def in_schedule(schedule: Schedule, site: Site, now: float, local: dt.datetime | None = None) -> bool:
-    t = local if local is not None else _local(site, now)
-    if t.date() in schedule.holidays:
-        return False
-    return any(a <= t.time() < b or (b == dt.time.max and a <= t.time()) for a, b in schedule.spans(t.weekday()))
-
-
 def _quantity_of(inp: Input, view: SensorView) -> Quantity | None:
     if inp.quantity is not None:
         return inp.quantity
@@ -376,6 +416,10 @@ class _Ctx:
         if self._local_now is None:
             self._local_now = _local(self.site, self.now)
         return self._local_now
+
+    @functools.cached_property
+    def local_time(self) -> dt.time:
+        return self.local_now.time()
 
 
 def _numeric(ctx: _Ctx, key: str, c: Condition) -> tuple[Status, str, list[tuple[str, float | None, float | None]]]:
@@ -474,11 +518,12 @@ def _condition(ctx: _Ctx, rule: Rule, i: int, c: Condition) -> tuple[Status, str
     if c.schedule is not None or c.outside_schedule is not None:
         name = c.schedule if c.schedule is not None else c.outside_schedule
         assert name is not None
-        sched = ctx.rules.schedules.get(name)
-        if sched is None:  # caught by validation; be safe at runtime
+        local = ctx.local_now
+        today = ctx.rules.schedule_day(name, ctx.site.tz, local.date())
+        if today is None:  # caught by validation; be safe at runtime
             return "false", f"schedule '{name}' does not exist", []
-        is_open = in_schedule(sched, ctx.site, ctx.now, ctx.local_now)
-        ctx.due_at(_next_boundary(ctx, [t for span in sched.spans(ctx.local_now.weekday()) for t in span]))
+        is_open = today.is_open(ctx.local_time)
+        ctx.due_at(today.next_boundary(ctx.now))
         want_open = c.schedule is not None
         ok = is_open == want_open
         words = f"{name} is {'open' if is_open else 'closed'}"
@@ -608,7 +653,7 @@ def evaluate(
     ctx = _Ctx(rules, view, site, now, mem, resume_grace_s, set())
     traces: list[RuleTrace] = []
     candidates: dict[str, list[tuple[tuple[int, int], str, float, Reason]]] = {}
-    for rule in sorted(rules.rules, key=lambda r: r.id):
+    for rule in rules.in_order:
         rank = (rule.priority, rule.specificity)
         if not rule.enabled:
             traces.append(RuleTrace(rule.id, rule.target, "disabled", None, ("rule is disabled",), (), *rank))
@@ -635,7 +680,7 @@ def evaluate(
             waiting = [i.key for i in rule.inputs() if view.value(i, now)[0] is None and view.warming_up(i, now)]
             if waiting:
                 lines.append(f"waiting for first readings of {', '.join(waiting)} since start: no action yet")
-                traces.append(RuleTrace(rule.id, rule.target, "silent", None, tuple(lines), tuple(inputs)))
+                traces.append(RuleTrace(rule.id, rule.target, "silent", None, tuple(lines), tuple(inputs), *rank))
                 continue
             if rule.safe_value is None:
                 lines.append("inputs unknown and no safe_value: this rule stays silent")
@@ -663,7 +708,7 @@ def evaluate(
         # Highest (priority, specificity); ties broken by the lowest rule id — never by file order.
         best = min(cands, key=lambda c: (-c[0][0], -c[0][1], c[1]))
         _, rule_id, value, reason = best
-        rule = next(r for r in rules.rules if r.id == rule_id)
+        rule = rules.by_id[rule_id]
         losers = sorted((c for c in cands if c[1] != rule_id), key=lambda c: c[1])
         if losers:
             why = ", ".join(f"{c[1]} ({lost_because(best[0], best[1], c[0], c[1])})" for c in losers)
