@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.clock import Clock
+from daemon.clock import Clock, Timer
 from daemon.config import LoadedConfig
 from daemon.control import ControlServer
 from daemon.engine import Evaluation, Override, evaluate
@@ -120,7 +120,8 @@ class Daemon:
         self.evaluation: Evaluation | None = None
         self._last_eval_at = -math.inf  # clock time of the last rule evaluation
         self._tick_at = -math.inf  # clock time the ticker sleeps until (see caught_up())
-        self._tick_wake: asyncio.Future[None] | None = None  # resolved at that time, or to re-arm the ticker
+        self._tick_wake: asyncio.Future[None] | None = None  # resolved at that time by _tick_timer
+        self._tick_timer: Timer | None = None
         self._heartbeat_s = min(HEARTBEAT_S, self.cfg.resume_grace_s / 2)
         self.desired: dict[str, Decision] = {}
         self._announced: dict[str, Decision] = {}  # last decision recorded/published per point
@@ -318,15 +319,15 @@ class Daemon:
         """
         loop = asyncio.get_running_loop()
         while True:
-            at = self._tick_at = self._next_tick()
-            wake = self._tick_wake = loop.create_future()
-            timer = self.clock.call_at(at, functools.partial(_resolve, wake))
+            self._tick_wake = loop.create_future()
+            self._arm_ticker(self._next_tick())
             try:
-                await wake
+                await self._tick_wake
             finally:
-                timer.cancel()
+                if self._tick_timer is not None:
+                    self._tick_timer.cancel()
             now = self.clock.now()
-            if now < at - 1e-3:  # re-armed for another slot (or the clock was set back): compute again
+            if now < self._tick_at - 1e-3:  # the clock was set back: compute again
                 continue
             self.stats.ticks += 1
             if now >= self._due() - 1e-9 or now < self._last_eval_at:  # due, or the clock went back
@@ -357,11 +358,21 @@ class Daemon:
         t = min(self._due(), now + self._heartbeat_s, *self._retry_at.values())
         return max(math.ceil((max(t, now) - 1e-9) / every) * every, next_slot(now, every))
 
+    def _arm_ticker(self, at: float) -> None:
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
+        assert self._tick_wake is not None
+        self._tick_at = at
+        self._tick_timer = self.clock.call_at(at, functools.partial(_resolve, self._tick_wake))
+
     def _rearm_ticker(self) -> None:
-        """An evaluation or a writer changed what is due: move the ticker's wake-up if its slot changed."""
+        """An evaluation or a writer changed what is due: move the ticker's timer if its slot changed (the
+        ticker task itself sleeps on: waking it to re-arm cost a task step per evaluation during a ramp)."""
         wake = self._tick_wake
-        if wake is not None and not wake.done() and abs(self._next_tick() - self._tick_at) > 1e-6:
-            _resolve(wake)
+        if wake is not None and not wake.done():
+            at = self._next_tick()
+            if abs(at - self._tick_at) > 1e-6:
+                self._arm_ticker(at)
 
     # ---- devices --------------------------------------------------------------------------------------
     def _on_availability(self, device: str, online: bool, why: str) -> None:
