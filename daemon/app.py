@@ -290,9 +290,8 @@ class Daemon:
         return self.gate.track(target).known != d.value
 
     async def _control_loop(self) -> None:
-        # A lone reading is evaluated at once; under a flood (paho hands over one packet per loop
-        # turn, so sleep(0) alone coalesced nothing) at most one evaluation per MIN_EVAL_GAP_S runs,
-        # covering every reading that arrived meanwhile. Real time: this paces CPU, not rules.
+        # A lone reading is evaluated at once; under a flood at most one evaluation per MIN_EVAL_GAP_S
+        # runs, covering every reading that arrived meanwhile. Real time: this paces CPU, not rules.
         loop = asyncio.get_running_loop()
         last = -1e9
         while True:
@@ -302,8 +301,7 @@ class Daemon:
                 await asyncio.sleep(wait)
             self._dirty.clear()
             last = loop.time()
-            self._evaluate()
-            await asyncio.sleep(0)
+            self._evaluate()  # then straight back to wait(): no reading can arrive during it, nothing to yield for
 
     async def _ticker(self) -> None:
         """Time passes even when no sensor speaks: `for:` timers, schedules, staleness, held writes.
