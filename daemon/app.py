@@ -134,6 +134,7 @@ class Daemon:
         self._retry_at: dict[str, float] = {}  # device -> when its writer looks again (a hold ends, a failed write)
         self._held_value: dict[str, float] = {}  # point -> the value its writer last held back
         self._dirty = asyncio.Event()
+        self._changed: set[str] = set()  # sensors read by the rules with a new reading since the last evaluation
         self._stop = asyncio.Event()
         self._pending_publish: dict[str, tuple[str, bool]] = {}
         self._publish_wake = asyncio.Event()
@@ -193,6 +194,7 @@ class Daemon:
             if self.state.update(r):
                 self.recorder.reading(r)
                 if r.sensor in self._read_by_rules:  # a reading no rule reads changes no decision
+                    self._changed.add(r.sensor)
                     self._dirty.set()
 
     def _on_override(self, target: str, m: Message) -> None:
@@ -227,9 +229,13 @@ class Daemon:
             await self._publish_availability(d.name, d.online)
 
     # ---- decisions ----------------------------------------------------------------------------------
-    def _evaluate(self) -> None:
+    def _evaluate(self, *, full: bool = False) -> None:
+        """Evaluate the rules. After a reading, only the rules that read a sensor with a new reading are
+        evaluated again; the engine keeps the others' outcome when nothing else can have changed it
+        (``evaluate``'s ``reuse``). ``full``: every rule (the ticker, ``lobbyd why``)."""
         now = self.clock.now()
         t0 = time.perf_counter()
+        changed, self._changed = self._changed, set()
         ev = evaluate(
             self.rules.ruleset,
             self.state.view(),
@@ -238,6 +244,8 @@ class Daemon:
             site=self.loaded.site,
             limits=self.limits,
             resume_grace_s=self.cfg.resume_grace_s,
+            reuse=None if full else self.evaluation,
+            changed=changed,
         )
         self.memory = ev.memory
         self.evaluation = ev
@@ -329,7 +337,7 @@ class Daemon:
                 continue
             self.stats.ticks += 1
             if now >= self._due() - 1e-9 or now < self._last_eval_at:  # due, or the clock went back
-                self._evaluate()  # here, not via the control loop: the next slot then sees its next_due
+                self._evaluate(full=True)  # here, not via the control loop: the next slot sees its next_due
             for name, retry_at in list(self._retry_at.items()):
                 if now >= retry_at - 1e-9:
                     del self._retry_at[name]
@@ -599,6 +607,8 @@ class Daemon:
         matches = sorted(t for t in self.limits if t == target or t.startswith(target + "."))
         if not matches:
             raise ValueError(f"unknown device or point '{target}'; known: {', '.join(sorted(self.limits))}")
+        if self.evaluation is not None:
+            self._evaluate(full=True)  # every rule's words as of now (ages, how long a `for` has run)
         now = self.clock.now()
         out = {}
         for t in matches:

@@ -28,6 +28,9 @@ Semantics, in short (``rules/README.md`` says the same for staff):
   reading going stale, a ``for`` completing, a window edge, a ramp step, an override ending, the
   circadian colour every minute); the daemon evaluates again then, or on a reading, or at its
   heartbeat. ``tests/engine/test_next_due.py`` checks nothing changes earlier.
+* After a reading the caller may pass the previous evaluation (``reuse``) and the sensors with a new
+  reading (``changed``): rules that read none of them keep their outcome while nothing was due since
+  (:func:`evaluate`); the decisions and timers are those of a full evaluation.
 * Each :class:`RuleTrace` carries the rule's priority and specificity; a winning decision's reason
   names every loser and why it lost (:func:`lost_because`), for ``lobbyd why``.
 """
@@ -41,7 +44,7 @@ import hashlib
 import json
 import math
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -118,10 +121,29 @@ class RuleSet:
 
     @functools.cached_property
     def _read_keys(self) -> tuple[frozenset[str], frozenset[tuple[str, Quantity]]]:
-        inputs = [i for r in self.rules for i in r.inputs()]
-        ids = frozenset(i.sensor for i in inputs if i.sensor is not None)
-        zones = frozenset((i.zone, i.quantity) for i in inputs if i.zone is not None and i.quantity is not None)
+        ids = frozenset(i for r in self.rules for i in self._rule_reads[r.id][0])
+        zones = frozenset(z for r in self.rules for z in self._rule_reads[r.id][1])
         return ids, zones
+
+    @functools.cached_property
+    def _rule_reads(self) -> dict[str, tuple[frozenset[str], frozenset[tuple[str, Quantity]]]]:
+        """Per rule: the sensor ids it reads, and the (zone, quantity) aggregates it reads."""
+        out = {}
+        for r in self.rules:
+            inputs = r.inputs()
+            ids = frozenset(i.sensor for i in inputs if i.sensor is not None)
+            zones = frozenset((i.zone, i.quantity) for i in inputs if i.zone is not None and i.quantity is not None)
+            out[r.id] = (ids, zones)
+        return out
+
+    def rules_reading(self, sensors: Collection[str], infos: Mapping[str, SensorInfo]) -> set[str]:
+        """The ids of the rules that read any of ``sensors``, by id or through a zone aggregate."""
+        keys = [(sid, infos.get(sid)) for sid in sensors]
+        return {
+            rid
+            for rid, (ids, zones) in self._rule_reads.items()
+            if any(sid in ids or (info is not None and (info.zone, info.quantity) in zones) for sid, info in keys)
+        }
 
     def condition_key(self, rule: Rule, index: int, cond: Condition) -> str:
         """:func:`condition_key`, computed once per rule set (hashing a condition is not free)."""
@@ -348,6 +370,9 @@ class Evaluation:
     # a `for:` completing, a clock window opening or closing, a ramp step, an override ending, the sun
     # moving a circadian colour. ``now`` means "at the next tick"; ``inf`` means "only a reading can".
     next_due: float = math.inf
+    at: float = -math.inf  # the ``now`` it was made at
+    ruleset: RuleSet | None = field(default=None, repr=False, compare=False)  # the rules it evaluated
+    kept: frozenset[str] = frozenset()  # ids of the rules whose outcome was kept from the previous one
 
 
 def condition_key(rule: Rule, index: int, cond: Condition) -> str:
@@ -646,15 +671,49 @@ def evaluate(
     site: Site,
     limits: Mapping[str, PointLimits],
     resume_grace_s: float = 120.0,
+    reuse: Evaluation | None = None,
+    changed: Collection[str] = (),
 ) -> Evaluation:
-    """Evaluate every rule at time ``now``; return the winning decision per point, traces and new memory."""
+    """Evaluate every rule at time ``now``; return the winning decision per point, traces and new memory.
+
+    With ``reuse`` (the previous evaluation) and ``changed`` (the sensors with a new reading since), a
+    rule that reads none of ``changed`` keeps its outcome from ``reuse`` instead of being evaluated
+    again, provided ``reuse`` evaluated the same rule set, nothing was due since (``now`` is before its
+    ``next_due``: no reading went stale, no ``for`` completed, no window opened or closed, no ramp is on
+    its way) and it is no older than ``resume_grace_s`` (no gap). Its outcome cannot have changed; the
+    decisions, memory and timers are the same as a full evaluation's (tests/engine/test_reuse.py). Only
+    the words of a kept trace are as old as its evaluation (the age of an input, how long a ``for`` has
+    run), so ``lobbyd why`` asks for a full evaluation. Arbitration, ramps, overrides and clamping run
+    for every point each time.
+    """
     mem = memory.copy()
     view.changes_at = math.inf
     ctx = _Ctx(rules, view, site, now, mem, resume_grace_s, set())
     traces: list[RuleTrace] = []
     candidates: dict[str, list[tuple[tuple[int, int], str, float, Reason]]] = {}
+    kept: dict[str, RuleTrace] = {}
+    if (
+        reuse is not None
+        and reuse.ruleset is rules
+        and reuse.at <= now < reuse.next_due
+        and now - reuse.at <= resume_grace_s
+    ):
+        again = rules.rules_reading(changed, view.sensors)
+        kept = {t.rule: t for t in reuse.traces if t.rule not in again}
+        ctx.due = reuse.next_due  # the kept rules' own due times are among it
     for rule in rules.in_order:
         rank = (rule.priority, rule.specificity)
+        old = kept.get(rule.id)
+        if old is not None:
+            assert reuse is not None
+            if rule.enabled:
+                _keep_timers(ctx, rule, reuse.at)
+            traces.append(old)
+            if old.state in ("active", "fallback"):
+                assert old.value is not None
+                reason = Reason(rule.id, "; ".join(old.lines), old.inputs, fallback=old.state == "fallback")
+                candidates.setdefault(rule.target, []).append((rank, rule.id, old.value, reason))
+            continue
         if not rule.enabled:
             traces.append(RuleTrace(rule.id, rule.target, "disabled", None, ("rule is disabled",), (), *rank))
             continue
@@ -748,7 +807,21 @@ def evaluate(
     for store in (mem.latched, mem.since, mem.known_at):
         for key in [k for k in store if k not in ctx.live_keys]:
             del store[key]
-    return Evaluation(decisions, traces, mem, next_due=min(ctx.due, max(view.changes_at, now)))
+    next_due = min(ctx.due, max(view.changes_at, now))
+    return Evaluation(decisions, traces, mem, next_due, at=now, ruleset=rules, kept=frozenset(kept))
+
+
+def _keep_timers(ctx: _Ctx, rule: Rule, then: float) -> None:
+    """A kept rule's timers, as evaluating it again would leave them: its inputs are as they were at
+    ``then``, so an input known then is known now (``known_at`` moves on), and latches and ``for``
+    start times stand."""
+    known_at = ctx.mem.known_at
+    for i, c in enumerate(rule.when):
+        if c.is_numeric:
+            key = ctx.rules.condition_key(rule, i, c)
+            ctx.live_keys.add(key)
+            if known_at.get(key) == then:
+                known_at[key] = ctx.now
 
 
 def _decision(target: str, value: float, reason: Reason, now: float, limits: Mapping[str, PointLimits]) -> Decision:

@@ -228,3 +228,25 @@ async def test_a_held_write_goes_through_when_its_minimum_hold_ends(tmp_path: Pa
             assert fan.writes == [(T0 + 120, 1.0)]
             assert "fresh_air.fan_speed" not in d.stats.held and d._retry_at == {}
             writer.cancel()
+
+
+async def test_a_reading_evaluates_again_only_the_rules_that_read_it_and_why_evaluates_all(tmp_path: Path) -> None:
+    async with daemon(tmp_path) as (d, clock):
+        d._on_message(msg("sensors/demo-001/hall/pm25", "12", clock.now()))
+        d._on_message(msg("sensors/demo-001/hall/lux", "300", clock.now()))
+        await settled(d)
+        assert d.evaluation is not None and d.evaluation.kept == frozenset()  # the first one: every rule
+        await clock.advance(1.0)
+        d._on_message(msg("sensors/demo-001/hall/pm25", "14", clock.now()))
+        await settled(d)
+        ev = d.evaluation
+        assert ev is not None and ev.at == clock.now()
+        rules = d.rules.ruleset.rules
+        hall_pm25 = {
+            r.id
+            for r in rules
+            if any(i.sensor == "hall-pm25" or (i.zone, i.quantity) == ("hall", "pm25") for i in r.inputs())
+        }
+        assert hall_pm25 and ev.kept == {r.id for r in rules} - hall_pm25  # only the rules reading it ran again
+        d.why("fresh_air")
+        assert d.evaluation is not ev and d.evaluation.kept == frozenset()  # why: every rule, as of now
