@@ -1,5 +1,6 @@
 """When the daemon evaluates its rules and retries held writes: on readings a rule reads, and on the
-ticker's ``evaluate_every_s`` grid only when something is due (a timer, a ramp, a hold ending, the heartbeat).
+ticker's ``evaluate_every_s`` grid only when something is due (a timer, a ramp, a hold ending, the heartbeat);
+and which rules a reading evaluates again (those that read it; the ticker and ``why``: all).
 
 In-process daemon on a virtual clock, no servers: only its control loop and ticker run (and, in the
 held-write test, one device writer against a stand-in device), fed through the same ``_on_message``
