@@ -121,9 +121,8 @@ class RuleSet:
 
     @functools.cached_property
     def _read_keys(self) -> tuple[frozenset[str], frozenset[tuple[str, Quantity]]]:
-        ids = frozenset(i for r in self.rules for i in self._rule_reads[r.id][0])
-        zones = frozenset(z for r in self.rules for z in self._rule_reads[r.id][1])
-        return ids, zones
+        reads = self._rule_reads.values()
+        return frozenset(i for ids, _ in reads for i in ids), frozenset(z for _, zones in reads for z in zones)
 
     @functools.cached_property
     def _rule_reads(self) -> dict[str, tuple[frozenset[str], frozenset[tuple[str, Quantity]]]]:
@@ -711,8 +710,7 @@ def evaluate(
             traces.append(old)
             if old.state in ("active", "fallback"):
                 assert old.value is not None
-                reason = Reason(rule.id, "; ".join(old.lines), old.inputs, fallback=old.state == "fallback")
-                candidates.setdefault(rule.target, []).append((rank, rule.id, old.value, reason))
+                candidates.setdefault(rule.target, []).append((rank, rule.id, old.value, _reason(old)))
             continue
         if not rule.enabled:
             traces.append(RuleTrace(rule.id, rule.target, "disabled", None, ("rule is disabled",), (), *rank))
@@ -748,19 +746,11 @@ def evaluate(
             value = rule.safe_value
             lines.append(f"inputs unknown: safe value {value:g}")
         assert value is not None
-        reason = Reason(rule=rule.id, text="; ".join(lines), inputs=tuple(inputs), fallback=fallback)
-        traces.append(
-            RuleTrace(
-                rule.id,
-                rule.target,
-                "fallback" if fallback else "active",
-                value,
-                tuple(lines),
-                tuple(inputs),
-                *rank,
-            )
+        trace = RuleTrace(
+            rule.id, rule.target, "fallback" if fallback else "active", value, tuple(lines), tuple(inputs), *rank
         )
-        candidates.setdefault(rule.target, []).append(((rule.priority, rule.specificity), rule.id, value, reason))
+        traces.append(trace)
+        candidates.setdefault(rule.target, []).append((rank, rule.id, value, _reason(trace)))
 
     decisions: dict[str, Decision] = {}
     for target, cands in candidates.items():
@@ -809,6 +799,11 @@ def evaluate(
             del store[key]
     next_due = min(ctx.due, max(view.changes_at, now))
     return Evaluation(decisions, traces, mem, next_due, at=now, ruleset=rules, kept=frozenset(kept))
+
+
+def _reason(trace: RuleTrace) -> Reason:
+    """The reason an acting rule (active, or on its safe value) gives for its value: its trace's words."""
+    return Reason(trace.rule, "; ".join(trace.lines), trace.inputs, fallback=trace.state == "fallback")
 
 
 def _keep_timers(ctx: _Ctx, rule: Rule, then: float) -> None:
