@@ -3,6 +3,7 @@
 Where things happen (for a reader in a hurry):
 
 * a sensor reading enters in :meth:`Daemon._on_message` (MQTT → :class:`drivers.mqtt.Intake` → state);
+  a message no rule reads waits there in a short batch (:meth:`Daemon.take_batch`), decoded with the next ones;
 * a decision is made in :meth:`Daemon._evaluate` (pure :func:`daemon.engine.evaluate`);
 * a register is written in :meth:`Daemon._device_writer` (safety gate → :meth:`ModbusDevice.write_point`).
 
@@ -45,6 +46,12 @@ _LOG = logging.getLogger("lobbyd")
 VERSION = "0.1.0"
 MIN_EVAL_GAP_S = 0.002  # under a flood of readings, at most 500 rule evaluations per second
 HEARTBEAT_S = 15.0  # an evaluation at least this often even when nothing is due (the watchdog wants 30 s)
+# A message no rule reads waits in a batch (Daemon._on_message): taken on the first message that arrives
+# BATCH_TAKE_AFTER_S or more after the batch's oldest, at BATCH_MAX messages, and at the latest BATCH_S
+# after the oldest (a timer; clock time).
+BATCH_TAKE_AFTER_S = 0.5
+BATCH_S = 2.0
+BATCH_MAX = 256
 
 
 class _UntilStopped:
@@ -114,6 +121,9 @@ class Daemon:
         self.limits = loaded.point_limits()
         self.rules = rules if rules is not None else self._load_rules(None)
         self._read_by_rules = self._sensors_read(self.rules)
+        self._batched_topics = self._topics_no_rule_reads()
+        self._batch: list[Message] = []  # messages on _batched_topics not yet decoded, in arrival order
+        self._batch_timer: Timer | None = None
         self.memory = load_engine_memory(loaded.state_dir)
         self.gate = load_safety_gate(loaded.state_dir)
         self._persisted: dict[str, bytes] = {}  # what save_memory last wrote, per file (unchanged: not rewritten)
@@ -174,6 +184,13 @@ class Daemon:
     def _sensors_read(self, rules: LoadedRules) -> frozenset[str]:
         return frozenset(sid for sid, info in self.loaded.sensor_infos().items() if rules.ruleset.reads(info))
 
+    def _topics_no_rule_reads(self) -> frozenset[str]:
+        """Topics none of whose sensors any rule reads: recorded and shown, never deciding anything."""
+        read = self._read_by_rules
+        return frozenset(
+            t for t in self.intake.router.topics if not any(s.id in read for s in self.intake.router.route(t))
+        )
+
     def _load_rules(self, previous: LoadedRules | None) -> LoadedRules:
         return load_rules(
             self.loaded.rules_dir,
@@ -184,11 +201,47 @@ class Daemon:
 
     # ---- intake -----------------------------------------------------------------------------------
     def _on_message(self, m: Message) -> None:
-        """Every MQTT message enters here: sensor readings, or manual overrides on ``.../set``."""
+        """Every MQTT message enters here: sensor readings, or manual overrides on ``.../set``.
+
+        A message on a topic no rule reads (a sensor that is only recorded and shown) joins a batch
+        instead: decoded and recorded with the others by the first message that arrives
+        BATCH_TAKE_AFTER_S after the batch's oldest (the process is awake anyway), at BATCH_MAX
+        messages, or by a timer BATCH_S after the oldest if no message comes. On a gateway each message
+        wakes the process on its own, and most of what handling it costs is caches gone cold since the
+        last one (docs/architecture.md); a batch is decoded warm. Its readings keep their arrival time;
+        status, counters, health records, reloads and shutdown take the batch first
+        (:meth:`take_batch`), so nothing is lost or shown out of date. Control is unaffected: a message
+        a rule reads is handled at once.
+        """
+        batch = self._batch
+        if m.topic in self._batched_topics:
+            batch.append(m)
+            if len(batch) == 1:
+                self._batch_timer = self.clock.call_at(m.ts + BATCH_S, self.take_batch)
+            elif len(batch) >= BATCH_MAX or m.ts - batch[0].ts >= BATCH_TAKE_AFTER_S:
+                self.take_batch()
+            return
+        if batch and m.ts - batch[0].ts >= BATCH_TAKE_AFTER_S:
+            self.take_batch()
         target = target_of(m.topic, self._override_prefix)
         if target is not None:
             self._on_override(target, m)
             return
+        self._take(m)
+
+    def take_batch(self) -> None:
+        """Decode and record the batched messages now (see :meth:`_on_message`)."""
+        if self._batch_timer is not None:
+            self._batch_timer.cancel()
+            self._batch_timer = None
+        batch, self._batch = self._batch, []
+        for m in batch:
+            try:
+                self._take(m)
+            except Exception as exc:  # as the link guards its handler: one bug must not lose the rest
+                self.link.handler_failed(m, exc)
+
+    def _take(self, m: Message) -> None:
         readings, _rejects = self.intake.process_message(m)
         for r in readings:
             if self.state.update(r):
@@ -526,6 +579,7 @@ class Daemon:
         while True:
             await self.clock.sleep(until_next_slot(self.clock.now(), period))
             now = self.clock.now()
+            self.take_batch()  # the health record counts them
             for component, fields in health_records(self):
                 self.recorder.health(component, fields, now)
             self.stats.eval_ms_max = self.stats.write_ms_max = 0.0
@@ -540,8 +594,10 @@ class Daemon:
         now = self.clock.now()
         self.stats.reloads += 1
         changed = new.fingerprint() != self.rules.fingerprint()
+        self.take_batch()  # a sensor the new rules read must not get a batched older reading after a newer one
         self.rules = new
         self._read_by_rules = self._sensors_read(new)
+        self._batched_topics = self._topics_no_rule_reads()
         if new.errors:
             text = f"rules reload ({why}): {len(new.errors)} error(s); kept last good version of " + (
                 ", ".join(Path(f).name for f in new.kept_previous) or "nothing"
@@ -587,6 +643,7 @@ class Daemon:
         if cmd == "status":
             return self.status()
         if cmd == "counters":  # a cheap poll for scripts and benchmarks (status builds much more)
+            self.take_batch()
             rejected = self.intake.counters.snapshot()
             return {
                 "received": self.link.received,
@@ -715,6 +772,7 @@ class Daemon:
         Each phase is bounded, so a dead device or an absent InfluxDB cannot keep the daemon from exiting:
         what is not sent is in the spool.
         """
+        self.take_batch()  # intake has stopped: the last batched readings go to the flush below
         self.save_memory()
         try:
             async with asyncio.timeout(self.shutdown_bound_s):
@@ -757,4 +815,5 @@ class Daemon:
     # ---- introspection -----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """What ``lobbyd status`` shows (daemon/status.py)."""
+        self.take_batch()
         return collect_status(self, VERSION)

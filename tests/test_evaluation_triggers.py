@@ -67,6 +67,7 @@ def msg(topic: str, payload: str, at: float) -> Message:
 async def test_a_reading_no_rule_reads_is_recorded_but_evaluates_nothing(tmp_path: Path) -> None:
     async with daemon(tmp_path) as (d, clock):
         d._on_message(msg("sensors/demo-001/annex/temp", "21.5", clock.now()))
+        d.take_batch()  # it waits in a batch (tests/test_intake_batch.py)
         await settled(d)
         assert d.state.latest("annex-temp") is not None
         assert d.stats.evaluations == 0

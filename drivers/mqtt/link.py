@@ -265,13 +265,19 @@ class MqttLink:
             self.last_message_at = now
             self.received += 1
             payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
+            message = Message(m.topic.value, payload, m.retain, now)
             try:
-                handle(Message(m.topic.value, payload, m.retain, now))
+                handle(message)
             except Exception as exc:  # a bug in the handler must not break paho's read loop
-                self.handler_errors += 1
-                self._errors.log("handler", f"message handler failed on {m.topic.value}: {exc!r}")
+                self.handler_failed(message, exc)
 
         return deliver
+
+    def handler_failed(self, message: Message, exc: Exception) -> None:
+        """Count and log (rate-limited) a message handler that raised: for the handler this link calls,
+        and for a caller that handles messages later (the daemon's batch)."""
+        self.handler_errors += 1
+        self._errors.log("handler", f"message handler failed on {message.topic}: {exc!r}")
 
 
 def _raise_if_cancelling() -> None:
