@@ -41,7 +41,10 @@ class SafetyGate:
         self.points: dict[str, PointTrack] = {}
 
     def track(self, target: str) -> PointTrack:
-        return self.points.setdefault(target, PointTrack())
+        t = self.points.get(target)  # not setdefault: that would build a PointTrack on every call
+        if t is None:
+            t = self.points[target] = PointTrack()
+        return t
 
     def admit(
         self, target: str, desired: float, now: float, safety: SafetyConfig, *, manual: bool = False

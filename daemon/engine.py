@@ -135,14 +135,35 @@ class RuleSet:
             out[r.id] = (ids, zones)
         return out
 
-    def rules_reading(self, sensors: Collection[str], infos: Mapping[str, SensorInfo]) -> set[str]:
-        """The ids of the rules that read any of ``sensors``, by id or through a zone aggregate."""
-        keys = [(sid, infos.get(sid)) for sid in sensors]
-        return {
+    def rules_reading(self, sensors: Collection[str], infos: Mapping[str, SensorInfo]) -> frozenset[str]:
+        """The ids of the rules that read any of ``sensors``, by id or through a zone aggregate.
+
+        Kept per set of sensors and ``infos``: asked after every reading, mostly for the same few sensors."""
+        key = frozenset(sensors)
+        cache = self._reading_cache
+        hit = cache.get(key)
+        if hit is not None and hit[0] is infos:
+            return hit[1]
+        pairs = [(sid, infos.get(sid)) for sid in key]
+        got = frozenset(
             rid
             for rid, (ids, zones) in self._rule_reads.items()
-            if any(sid in ids or (info is not None and (info.zone, info.quantity) in zones) for sid, info in keys)
-        }
+            if any(sid in ids or (info is not None and (info.zone, info.quantity) in zones) for sid, info in pairs)
+        )
+        if len(cache) >= 256:
+            cache.clear()
+        cache[key] = (infos, got)
+        return got
+
+    @functools.cached_property
+    def _reading_cache(self) -> dict[frozenset[str], tuple[Mapping[str, SensorInfo], frozenset[str]]]:
+        return {}
+
+    @functools.cached_property
+    def numeric_keys(self) -> dict[str, tuple[str, ...]]:
+        """Per rule, the timer keys (:func:`condition_key`) of its numeric conditions, in order."""
+        key = self.condition_key
+        return {r.id: tuple(key(r, i, c) for i, c in enumerate(r.when) if c.is_numeric) for r in self.rules}
 
     def condition_key(self, rule: Rule, index: int, cond: Condition) -> str:
         """:func:`condition_key`, computed once per rule set (hashing a condition is not free)."""
@@ -161,6 +182,11 @@ class RuleSet:
     @functools.cached_property
     def by_id(self) -> dict[str, Rule]:
         return {r.id: r for r in self.rules}
+
+    @functools.cached_property
+    def targets(self) -> tuple[str, ...]:
+        """Every rule target once, in the order of its first rule in :attr:`in_order`."""
+        return tuple(dict.fromkeys(r.target for r in self.in_order))
 
     def schedule_day(self, name: str, tz: dt.tzinfo, day: dt.date) -> ScheduleDay | None:
         """A schedule's spans on local ``day`` and the timestamps at which it may open or close (then the next
@@ -372,6 +398,9 @@ class Evaluation:
     at: float = -math.inf  # the ``now`` it was made at
     ruleset: RuleSet | None = field(default=None, repr=False, compare=False)  # the rules it evaluated
     kept: frozenset[str] = frozenset()  # ids of the rules whose outcome was kept from the previous one
+    # Per point, the rule that won arbitration, its value and its reason (before a ramp, an override and
+    # clamping): a later evaluation in which none of the point's rules is evaluated again reuses it.
+    winners: Mapping[str, tuple[str, float, Reason]] = field(default_factory=dict, repr=False, compare=False)
 
 
 def condition_key(rule: Rule, index: int, cond: Condition) -> str:
@@ -682,8 +711,9 @@ def evaluate(
     its way) and it is no older than ``resume_grace_s`` (no gap). Its outcome cannot have changed; the
     decisions, memory and timers are the same as a full evaluation's (tests/engine/test_reuse.py). Only
     the words of a kept trace are as old as its evaluation (the age of an input, how long a ``for`` has
-    run), so ``lobbyd why`` asks for a full evaluation. Arbitration, ramps, overrides and clamping run
-    for every point each time.
+    run), so ``lobbyd why`` asks for a full evaluation. A point none of whose rules is evaluated again
+    keeps its arbitration winner (the same candidates); ramps, overrides and clamping run for every
+    point each time.
     """
     mem = memory.copy()
     view.changes_at = math.inf
@@ -691,6 +721,7 @@ def evaluate(
     traces: list[RuleTrace] = []
     candidates: dict[str, list[tuple[tuple[int, int], str, float, Reason]]] = {}
     kept: dict[str, RuleTrace] = {}
+    winners: dict[str, tuple[str, float, Reason]] = {}
     if (
         reuse is not None
         and reuse.ruleset is rules
@@ -700,6 +731,9 @@ def evaluate(
         again = rules.rules_reading(changed, view.sensors)
         kept = {t.rule: t for t in reuse.traces if t.rule not in again}
         ctx.due = reuse.next_due  # the kept rules' own due times are among it
+        # A point none of whose rules is evaluated again has the same candidates: the same winner.
+        touched = {rules.by_id[rid].target for rid in again if rid in rules.by_id}
+        winners = {t: w for t, w in reuse.winners.items() if t not in touched}
     for rule in rules.in_order:
         rank = (rule.priority, rule.specificity)
         old = kept.get(rule.id)
@@ -708,7 +742,7 @@ def evaluate(
             if rule.enabled:
                 _keep_timers(ctx, rule, reuse.at)
             traces.append(old)
-            if old.state in ("active", "fallback"):
+            if old.state in ("active", "fallback") and rule.target not in winners:
                 assert old.value is not None
                 candidates.setdefault(rule.target, []).append((rank, rule.id, old.value, _reason(old)))
             continue
@@ -752,12 +786,10 @@ def evaluate(
         traces.append(trace)
         candidates.setdefault(rule.target, []).append((rank, rule.id, value, _reason(trace)))
 
-    decisions: dict[str, Decision] = {}
     for target, cands in candidates.items():
         # Highest (priority, specificity); ties broken by the lowest rule id — never by file order.
         best = min(cands, key=lambda c: (-c[0][0], -c[0][1], c[1]))
         _, rule_id, value, reason = best
-        rule = rules.by_id[rule_id]
         losers = sorted((c for c in cands if c[1] != rule_id), key=lambda c: c[1])
         if losers:
             why = ", ".join(f"{c[1]} ({lost_because(best[0], best[1], c[0], c[1])})" for c in losers)
@@ -767,6 +799,15 @@ def evaluate(
                 inputs=reason.inputs,
                 fallback=reason.fallback,
             )
+        winners[target] = (rule_id, value, reason)
+
+    decisions: dict[str, Decision] = {}
+    for target in rules.targets:  # one order whether a winner was reused or not
+        won = winners.get(target)
+        if won is None:
+            continue
+        rule_id, value, reason = won
+        rule = rules.by_id[rule_id]
         prev = mem.outputs.get(target)
         if rule.ramp_per_minute is not None and prev is not None and not reason.fallback:
             step = rule.ramp_per_minute * max(0.0, now - prev[1]) / 60.0
@@ -798,7 +839,7 @@ def evaluate(
         for key in [k for k in store if k not in ctx.live_keys]:
             del store[key]
     next_due = min(ctx.due, max(view.changes_at, now))
-    return Evaluation(decisions, traces, mem, next_due, at=now, ruleset=rules, kept=frozenset(kept))
+    return Evaluation(decisions, traces, mem, next_due, at=now, ruleset=rules, kept=frozenset(kept), winners=winners)
 
 
 def _reason(trace: RuleTrace) -> Reason:
@@ -811,12 +852,10 @@ def _keep_timers(ctx: _Ctx, rule: Rule, then: float) -> None:
     ``then``, so an input known then is known now (``known_at`` moves on), and latches and ``for``
     start times stand."""
     known_at = ctx.mem.known_at
-    for i, c in enumerate(rule.when):
-        if c.is_numeric:
-            key = ctx.rules.condition_key(rule, i, c)
-            ctx.live_keys.add(key)
-            if known_at.get(key) == then:
-                known_at[key] = ctx.now
+    for key in ctx.rules.numeric_keys[rule.id]:
+        ctx.live_keys.add(key)
+        if known_at.get(key) == then:
+            known_at[key] = ctx.now
 
 
 def _decision(target: str, value: float, reason: Reason, now: float, limits: Mapping[str, PointLimits]) -> Decision:
