@@ -49,7 +49,7 @@ HEARTBEAT_S = 15.0  # an evaluation at least this often even when nothing is due
 # A message no rule reads waits in a batch (Daemon._on_message): taken on the first message that arrives
 # BATCH_TAKE_AFTER_S or more after the batch's oldest, at BATCH_MAX messages, and at the latest BATCH_S
 # after the oldest (a timer; clock time).
-BATCH_TAKE_AFTER_S = 0.5
+BATCH_TAKE_AFTER_S = 1.0
 BATCH_S = 2.0
 BATCH_MAX = 256
 
