@@ -48,9 +48,10 @@ MIN_EVAL_GAP_S = 0.002  # under a flood of readings, at most 500 rule evaluation
 HEARTBEAT_S = 15.0  # an evaluation at least this often even when nothing is due (the watchdog wants 30 s)
 # A message no rule reads waits in a batch (Daemon._on_message): taken on the first message that arrives
 # BATCH_TAKE_AFTER_S or more after the batch's oldest, at BATCH_MAX messages, and at the latest BATCH_S
-# after the oldest (a timer; clock time).
+# after the oldest (a timer; clock time). BATCH_S is well above BATCH_TAKE_AFTER_S so that sensors reporting
+# together once a second have their batch taken by a message, not by a wake-up of the timer's own.
 BATCH_TAKE_AFTER_S = 1.0
-BATCH_S = 2.0
+BATCH_S = 3.0
 BATCH_MAX = 256
 
 
