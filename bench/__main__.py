@@ -99,11 +99,11 @@ Measured with py-spy (`--gil`, 250 Hz) on the daemon while it drained the burst 
    evaluated again (57–60 µs warm per reading, 112 µs cold). An A/B of three alternating runs of the
    code before and after (40 s per shape each, a noisy day: the bare subscriber at 1.5–2.4 % of a
    core): independent sensors 1.29, 1.33, 1.29 before, 1.23, 1.19, 1.24 after; the burst 2.0–2.5×
-   either way (that code had a 2 s timer). *What is left*: three readings a second that the rules read, each handled at once
-   (~500 µs of CPU with its wake-up on this VM) and evaluated (~470 µs): ~2 ms of CPU a second;
-   periodic work (status polls, a time-series request every 5 s through a worker thread, health
-   records): ~0.9 ms a second. The host's load moves all of it: four runs of the same code on one
-   day gave 1.13–1.36, and absolute costs were 1.5–3× those of the day before.
+   either way (that code had a 2 s timer). *What is left*: three readings a second that the rules
+   read, each handled at once (~500 µs of CPU with its wake-up on this VM) and evaluated (~470 µs):
+   ~2 ms of CPU a second; periodic work (status polls, a time-series request every 5 s through a
+   worker thread, health records): ~0.9 ms a second. The host's load moves all of it: four runs of
+   the same code on one day gave 1.13–1.36, and absolute costs were 1.5–3× those of the day before.
 """
 
 
