@@ -178,9 +178,12 @@ class Daemon:
         )
 
     # ---- persistence ----------------------------------------------------------------------------
-    def save_memory(self) -> None:
-        """Persist engine timers and safety-gate history (daemon/persist.py)."""
-        save_state(self.loaded.state_dir, self.memory, self.gate, last=self._persisted)
+    def save_memory(self, *, exact: bool = False) -> None:
+        """Persist engine timers and safety-gate history (daemon/persist.py). Unless ``exact`` (shutdown),
+        the clocks every evaluation moves on (when an input was last known, an output last set) may lag
+        by up to half of ``resume_grace_s``: otherwise the file was rewritten and fsynced every 10 s."""
+        slack = 0.0 if exact else self.cfg.resume_grace_s / 2
+        save_state(self.loaded.state_dir, self.memory, self.gate, last=self._persisted, clock_slack_s=slack)
 
     def _sensors_read(self, rules: LoadedRules) -> frozenset[str]:
         return frozenset(sid for sid, info in self.loaded.sensor_infos().items() if rules.ruleset.reads(info))
@@ -774,13 +777,13 @@ class Daemon:
         what is not sent is in the spool.
         """
         self.take_batch()  # intake has stopped: the last batched readings go to the flush below
-        self.save_memory()
+        self.save_memory(exact=True)
         try:
             async with asyncio.timeout(self.shutdown_bound_s):
                 await self._apply_shutdown_states()
         except TimeoutError:
             _LOG.error("shutdown states not all applied within %.0fs", self.shutdown_bound_s)
-        self.save_memory()
+        self.save_memory(exact=True)
         if self.writer is not None:
             await self.writer.flush(timeout=10.0)
 

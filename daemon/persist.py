@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from daemon.actuation import SafetyGate
 from daemon.engine import EngineMemory
@@ -48,17 +50,34 @@ def load_safety_gate(state_dir: Path) -> SafetyGate:
 
 
 def save_state(
-    state_dir: Path, memory: EngineMemory, gate: SafetyGate, *, last: dict[str, bytes] | None = None
+    state_dir: Path,
+    memory: EngineMemory,
+    gate: SafetyGate,
+    *,
+    last: dict[str, bytes] | None = None,
+    clock_slack_s: float = 0.0,
 ) -> None:
     """Persist engine timers and safety-gate history atomically.
 
     With ``last`` (the caller's record of what it wrote before), a file whose content has not changed
-    is not rewritten: no write and no fsync every few seconds on a gateway's SD card for nothing.
+    is not rewritten: no write and no fsync every few seconds on a gateway's SD card for nothing. With
+    ``clock_slack_s`` too, neither is an engine file in which only the two clocks that every evaluation
+    moves on have moved, each by less than that: when each input was last known and when each output
+    was last set. The file then lags by less than ``clock_slack_s``; a timer, latch, output value or
+    override that changes is written at once.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     for name, data in ((ENGINE_FILE, memory.to_json()), (GATE_FILE, gate.to_json())):
         body = json.dumps(data).encode()
-        if last is not None and last.get(name) == body:
+        old = last.get(name) if last is not None else None
+        if old == body:
+            continue
+        if (
+            name == ENGINE_FILE
+            and old is not None
+            and clock_slack_s > 0
+            and _only_clocks_moved(json.loads(old), data, clock_slack_s)
+        ):
             continue
         path = state_dir / name
         tmp = path.with_suffix(".tmp")
@@ -69,3 +88,17 @@ def save_state(
         tmp.replace(path)
         if last is not None:
             last[name] = body
+
+
+def _only_clocks_moved(old: Mapping[str, Any], new: Mapping[str, Any], slack: float) -> bool:
+    """Whether engine memory ``new`` differs from ``old`` (both as JSON) only in ``known_at`` and in the
+    time of each output, each moved forward by less than ``slack``."""
+    if old.keys() != new.keys() or any(old[k] != new[k] for k in old if k not in ("known_at", "outputs")):
+        return False
+    known_old, known_new = old.get("known_at", {}), new.get("known_at", {})
+    out_old, out_new = old.get("outputs", {}), new.get("outputs", {})
+    if known_old.keys() != known_new.keys() or out_old.keys() != out_new.keys():
+        return False
+    return all(0 <= known_new[k] - known_old[k] < slack for k in known_new) and all(
+        out_new[k][0] == out_old[k][0] and 0 <= out_new[k][1] - out_old[k][1] < slack for k in out_new
+    )

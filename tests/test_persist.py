@@ -22,3 +22,58 @@ def test_an_unchanged_state_is_not_rewritten_a_changed_one_is(tmp_path: Path) ->
     assert (tmp_path / ENGINE_FILE).stat().st_ino != inodes[ENGINE_FILE]
     assert (tmp_path / GATE_FILE).stat().st_ino == inodes[GATE_FILE]
     assert load_engine_memory(tmp_path).since == {"r#0:abc": 160.0}
+
+
+def test_clocks_that_only_move_on_are_rewritten_once_they_lag_by_the_slack(tmp_path: Path) -> None:
+    memory, gate = EngineMemory(), SafetyGate()
+    last: dict[str, bytes] = {}
+
+    def save() -> int:
+        save_state(tmp_path, memory, gate, last=last, clock_slack_s=60.0)
+        return (tmp_path / ENGINE_FILE).stat().st_ino
+
+    memory.known_at["r#0:abc"] = 100.0
+    memory.outputs["fresh_air.fan_speed"] = (2.0, 100.0)
+    first = save()
+    memory.known_at["r#0:abc"] = 159.0
+    memory.outputs["fresh_air.fan_speed"] = (2.0, 159.0)
+    assert save() == first  # only the two clocks moved, by less than the slack
+    assert load_engine_memory(tmp_path).known_at == {"r#0:abc": 100.0}
+    memory.known_at["r#0:abc"] = 160.0
+    second = save()  # 60 s behind: written
+    assert second != first and load_engine_memory(tmp_path).known_at == {"r#0:abc": 160.0}
+    memory.outputs["fresh_air.fan_speed"] = (3.0, 161.0)  # an output value: at once
+    third = save()
+    assert third != second and load_engine_memory(tmp_path).outputs["fresh_air.fan_speed"] == (3.0, 161.0)
+    memory.since["r#0:abc"] = 161.0  # a `for` timer: at once
+    fourth = save()
+    assert fourth != third
+    memory.known_at["r#1:def"] = 161.0  # a new input clock: at once
+    fifth = save()
+    assert fifth != fourth
+    memory.known_at["r#0:abc"] = 150.0  # a clock set back: at once
+    assert save() != fifth
+    assert load_engine_memory(tmp_path).known_at == {"r#0:abc": 150.0, "r#1:def": 161.0}
+    memory.known_at["r#0:abc"] = 151.0
+    exact = (tmp_path / ENGINE_FILE).stat().st_ino
+    save_state(tmp_path, memory, gate, last=last)  # no slack: every move is written
+    assert (tmp_path / ENGINE_FILE).stat().st_ino != exact
+
+
+async def test_the_daemon_lets_clocks_lag_between_saves_and_saves_them_exactly_at_shutdown(tmp_path: Path) -> None:
+    from tests.test_evaluation_triggers import daemon, msg, settled
+
+    pm25 = "sensors/demo-001/hall/pm25"
+    async with daemon(tmp_path) as (d, clock):
+        d._on_message(msg(pm25, "12", clock.now()))
+        await settled(d)
+        d.save_memory()
+        saved = load_engine_memory(d.loaded.state_dir).known_at
+        assert saved and saved == d.memory.known_at
+        await clock.advance(10.0)
+        d._on_message(msg(pm25, "13", clock.now()))
+        await settled(d)
+        d.save_memory()  # only the clocks moved, by 10 s (the slack is half of resume_grace_s)
+        assert load_engine_memory(d.loaded.state_dir).known_at == saved != d.memory.known_at
+        await d._shutdown()
+        assert load_engine_memory(d.loaded.state_dir).known_at == d.memory.known_at
