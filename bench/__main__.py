@@ -103,7 +103,10 @@ Measured with py-spy (`--gil`, 250 Hz) on the daemon while it drained the burst 
    read, each handled at once (~500 µs of CPU with its wake-up on this VM) and evaluated (~470 µs):
    ~2 ms of CPU a second; periodic work (status polls, a time-series request every 5 s through a
    worker thread, health records): ~0.9 ms a second. The host's load moves all of it: four runs of
-   the same code on one day gave 1.13–1.36, and absolute costs were 1.5–3× those of the day before.
+   the same code in the noisy hours gave 1.13–1.36, with absolute costs 1.5–3× those of the day
+   before; once the host was quiet again, four runs gave 1.02–1.22 (burst 1.36–1.43). Also done:
+   engine-memory.json is no longer rewritten and fsynced every 10 s only because the times at which
+   inputs were last known and outputs last set moved (~0.5 ms a save, and SD-card wear).
 """
 
 
