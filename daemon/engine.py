@@ -209,12 +209,6 @@ class RuleSet:
     def _schedule_days(self) -> dict[tuple[str, dt.tzinfo, dt.date], ScheduleDay]:
         return {}
 
-    def by_target(self) -> dict[str, list[Rule]]:
-        out: dict[str, list[Rule]] = {}
-        for r in self.rules:
-            out.setdefault(r.target, []).append(r)
-        return out
-
 
 class ScheduleDay(NamedTuple):
     holiday: bool
@@ -732,7 +726,7 @@ def evaluate(
         kept = {t.rule: t for t in reuse.traces if t.rule not in again}
         ctx.due = reuse.next_due  # the kept rules' own due times are among it
         # A point none of whose rules is evaluated again has the same candidates: the same winner.
-        touched = {rules.by_id[rid].target for rid in again if rid in rules.by_id}
+        touched = {rules.by_id[rid].target for rid in again}
         winners = {t: w for t, w in reuse.winners.items() if t not in touched}
     for rule in rules.in_order:
         rank = (rule.priority, rule.specificity)
