@@ -28,8 +28,8 @@ import aiomqtt
 
 from bench.rig import daemon_config, device_sims
 from daemon.app import Daemon
-from daemon.clock import VirtualClock
 from daemon.config import load_config
+from drivers.clock import VirtualClock
 from simulators.servers import InfluxServer, MosquittoServer
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.clock import Clock, Timer
 from daemon.config import LoadedConfig
 from daemon.control import ControlServer
 from daemon.engine import Evaluation, Override, evaluate
@@ -36,6 +35,7 @@ from daemon.persist import load_engine_memory, load_safety_gate, save_state
 from daemon.rules.load import LoadedRules, load_rules
 from daemon.state import SensorState
 from daemon.telemetry import Recorder
+from drivers.clock import Clock, Timer
 from drivers.modbus import ModbusBus, ModbusDevice, ModbusError
 from drivers.mqtt import Intake, Message, MqttLink
 from drivers.timegrid import next_slot, until_next_slot

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.clock import Clock, OffsetClock, SystemClock
 from daemon.config import LoadedConfig, load_config
 from daemon.logs import setup_logging
 from daemon.yamlsource import ConfigError
+from drivers.clock import Clock, OffsetClock, SystemClock
 
 __all__ = ["main"]
 

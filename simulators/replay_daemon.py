@@ -20,9 +20,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.clock import VirtualClock
 from daemon.config import load_config
 from daemon.whatif import read_feed
+from drivers.clock import VirtualClock
 from simulators.devices import DeviceSimulator
 from simulators.publisher import SimPublisher
 from simulators.servers import MosquittoServer, free_port

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.clock import VirtualClock
 from daemon.config import LoadedConfig, load_config
+from drivers.clock import VirtualClock
 from simulators.devices import DeviceSimulator, SimWrite
 from simulators.lobby_model import Inputs, Outdoor, ZoneState, daylight_lux, step, sun_elevation, vapour_density
 from simulators.publisher import SimPublisher

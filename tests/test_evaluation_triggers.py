@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon.app import HEARTBEAT_S, Daemon
-from daemon.clock import VirtualClock
 from daemon.config import load_config
 from daemon.model import WriteOutcome, WriteResult
+from drivers.clock import VirtualClock
 from drivers.mqtt.message import Message
 from tests.e2e.harness import copy_rules, pm25_alarm_rule, write_config
 

@@ -11,8 +11,8 @@ import asyncio
 from pathlib import Path
 
 from daemon.app import Daemon
-from daemon.clock import VirtualClock
 from daemon.config import load_config
+from drivers.clock import VirtualClock
 from tests.e2e.harness import copy_rules, write_config
 from tests.test_evaluation_triggers import T0
 

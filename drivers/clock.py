@@ -1,4 +1,4 @@
-"""Clocks: the only place lobbyd reads the time.
+"""Clocks: the only place lobbyd reads the time (drivers and daemon alike).
 
 Everything that depends on time takes a :class:`Clock`, so tests, replay and simulations can run a
 whole day in seconds on a :class:`VirtualClock` while production uses :class:`SystemClock`.
