@@ -27,7 +27,7 @@ from pathlib import Path
 import aiomqtt
 
 from bench.rig import daemon_config, device_sims
-from daemon.app import Daemon
+from daemon.app import build_daemon
 from daemon.config import load_config
 from drivers.clock import VirtualClock
 from simulators.servers import InfluxServer, MosquittoServer
@@ -88,7 +88,7 @@ async def soak(days: float, step_s: float, tmp: Path) -> list[Point]:
             cfg = daemon_config(tmp, mqtt_port=mosq.port, device_ports=ports, influx_url=idb.url, edit=edit)
             loaded = load_config(cfg)
             clock = VirtualClock(START)
-            daemon = Daemon(loaded, clock=clock, watch_rules=False)
+            daemon = build_daemon(loaded, clock=clock, watch_rules=False)
             points: list[Point] = []
             async with asyncio.TaskGroup() as tg:
                 run = tg.create_task(daemon.run(), name="daemon")
@@ -100,16 +100,16 @@ async def soak(days: float, step_s: float, tmp: Path) -> list[Point]:
                     every = max(1, int(6 * 3600 / step_s))
                     for i in range(steps + 1):
                         msgs = readings(clock.now())
-                        want = daemon.link.received + len(msgs)
+                        want = daemon.parts.link.received + len(msgs)
                         for topic, payload in msgs.items():
                             await pub.publish(topic, payload)
                         deadline = time.monotonic() + 10
-                        while daemon.link.received < want and time.monotonic() < deadline:  # noqa: ASYNC110
+                        while daemon.parts.link.received < want and time.monotonic() < deadline:  # noqa: ASYNC110
                             await asyncio.sleep(0.0005)
                         await clock.advance(step_s)
                         if i % every == 0:
                             gc.collect()
-                            s = daemon.stats
+                            s, w = daemon.parts.control.stats, daemon.parts.actuation.stats
                             points.append(
                                 Point(
                                     (clock.now() - START) / 3600,
@@ -117,8 +117,8 @@ async def soak(days: float, step_s: float, tmp: Path) -> list[Point]:
                                     fds(),
                                     len(asyncio.all_tasks()),
                                     s.evaluations,
-                                    s.writes_ok + s.writes_failed + s.writes_mismatch,
-                                    daemon.link.received,
+                                    w.writes_ok + w.writes_failed + w.writes_mismatch,
+                                    daemon.parts.link.received,
                                 )
                             )
                             p = points[-1]

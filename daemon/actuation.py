@@ -1,106 +1,280 @@
-"""The safety layer between decisions and devices: deadband, minimum hold time, write rate cap.
+"""Actuation: the desired values reach the devices through the safety gate, one writer per device.
 
-No rule can bypass it: every decision (rule, fallback or manual override) passes :meth:`SafetyGate.admit`
-before anything is written. It is pure bookkeeping on an injected time, so it is tested without devices.
-A value is written only when it differs from what the device is known to hold.
+:meth:`Actuation.desired_changed` takes each evaluation's decisions and wakes a device's writer only
+when it has something to do: a value the device is not known to hold, or a held-back state to clear.
+The writer asks :meth:`daemon.safety.SafetyGate.admit` per point (deadband, minimum hold, writes/hour
+cap), writes, reads back and verifies (:meth:`drivers.modbus.ModbusDevice.write_point`), and when a
+limit holds a change back or a write fails, looks again at the next slot of the ``retry_every_s`` grid
+after the limit ends. Devices are read before the first decision, so a restart toggles nothing; one
+that comes back online is written its desired state again; at shutdown each is left at its profile's
+shutdown state.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Mapping
+import asyncio
+import contextlib
+import functools
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from daemon.config import SafetyConfig
+from daemon.model import Decision, WriteOutcome, WriteResult
+from daemon.publish import Publisher
+from daemon.safety import SafetyGate
+from daemon.telemetry import Recorder
+from drivers.clock import Clock, Timer
+from drivers.modbus import AvailabilityCallback, DeviceConfig, DeviceProfile, ModbusError
+from drivers.timegrid import next_slot
 
-__all__ = ["Admission", "PointTrack", "SafetyGate"]
+__all__ = ["Actuation", "ActuationStats", "Device", "MakeDevice"]
 
-HOUR = 3600.0
+_LOG = logging.getLogger("lobbyd")
+
+
+class Device(Protocol):
+    """What actuation needs of a device (:class:`drivers.modbus.ModbusDevice` is one)."""
+
+    name: str
+    online: bool
+    polling: bool  # a status poll is under way
+    profile: DeviceProfile
+    last_error: str | None
+    requests: int
+
+    async def read_setpoints(self) -> dict[str, float]: ...
+
+    async def write_point(self, point: str, value: float) -> WriteResult: ...
+
+    async def run_polls(self, callback: Callable[[str, str, float], None]) -> object: ...
+
+
+MakeDevice = Callable[[DeviceConfig, AvailabilityCallback], Device]
 
 
 @dataclass
-class PointTrack:
-    """What the daemon knows about one device point's output."""
-
-    known: float | None = None  # last verified value on the device (read at start or read back)
-    last_change: float | None = None  # when the value last changed by our write
-    writes: deque[float] = field(default_factory=deque)  # write attempts within the last hour
-
-
-@dataclass(frozen=True, slots=True)
-class Admission:
-    write: bool
-    value: float
-    held_by: str | None = None  # which limit held the change back (None when written or nothing to do)
-    retry_at: float | None = None  # when time alone lets a held change through (None: only a new value can)
+class ActuationStats:
+    writes_ok: int = 0
+    writes_failed: int = 0
+    writes_mismatch: int = 0
+    write_ms_max: float = 0.0  # slowest write (incl. read-back) since the last health record
+    held: dict[str, str] = field(default_factory=dict)  # target -> safety limit holding it back
 
 
-class SafetyGate:
-    def __init__(self) -> None:
-        self.points: dict[str, PointTrack] = {}
+class Actuation:
+    """The devices, their writers and the safety gate between decisions and registers."""
 
-    def track(self, target: str) -> PointTrack:
-        t = self.points.get(target)  # not setdefault: that would build a PointTrack on every call
-        if t is None:
-            t = self.points[target] = PointTrack()
-        return t
+    def __init__(
+        self,
+        devices: Sequence[DeviceConfig],
+        *,
+        make_device: MakeDevice,
+        gate: SafetyGate,
+        safety_for: Callable[[str], SafetyConfig],
+        recorder: Recorder,
+        publisher: Publisher,
+        clock: Clock,
+        retry_every_s: float = 1.0,
+    ) -> None:
+        self.gate = gate
+        self.stats = ActuationStats()
+        self.devices = {dc.name: make_device(dc, self._on_availability) for dc in devices}
+        self._safety_for = safety_for
+        self._recorder = recorder
+        self._publisher = publisher
+        self._clock = clock
+        self._retry_every_s = retry_every_s
+        self._desired: dict[str, Decision] = {}
+        self._wake = {name: asyncio.Event() for name in self.devices}
+        self._busy: set[str] = set()  # devices whose writer is working
+        self._retry: dict[str, tuple[float, Timer]] = {}  # device -> when its writer looks again
+        self._held_value: dict[str, float] = {}  # point -> the value its writer last held back
+        self._stopping = False
+        self._stopped = asyncio.Event()
 
-    def admit(
-        self, target: str, desired: float, now: float, safety: SafetyConfig, *, manual: bool = False
-    ) -> Admission:
-        """Decide whether ``desired`` may be written to ``target`` now."""
-        t = self.track(target)
-        while t.writes and now - t.writes[0] >= HOUR:
-            t.writes.popleft()
-        if t.known is not None:
-            if desired == t.known:
-                return Admission(False, desired)
-            if abs(desired - t.known) <= safety.deadband:
-                return Admission(False, desired, f"deadband ±{safety.deadband:g}")
-        if not manual and t.last_change is not None and now - t.last_change < safety.min_hold_s:
-            wait = safety.min_hold_s - (now - t.last_change)
-            held = f"minimum hold time {safety.min_hold_s:g}s ({wait:.0f}s left)"
-            return Admission(False, desired, held, t.last_change + safety.min_hold_s)
-        if len(t.writes) >= safety.max_writes_per_hour:
-            # The cap is at least 1, so there is an oldest write; it leaves the window an hour after it was made.
-            return Admission(False, desired, f"write cap {safety.max_writes_per_hour}/h reached", t.writes[0] + HOUR)
-        return Admission(True, desired)
+    # ---- what the rest of the daemon sees ----------------------------------------------------------
+    def known(self, target: str) -> float | None:
+        """The value the device was last read or written to hold (None: unknown)."""
+        return self.gate.track(target).known
 
-    def wrote(self, target: str, value: float, now: float, *, ok: bool) -> None:
-        """Record a write attempt; on success the device is known to hold ``value``."""
-        t = self.track(target)
-        t.writes.append(now)
-        if ok:
-            if t.known != value:
-                t.last_change = now
-            t.known = value
+    def held_by(self, target: str) -> str | None:
+        """The safety limit holding the point back, if any."""
+        return self.stats.held.get(target)
 
-    def observed(self, target: str, value: float | None) -> None:
-        """What the device was read to hold (at start, after reconnect); ``None`` forgets it."""
-        self.track(target).known = value
+    def retry_at(self, device: str) -> float | None:
+        """When the device's writer looks again without a new decision (None: not before one)."""
+        got = self._retry.get(device)
+        return got[0] if got else None
 
-    def to_json(self) -> dict[str, Any]:
-        """Minimum-hold and write-cap bookkeeping for the state directory (``known`` is re-read at start)."""
-        return {
-            target: {"last_change": t.last_change, "writes": list(t.writes)}
-            for target, t in sorted(self.points.items())
-            if t.last_change is not None or t.writes
-        }
+    def wants_write(self, device: str) -> bool:
+        """The device's writer has been woken and has not yet done what it was woken for."""
+        return self._wake[device].is_set() or device in self._busy
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SafetyGate:
-        """Restore :meth:`to_json` output: a restart does not reset minimum hold times or write caps."""
-        gate = cls()
-        for target, entry in data.items():
-            last = entry.get("last_change")
-            gate.points[str(target)] = PointTrack(
-                known=None,
-                last_change=None if last is None else float(last),
-                writes=deque(float(w) for w in entry.get("writes", [])),
-            )
-        return gate
+    @property
+    def idle(self) -> bool:
+        """No writer working or woken (a stopped writer wakes no more), no status poll under way."""
+        woken = not self._stopping and any(w.is_set() for w in self._wake.values())
+        return not self._busy and not woken and not any(d.polling for d in self.devices.values())
 
-    def writes_last_hour(self, target: str, now: float) -> int:
-        t = self.track(target)
-        return sum(1 for w in t.writes if now - w < HOUR)
+    def desired_changed(self, decisions: Mapping[str, Decision]) -> None:
+        """Take an evaluation's decisions; wake the writers that have something to do (not once stopping)."""
+        if self._stopping:
+            return
+        self._desired.update(decisions)
+        for name in {d.device for t, d in decisions.items() if self._for_writer(t, d)}:
+            wake = self._wake.get(name)
+            if wake is not None:
+                wake.set()
+
+    def _for_writer(self, target: str, d: Decision) -> bool:
+        if target in self.stats.held:  # held back: look again when the decision moves (or the hold ends)
+            return self._held_value.get(target) != d.value
+        return self.gate.track(target).known != d.value
+
+    # ---- running ---------------------------------------------------------------------------------------
+    async def read_devices(self) -> None:
+        """Before deciding anything, learn what each device holds, so a restart toggles nothing."""
+
+        async def one(dev: Device) -> None:
+            try:
+                values = await dev.read_setpoints()
+            except ModbusError as exc:
+                _LOG.warning("device %s not readable at start: %s", dev.name, exc)
+                return
+            for point, value in values.items():
+                self.gate.observed(f"{dev.name}.{point}", value)
+            _LOG.info("device %s holds %s", dev.name, values)
+
+        async with asyncio.TaskGroup() as tg:
+            for dev in self.devices.values():
+                tg.create_task(one(dev), name=f"read-{dev.name}")
+
+    async def run(self, *, drain_s: float = 10.0) -> None:
+        """One writer and one status poller per device, until :meth:`stop`; then each writer may finish the
+        write it is doing (for at most ``drain_s``)."""
+        async with asyncio.TaskGroup() as tg:
+            writers = [tg.create_task(self.run_writer(name), name=f"write-{name}") for name in self.devices]
+            polls = [
+                tg.create_task(dev.run_polls(self._on_status), name=f"poll-{dev.name}")
+                for dev in self.devices.values()
+                if dev.profile.status_points()
+            ]
+            await self._stopped.wait()
+            for poll in polls:
+                poll.cancel()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(drain_s):
+                    await asyncio.gather(*writers, return_exceptions=True)
+            for writer in writers:
+                writer.cancel()
+
+    def stop(self) -> None:
+        """Writers stop after the write they are doing; status polls stop."""
+        self._stopping = True
+        self._stopped.set()
+        for _, timer in self._retry.values():
+            timer.cancel()
+        self._retry.clear()
+        for wake in self._wake.values():
+            wake.set()
+
+    async def run_writer(self, device: str) -> None:
+        """Write one device's desired setpoints, one at a time, latest value wins."""
+        dev, wake = self.devices[device], self._wake[device]
+        try:
+            while not self._stopping:
+                self._busy.discard(device)
+                await wake.wait()
+                wake.clear()
+                self._busy.add(device)
+                if self._stopping:
+                    return
+                retry = self._retry.pop(device, None)
+                if retry is not None:
+                    retry[1].cancel()
+                retry_at = math.inf
+                for target, d in sorted(self._desired.items()):
+                    if d.device == device:
+                        retry_at = min(retry_at, await self._write(dev, target, d))
+                if retry_at < math.inf:
+                    self._retry_later(device, retry_at)
+        finally:
+            self._busy.discard(device)
+
+    async def _write(self, dev: Device, target: str, d: Decision) -> float:
+        """Admit and write one point; return when to look again without a new decision (inf: never)."""
+        now = self._clock.now()
+        adm = self.gate.admit(target, d.value, now, self._safety_for(target), manual=d.reason.rule == "manual-override")
+        held = self.stats.held
+        if not adm.write:
+            if adm.held_by:
+                held[target] = adm.held_by
+                self._held_value[target] = d.value
+                return adm.retry_at if adm.retry_at is not None else math.inf  # a deadband never ends
+            held.pop(target, None)
+            self._held_value.pop(target, None)
+            return math.inf
+        held.pop(target, None)
+        self._held_value.pop(target, None)
+        was_online = dev.online
+        result = await dev.write_point(d.point, d.value)
+        done = self._clock.now()
+        if not (result.outcome is WriteOutcome.FAILED and not was_online and not dev.online):
+            self.gate.wrote(target, d.value, done, ok=result.outcome is WriteOutcome.OK)  # not a skipped offline one
+        self._account(result, target, d, done)
+        return math.inf if result.outcome is WriteOutcome.OK else done  # failed or not verified: again soon
+
+    def _account(self, result: WriteResult, target: str, d: Decision, done: float) -> None:
+        s = self.stats
+        s.write_ms_max = max(s.write_ms_max, result.latency_s * 1000.0)
+        if result.outcome is WriteOutcome.OK:
+            s.writes_ok += 1
+        elif result.outcome is WriteOutcome.MISMATCH:
+            s.writes_mismatch += 1
+            self._recorder.event("write", f"{target}: {result.error}", done, device=d.device, point=d.point)
+        else:
+            s.writes_failed += 1
+        self._recorder.write(result, d.reason.rule, done)
+        log = _LOG.info if result.outcome is WriteOutcome.OK else _LOG.warning
+        log("write %s = %g (%s, rule %s, readback %s)", target, d.value, result.outcome, d.reason.rule, result.readback)
+        self._publisher.device_state(result, d.reason.rule, done)
+
+    def _retry_later(self, device: str, at: float) -> None:
+        """Wake the writer at the first slot of the retry grid at or after ``at`` (and after now)."""
+        every, now = self._retry_every_s, self._clock.now()
+        slot = max(math.ceil((at - 1e-9) / every) * every, next_slot(now, every))
+        timer = self._clock.call_at(slot, functools.partial(self._retry_due, device))
+        self._retry[device] = (slot, timer)
+
+    def _retry_due(self, device: str) -> None:
+        self._retry.pop(device, None)
+        self._wake[device].set()
+
+    def _on_availability(self, device: str, online: bool, why: str) -> None:
+        now = self._clock.now()
+        (_LOG.info if online else _LOG.warning)("device %s %s: %s", device, "online" if online else "offline", why)
+        self._recorder.availability(device, online, why, now)
+        self._publisher.availability(device, online)
+        if online:
+            # Back: what it holds is unknown (it may have rebooted); re-apply the current desired state.
+            for point in self.devices[device].profile.setpoints():
+                self.gate.observed(f"{device}.{point}", None)
+            self._wake[device].set()
+
+    def _on_status(self, device: str, point: str, value: float) -> None:
+        self._recorder.status(device, point, value, self._clock.now())
+
+    async def apply_shutdown_states(self) -> None:
+        """Leave each device at its profile's shutdown state (only what differs)."""
+        for dev in self.devices.values():
+            for point, value in (dev.profile.shutdown or {}).items():
+                target = f"{dev.name}.{point}"
+                if self.gate.track(target).known == value:
+                    continue
+                result = await dev.write_point(point, value)
+                self.gate.wrote(target, value, self._clock.now(), ok=result.outcome is WriteOutcome.OK)
+                self._recorder.write(result, "shutdown", self._clock.now())
+                _LOG.info("shutdown state %s = %g: %s", target, value, result.outcome)

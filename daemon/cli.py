@@ -114,14 +114,15 @@ def _dump_tasks() -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
-    from daemon import service
-    from daemon.app import Daemon
-    from daemon.rules.load import load_rules
+    from daemon import systemd
+    from daemon.app import build_daemon
+    from daemon.logs import install_log_rate_limit
+    from daemon.reload import load_rules_of
 
-    service.install_log_rate_limit()
+    install_log_rate_limit()
 
     loaded = _load(args.config)
-    rules = load_rules(loaded.rules_dir, loaded.rule_context(), last_good_dir=loaded.state_dir / "rules-last-good")
+    rules = load_rules_of(loaded)
     if rules.errors:
         for e in rules.errors:
             print(f"error: {e}", file=sys.stderr)
@@ -135,12 +136,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     clock = _clock(args.start_at, loaded)
 
     async def main() -> None:
-        daemon = Daemon(loaded, clock=clock, rules=rules)
-        notifier = service.Notifier.from_env()  # systemd: READY/STATUS/WATCHDOG (no-op elsewhere)
-        service.install_signal_handlers(daemon, notifier, Path(args.config))
+        daemon = build_daemon(loaded, clock=clock, rules=rules)
+        notifier = systemd.Notifier.from_env()  # systemd: READY/STATUS/WATCHDOG (no-op elsewhere)
+        systemd.install_signal_handlers(daemon, notifier, Path(args.config))
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
         try:
-            await service.serve(daemon, notifier)
+            await systemd.serve(daemon, notifier)
         finally:
             notifier.close()
 
@@ -173,7 +174,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def _ask(args: argparse.Namespace, req: dict[str, Any]) -> dict[str, Any] | None:
     """One request to the running daemon; ``None`` (after saying so on stderr) when none answers."""
-    from daemon.control import request
+    from daemon.control_socket import request
 
     loaded = _load(args.config)
     try:

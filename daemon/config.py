@@ -76,6 +76,13 @@ class DaemonConfig(_Strict):
         description="grid of time-driven evaluations (a for: ending, a schedule edge, a ramp step) and of retries "
         "of held writes; rules also run on every reading they read, and at least every 15 s",
     )
+    evaluate_min_gap_s: float = Field(
+        0.002,
+        ge=0,
+        le=1,
+        description="under a flood of readings, at most one rule evaluation per this interval; every reading "
+        "still moves hysteresis and for: timers on, so none is skipped",
+    )
     safety_defaults: SafetyConfig = SafetyConfig()
     safety: dict[str, SafetyConfig] = Field(default_factory=dict)  # "device.point" -> limits
     resume_grace_s: float = Field(120.0, ge=0)

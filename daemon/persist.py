@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from daemon.actuation import SafetyGate
 from daemon.engine import EngineMemory
+from daemon.safety import SafetyGate
 
-__all__ = ["load_engine_memory", "load_safety_gate", "save_state"]
+__all__ = ["StateStore", "load_engine_memory", "load_safety_gate", "save_state"]
 
 _LOG = logging.getLogger("lobbyd")
 ENGINE_FILE = "engine-memory.json"
@@ -102,3 +102,20 @@ def _only_clocks_moved(old: Mapping[str, Any], new: Mapping[str, Any], slack: fl
     return all(0 <= known_new[k] - known_old[k] < slack for k in known_new) and all(
         out_new[k][0] == out_old[k][0] and 0 <= out_new[k][1] - out_old[k][1] < slack for k in out_new
     )
+
+
+class StateStore:
+    """The daemon's state directory: loads at start, saves what changed (see :func:`save_state`)."""
+
+    def __init__(self, state_dir: Path, *, clock_slack_s: float) -> None:
+        self.state_dir = state_dir
+        self._slack = clock_slack_s
+        self._written: dict[str, bytes] = {}  # what was last written, per file (unchanged: not rewritten)
+
+    def load(self) -> tuple[EngineMemory, SafetyGate]:
+        return load_engine_memory(self.state_dir), load_safety_gate(self.state_dir)
+
+    def save(self, memory: EngineMemory, gate: SafetyGate, *, exact: bool = False) -> None:
+        """Persist; unless ``exact`` (shutdown), the clocks every evaluation moves may lag by the slack."""
+        slack = 0.0 if exact else self._slack
+        save_state(self.state_dir, memory, gate, last=self._written, clock_slack_s=slack)

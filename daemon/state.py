@@ -38,6 +38,11 @@ class SensorState:
         self.out_of_order = 0
         self.last_update_at: float | None = None
 
+    @property
+    def sensors(self) -> Mapping[str, SensorInfo]:
+        """The configured sensors, by id."""
+        return self._sensors
+
     def reconfigure(self, sensors: Mapping[str, SensorInfo]) -> None:
         self._sensors = dict(sensors)
         self._zones = zone_index(self._sensors)

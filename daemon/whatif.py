@@ -4,7 +4,7 @@
 JSONL lines ``{"ts": 1772589600.0, "topic": "...", "payload": "...", "retain": false}`` or CSV with
 the header ``ts,topic,payload``. Payloads go through the MQTT driver's own router and decoder, the
 engine runs every ``step_s`` seconds of feed time, and every decision passes the same
-:class:`~daemon.actuation.SafetyGate` with each point's safety limits; a write is assumed to succeed.
+:class:`~daemon.safety.SafetyGate` with each point's safety limits; a write is assumed to succeed.
 The report gives writes per point, the time each point spent at each value, fallbacks and what
 the safety layer held back.
 """
@@ -19,10 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.actuation import SafetyGate
 from daemon.config import LoadedConfig
-from daemon.engine import EngineMemory, RuleSet, evaluate
-from daemon.explain import format_age
+from daemon.engine import EngineMemory, RuleSet, evaluate, format_age
+from daemon.safety import SafetyGate
 from daemon.state import SensorState
 from drivers.mqtt import TopicRouter, decode
 from drivers.mqtt.message import Message

@@ -50,7 +50,7 @@ async def replay_through_daemon(
     config: Path, feed: Path, *, step_s: float = 10.0, timeout_s: float = 20.0
 ) -> DaemonReplay:
     """Replay ``feed`` through a daemon built from ``config`` (its rules and profiles) on a virtual clock."""
-    from daemon.app import Daemon
+    from daemon.app import build_daemon
 
     logging.getLogger("lobbyd").setLevel(logging.WARNING)
     messages = read_feed(feed)
@@ -77,9 +77,9 @@ async def replay_through_daemon(
             async with contextlib.AsyncExitStack() as stack:
                 for sim in sims.values():
                     await stack.enter_async_context(sim)
-                daemon = Daemon(loaded, clock=clock, watch_rules=False)
+                daemon = build_daemon(loaded, clock=clock, watch_rules=False)
                 pub = SimPublisher("127.0.0.1", mosq.port, branch=loaded.config.branch, client_id="lobbyd-replay")
-                subscribed = daemon.intake.router.topics
+                subscribed = daemon.parts.intake.decoder.router.topics
                 async with asyncio.TaskGroup() as tg:
                     pub_task = tg.create_task(pub.run(), name="replay-publisher")
                     daemon_task = tg.create_task(daemon.run(), name="daemon")
@@ -87,7 +87,7 @@ async def replay_through_daemon(
                         await pub.connected.wait()
                         await daemon.ready.wait()
 
-                    expected = daemon.link.received
+                    expected = daemon.parts.link.received
                     i = 0
                     t = clock.now()
                     while i < len(messages):
@@ -101,8 +101,8 @@ async def replay_through_daemon(
                             i += 1
                         async with asyncio.timeout(timeout_s):
                             await settle(daemon, daemon_task, expected, during="replay")
-                        result.fallbacks.update(k for k, d in daemon.desired.items() if d.reason.fallback)
-                    result.evaluations = daemon.stats.evaluations
+                        result.fallbacks.update(k for k, d in daemon.parts.control.desired.items() if d.reason.fallback)
+                    result.evaluations = daemon.parts.control.stats.evaluations
                     daemon.stop()
                     await daemon_task
                     pub_task.cancel()

@@ -21,7 +21,7 @@ async def settle(
 ) -> None:
     """Until the daemon received ``expected`` messages, handled the ticks due by the clock's time and is
     idle (no sleeps: the condition is polled each loop turn). The caller bounds the wait."""
-    while not (daemon.link.received >= expected and daemon.caught_up() and daemon.idle()):
+    while not (daemon.parts.link.received >= expected and daemon.caught_up() and daemon.idle()):
         if daemon_task.done():
             raise error(f"the daemon stopped during the {during}")
         await asyncio.sleep(0)

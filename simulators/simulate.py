@@ -240,12 +240,12 @@ class _Run:
         except TimeoutError:
             raise SimulationError(
                 f"daemon did not settle at {dt.datetime.fromtimestamp(self.clock.now(), self.site.tz):%H:%M:%S}: "
-                f"received {d.link.received}/{expected}, caught up {d.caught_up()}, "
+                f"received {d.parts.link.received}/{expected}, caught up {d.caught_up()}, "
                 f"idle {d.idle()}"
             ) from None
 
     async def wait_subscribed(self) -> None:
-        if self.subscribed or not self.pub.connected.is_set() or not self.daemon.link.connected:
+        if self.subscribed or not self.pub.connected.is_set() or not self.daemon.parts.link.connected:
             return  # a daemon still in its reconnect backoff cannot be subscribed: no need to wait
         self.subscribed = await self.pub.wait_mark(self.marks_before, timeout=1.0)
 
@@ -269,13 +269,13 @@ class _Run:
             cct=self.actuator("cct", 0.0),
             occupants=self.scn.occupancy.at(self.minute(t)) if occupied else 0.0,
             occupied=occupied,
-            fallbacks=tuple(sorted(k for k, dd in self.daemon.desired.items() if dd.reason.fallback)),
-            offline=tuple(sorted(n for n, dev in self.daemon.devices.items() if not dev.online)),
+            fallbacks=tuple(sorted(k for k, dd in self.daemon.parts.control.desired.items() if dd.reason.fallback)),
+            offline=tuple(sorted(n for n, dev in self.daemon.parts.actuation.devices.items() if not dev.online)),
         )
 
     # ---- the run --------------------------------------------------------------------------------------
     async def run(self, on_progress: Callable[[float], None] | None = None) -> RunResult:
-        from daemon.app import Daemon
+        from daemon.app import build_daemon
 
         scn = self.scn
         wall0 = time.monotonic()
@@ -309,7 +309,7 @@ class _Run:
                 for sim in self.sims.values():
                     await stack.enter_async_context(sim)
                 self.pub = SimPublisher("127.0.0.1", self.mosq.port, branch=self.loaded.config.branch)
-                self.daemon = Daemon(self.loaded, clock=self.clock, watch_rules=False)
+                self.daemon = build_daemon(self.loaded, clock=self.clock, watch_rules=False)
                 async with asyncio.TaskGroup() as tg:
                     pub_task = tg.create_task(self.pub.run(), name="sim-publisher")
                     async with asyncio.timeout(20):
@@ -333,7 +333,7 @@ class _Run:
             if influx is not None:
                 influx.close()
         self.result.published = self.pub.published
-        self.result.evaluations = self.daemon.stats.evaluations
+        self.result.evaluations = self.daemon.parts.control.stats.evaluations
         self.result.wall_s = time.monotonic() - wall0
         return self.result
 
@@ -341,7 +341,7 @@ class _Run:
         scn, d = self.scn, self.daemon
         end = self.t0 + scn.duration_h * 3600
         t = self.t0
-        expected = d.link.received
+        expected = d.parts.link.received
         await self.settle(expected)
         while t < end - 1e-6:
             dt_s = min(scn.step_s if self.busy(t) else scn.quiet_step_s, end - t)

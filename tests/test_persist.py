@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
-from daemon.actuation import SafetyGate
 from daemon.engine import EngineMemory
 from daemon.persist import ENGINE_FILE, GATE_FILE, load_engine_memory, save_state
+from daemon.safety import SafetyGate
 
 
 def test_an_unchanged_state_is_not_rewritten_a_changed_one_is(tmp_path: Path) -> None:
@@ -65,15 +66,20 @@ async def test_the_daemon_lets_clocks_lag_between_saves_and_saves_them_exactly_a
 
     pm25 = "sensors/demo-001/hall/pm25"
     async with daemon(tmp_path) as (d, clock):
-        d._on_message(msg(pm25, "12", clock.now()))
+        p = d.parts
+        state_dir = p.loaded.state_dir
+        p.intake.on_message(msg(pm25, "12", clock.now()))
         await settled(d)
-        d.save_memory()
-        saved = load_engine_memory(d.loaded.state_dir).known_at
-        assert saved and saved == d.memory.known_at
+        p.store.save(p.control.memory, p.actuation.gate)
+        saved = load_engine_memory(state_dir).known_at
+        assert saved and saved == p.control.memory.known_at
         await clock.advance(10.0)
-        d._on_message(msg(pm25, "13", clock.now()))
+        p.intake.on_message(msg(pm25, "13", clock.now()))
         await settled(d)
-        d.save_memory()  # only the clocks moved, by 10 s (the slack is half of resume_grace_s)
-        assert load_engine_memory(d.loaded.state_dir).known_at == saved != d.memory.known_at
-        await d._shutdown()
-        assert load_engine_memory(d.loaded.state_dir).known_at == d.memory.known_at
+        p.store.save(p.control.memory, p.actuation.gate)  # only the clocks moved, by 10 s (slack: resume_grace_s/2)
+        assert load_engine_memory(state_dir).known_at == saved != p.control.memory.known_at
+        async with contextlib.AsyncExitStack() as stack:
+            for bus in p.buses.values():  # no device listens: the shutdown states fail fast
+                await stack.enter_async_context(bus)
+            await d.shutdown()
+        assert load_engine_memory(state_dir).known_at == p.control.memory.known_at

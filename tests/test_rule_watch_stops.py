@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from daemon.app import Daemon
+from daemon.app import Daemon, build_daemon
 from daemon.config import load_config
 from drivers.clock import VirtualClock
 from tests.e2e.harness import copy_rules, write_config
@@ -22,29 +22,29 @@ def _daemon(tmp_path: Path) -> Daemon:
         tmp_path, mqtt_port=1, device_ports={"fresh_air": 1, "lights": 1}, influx_url=None,
         rules_dir=copy_rules(tmp_path),
     )  # fmt: skip
-    return Daemon(load_config(cfg), clock=VirtualClock(T0))
+    return build_daemon(load_config(cfg), clock=VirtualClock(T0))
 
 
-async def _started(d: Daemon) -> asyncio.Task[None]:
-    task = asyncio.create_task(d._watch_rules(), name="watch-rules")
+async def _started(d: Daemon, stop: asyncio.Event) -> asyncio.Task[None]:
+    task = asyncio.create_task(d.parts.reload.watch(stop), name="watch-rules")
     await asyncio.sleep(0.05)  # let awatch start its thread (nothing is asserted on this)
     assert not task.done()
     return task
 
 
 async def test_watcher_ends_when_cancelled_while_the_daemon_is_not_stopping(tmp_path: Path) -> None:
-    d = _daemon(tmp_path)
-    task = await _started(d)
+    stop = asyncio.Event()
+    task = await _started(_daemon(tmp_path), stop)
     task.cancel()
     async with asyncio.timeout(10):  # the thread looks every second
         await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
-    assert not d._stop.is_set()
+    assert not stop.is_set()
 
 
 async def test_watcher_ends_on_stop(tmp_path: Path) -> None:
-    d = _daemon(tmp_path)
-    task = await _started(d)
-    d.stop()
+    stop = asyncio.Event()
+    task = await _started(_daemon(tmp_path), stop)
+    stop.set()
     async with asyncio.timeout(10):
         await task

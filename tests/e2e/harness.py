@@ -23,7 +23,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from daemon.config import LoadedConfig, load_config
-from daemon.control import request
+from daemon.control_socket import request
 from drivers.modbus import load_profile
 from simulators.devices import DeviceSimulator
 from simulators.sensors import SensorSimulator

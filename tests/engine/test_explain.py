@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.engine import Override
-from daemon.explain import explain_point, format_age
+from daemon.engine import Override, explain_point, format_age
 from tests.engine.helpers import PM25_HIGH, T0, Runner, ruleset
 
 FAN = "fresh_air.fan_level"

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.app import HEARTBEAT_S
+from daemon.control import HEARTBEAT_S
 from daemon.engine import CIRCADIAN_EVERY_S, EngineMemory, Override, SensorView, evaluate
 from tests.engine.helpers import LIMITS, PM25_HIGH, SENSORS, SITE, T0, Runner, at, reading, ruleset
 

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from daemon.actuation import SafetyGate
 from daemon.config import SafetyConfig
 from daemon.engine import EngineMemory, Override, SensorView, evaluate
 from daemon.rules.load import RuleContext, load_rules
+from daemon.safety import SafetyGate
 from tests.engine.helpers import LIMITS, PM25_HIGH, SENSORS, SITE, T0, Runner, reading, ruleset
 
 FAN = "fresh_air.fan_level"

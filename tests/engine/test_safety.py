@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daemon.actuation import SafetyGate
 from daemon.config import SafetyConfig
+from daemon.safety import SafetyGate
 
 P = "lights.cct"
 

@@ -25,7 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.branch import REPO, branch_file, render_bridge
 from daemon.config import load_config
-from daemon.control import request
+from daemon.control_socket import request
 from drivers.modbus import load_profile
 from simulators.devices import DeviceSimulator
 from simulators.sensors import SensorSimulator

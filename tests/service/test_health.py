@@ -1,4 +1,4 @@
-"""Pure parts of daemon.service: the health policy, the log rate limit, the sd_notify client."""
+"""Pure parts of the service: the health policy, the log rate limit, the sd_notify client."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.service import HealthPolicy, Notifier, RepeatFilter, Sample, watchdog_seconds
+from daemon.health import HealthPolicy, Sample
+from daemon.logs import RepeatFilter
+from daemon.systemd import Notifier, watchdog_seconds
 
 
 def _policy() -> HealthPolicy:

@@ -16,7 +16,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from daemon.service import TEST_HOOK_ENV
+from daemon.systemd import TEST_HOOK_ENV
 from simulators.servers import wait_until
 from tests.e2e.harness import Lobby, lobby
 from tests.service.fake_systemd import FakeSystemd, fake_systemd

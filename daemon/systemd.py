@@ -1,14 +1,10 @@
-"""Running under systemd: readiness, a health-gated watchdog, status text, reload and log rate limits.
+"""Running under systemd: readiness, a health-gated watchdog, status text, reload and signals.
 
 * :class:`Notifier` speaks the ``sd_notify`` protocol (one datagram per message on the AF_UNIX socket
   named by ``$NOTIFY_SOCKET``); outside systemd it does nothing.
-* :class:`HealthPolicy` decides from a :class:`Sample` whether the daemon deserves a ``WATCHDOG=1``:
-  the event loop is responsive, the MQTT session is up and subscribed (or its reconnect loop is visibly
-  retrying — a restart cannot fix a broker that is down), and rule evaluations keep progressing.
-* :class:`Supervisor` samples the daemon from inside its event loop, so a wedged loop sends nothing and
-  systemd restarts the service after ``WatchdogSec``.
-* :func:`serve` runs a :class:`daemon.app.Daemon` with all of the above; :func:`reload` is SIGHUP.
-* :class:`RepeatFilter` rate-limits repeated log lines of level WARNING and above.
+* :class:`Supervisor` samples the daemon from inside its event loop (:mod:`daemon.health` judges), so a
+  wedged loop sends nothing and systemd restarts the service after ``WatchdogSec``.
+* :func:`serve` runs a :class:`daemon.app.Daemon` with the supervisor; :func:`reload` is SIGHUP.
 """
 
 from __future__ import annotations
@@ -21,28 +17,22 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from daemon.app import Daemon
+from daemon.health import Health, HealthPolicy, sample
+from daemon.reload import config_changes
 from daemon.status import needs_attention
-
-if TYPE_CHECKING:
-    from daemon.app import Daemon
 
 __all__ = [
     "TEST_HOOK_ENV",
-    "Health",
-    "HealthPolicy",
     "Notifier",
-    "RepeatFilter",
-    "Sample",
     "Supervisor",
-    "config_changes",
-    "install_log_rate_limit",
     "install_signal_handlers",
     "reload",
     "serve",
+    "status_line",
     "watchdog_seconds",
 ]
 
@@ -132,82 +122,13 @@ def watchdog_seconds(environ: Mapping[str, str] = os.environ) -> float | None:
     return value if value > 0 else None
 
 
-# ---- health ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Sample:
-    """What the supervisor observed at one instant (``at`` in monotonic seconds)."""
-
-    at: float
-    loop_lag_s: float
-    mqtt_connected: bool
-    mqtt_subscribed: bool
-    mqtt_attempts: int  # successful connects + failed attempts: grows while the link retries
-    evaluations: int
-
-
-@dataclass(frozen=True)
-class Health:
-    """The verdict: ``ok`` means feed the watchdog."""
-
-    ok: bool
-    problems: tuple[str, ...] = ()
-
-
-class HealthPolicy:
-    """Stateful judge of successive :class:`Sample` s (progress is measured between samples)."""
-
-    def __init__(self, *, max_loop_lag_s: float, max_eval_gap_s: float, max_mqtt_retry_gap_s: float) -> None:
-        self.max_loop_lag_s = max_loop_lag_s
-        self.max_eval_gap_s = max_eval_gap_s
-        self.max_mqtt_retry_gap_s = max_mqtt_retry_gap_s
-        self._evals: tuple[int, float] | None = None
-        self._attempts: tuple[int, float] | None = None
-
-    @classmethod
-    def for_daemon(cls, daemon: Daemon, *, watchdog_s: float | None) -> HealthPolicy:
-        """Bounds derived from the daemon's config (evaluation tick, MQTT backoff and timeouts)."""
-        mqtt = daemon.cfg.mqtt
-        return cls(
-            max_loop_lag_s=(watchdog_s / 2) if watchdog_s else 10.0,
-            max_eval_gap_s=max(30.0, 10 * daemon.cfg.evaluate_every_s),
-            max_mqtt_retry_gap_s=2 * (mqtt.reconnect_max_s + mqtt.timeout_s) + 10.0,
-        )
-
-    def assess(self, s: Sample) -> Health:
-        problems: list[str] = []
-        if s.loop_lag_s > self.max_loop_lag_s:
-            problems.append(f"event loop was blocked for {s.loop_lag_s:.1f}s")
-        if self._evals is None or s.evaluations != self._evals[0]:
-            self._evals = (s.evaluations, s.at)
-        elif s.at - self._evals[1] > self.max_eval_gap_s:
-            problems.append(f"no rule evaluation for {s.at - self._evals[1]:.0f}s")
-        if self._attempts is None or s.mqtt_attempts != self._attempts[0]:
-            self._attempts = (s.mqtt_attempts, s.at)
-        if not (s.mqtt_connected and s.mqtt_subscribed) and s.at - self._attempts[1] > self.max_mqtt_retry_gap_s:
-            problems.append(f"MQTT link neither subscribed nor retrying for {s.at - self._attempts[1]:.0f}s")
-        return Health(not problems, tuple(problems))
-
-
-# ---- the supervisor -------------------------------------------------------------------------------
-def _sample(daemon: Daemon, at: float, lag: float) -> Sample:
-    link = daemon.link
-    return Sample(
-        at=at,
-        loop_lag_s=lag,
-        mqtt_connected=link.connected,
-        mqtt_subscribed=daemon.subscribed.is_set(),
-        mqtt_attempts=link.connects + sum(link.failures.values()),
-        evaluations=daemon.stats.evaluations,
-    )
-
-
 def status_line(daemon: Daemon) -> str:
     """One line for ``systemctl status``: the verdict of ``lobbyd status`` in short."""
     if not daemon.ready.is_set():
-        link = daemon.link
+        link, mqtt = daemon.parts.link, daemon.parts.loaded.config.mqtt
         err = f"; last error: {link.last_error}" if link.last_error is not None else ""
         return (
-            f"starting: waiting for MQTT broker {daemon.cfg.mqtt.host}:{daemon.cfg.mqtt.port} "
+            f"starting: waiting for MQTT broker {mqtt.host}:{mqtt.port} "
             f"({sum(link.failures.values())} failed attempts{err})"
         )
     st = daemon.status()
@@ -242,7 +163,7 @@ class Supervisor:
         self.notifier = notifier
         self.watchdog_s = watchdog_s
         self.period_s = min(watchdog_s / 4, 5.0) if watchdog_s else 5.0
-        self.policy = policy or HealthPolicy.for_daemon(daemon, watchdog_s=watchdog_s)
+        self.policy = policy or HealthPolicy.for_config(daemon.parts.loaded.config, watchdog_s=watchdog_s)
         self._monotonic = monotonic
         self._sleep = sleep
         self.pings = 0
@@ -252,7 +173,7 @@ class Supervisor:
 
     def step(self, lag: float) -> Health:
         """One observation: judge, ping if healthy, announce READY/STATUS when they change."""
-        health = self.policy.assess(_sample(self.daemon, self._monotonic(), lag))
+        health = self.policy.assess(sample(self.daemon.parts, self._monotonic(), lag))
         if health.problems != self.last_health.problems:
             for p in health.problems:
                 _LOG.error("unhealthy, not feeding the watchdog: %s", p)
@@ -306,32 +227,16 @@ async def _test_hook_block_loop(path: Path) -> None:
         _block_if_asked(path)
 
 
-# ---- reload and signals ---------------------------------------------------------------------------
-def config_changes(daemon: Daemon, path: Path) -> list[str]:
-    """Top-level config sections (and device profiles) that differ on disk from the running ones.
-
-    These need a restart: sensors, MQTT, devices, InfluxDB and paths are wired into live connections.
-    Raises :class:`daemon.yamlsource.ConfigError` if the file on disk is invalid now.
-    """
-    from daemon.config import load_config
-
-    new = load_config(path)
-    old_cfg, new_cfg = daemon.cfg, new.config
-    changed = [name for name in type(old_cfg).model_fields if getattr(old_cfg, name) != getattr(new_cfg, name)]
-    old_profiles = daemon.loaded.profiles
-    changed += [f"device profile of {n}" for n in sorted(new.profiles) if new.profiles[n] != old_profiles.get(n)]
-    return changed
-
-
 def reload(daemon: Daemon, notifier: Notifier, config_path: Path) -> dict[str, Any]:
     """SIGHUP: reload the rules (safe at any time; a bad file keeps its last good version) and say
     which parts of the config file changed and need ``systemctl restart lobbyd`` to take effect."""
     from daemon.yamlsource import ConfigError
 
+    p = daemon.parts
     notifier.reloading()
-    answer = daemon.reload_rules("SIGHUP")
+    answer = p.reload.reload("SIGHUP")
     try:
-        changed = config_changes(daemon, config_path)
+        changed = config_changes(p.loaded, config_path)
         note = (
             "config unchanged"
             if not changed
@@ -341,9 +246,9 @@ def reload(daemon: Daemon, notifier: Notifier, config_path: Path) -> dict[str, A
         changed = []
         note = f"config file is invalid now, running config kept: {str(exc).splitlines()[0]}"
     (_LOG.warning if "NOT applied" in note or "invalid" in note else _LOG.info)("reload: %s", note)
-    daemon.stats.last_reload = f"{answer['text']}; {note}"
-    notifier.ready(f"reloaded: {daemon.stats.last_reload}")
-    return {**answer, "text": daemon.stats.last_reload, "needs_restart": changed}
+    p.reload.last_reload = f"{answer['text']}; {note}"
+    notifier.ready(f"reloaded: {p.reload.last_reload}")
+    return {**answer, "text": p.reload.last_reload, "needs_restart": changed}
 
 
 def install_signal_handlers(daemon: Daemon, notifier: Notifier, config_path: Path) -> None:
@@ -374,47 +279,3 @@ async def serve(daemon: Daemon, notifier: Notifier, *, environ: Mapping[str, str
         finally:
             for t in helpers:
                 t.cancel()
-
-
-# ---- log rate limiting ----------------------------------------------------------------------------
-class RepeatFilter(logging.Filter):
-    """Let a repeated WARNING/ERROR line through at most once per ``interval_s``.
-
-    Lines are "the same" when their format string and non-numeric arguments match (so "no sensor
-    message for 130s" and "…140s" are one line). The first line after a quiet interval says how many
-    were suppressed. Lower levels pass untouched.
-    """
-
-    def __init__(self, interval_s: float = 60.0, *, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__()
-        self.interval_s = interval_s
-        self._clock = clock
-        self._seen: dict[tuple[object, ...], tuple[float, int]] = {}
-        self.suppressed = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        args = record.args if isinstance(record.args, tuple) else ()
-        key = (record.name, record.levelno, str(record.msg), *(a for a in args if not isinstance(a, int | float)))
-        now = self._clock()
-        last = self._seen.get(key)
-        if last is not None and now - last[0] < self.interval_s:
-            self._seen[key] = (last[0], last[1] + 1)
-            self.suppressed += 1
-            return False
-        if last is not None and last[1]:
-            record.msg = f"{record.msg} [{last[1]} similar suppressed in {self.interval_s:.0f}s]"
-        if len(self._seen) >= 4096:  # bounded: forget the oldest
-            self._seen.pop(next(iter(self._seen)))
-        self._seen.pop(key, None)
-        self._seen[key] = (now, 0)
-        return True
-
-
-def install_log_rate_limit(interval_s: float = 60.0) -> RepeatFilter:
-    """Attach one :class:`RepeatFilter` to every handler of the root logger."""
-    f = RepeatFilter(interval_s)
-    for h in logging.getLogger().handlers:
-        h.addFilter(f)
-    return f

@@ -7,9 +7,18 @@ change back), so the daemon, the what-if replay and the tests all explain the sa
 
 from __future__ import annotations
 
-from daemon.engine import Evaluation, RuleTrace, lost_because
+from daemon.engine.types import Evaluation, RuleTrace
 
-__all__ = ["explain_point", "format_age"]
+__all__ = ["explain_point", "format_age", "lost_because"]
+
+
+def lost_because(win_rank: tuple[int, int], win_id: str, rank: tuple[int, int], rule_id: str) -> str:
+    """Why the rule ``rule_id`` lost to ``win_id``, in words (the arbitration order, step by step)."""
+    if rank[0] != win_rank[0]:
+        return f"priority {rank[0]} < {win_rank[0]}"
+    if rank[1] != win_rank[1]:
+        return f"same priority, {rank[1]} condition(s) < {win_rank[1]}"
+    return f"same priority and conditions, id sorts after '{win_id}'"
 
 
 def format_age(seconds: float | None) -> str:

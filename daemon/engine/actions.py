@@ -1,0 +1,74 @@
+"""What an acting rule asks for: a fixed value, a curve or step table of an input, or the sun's colour."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from daemon.engine.view import SensorView, Used
+from daemon.rules.model import Action
+from daemon.sun import Site, sun_position
+
+__all__ = ["CIRCADIAN_EVERY_S", "ActionOutcome", "action_value", "interpolate"]
+
+CIRCADIAN_EVERY_S = 60.0  # the sun's colour is recomputed at least this often (Adaptive Lighting: 90 s)
+
+
+class ActionOutcome(NamedTuple):
+    """The value an action asks for, in words, with its inputs."""
+
+    value: float | None  # None: an input it needs is unknown
+    words: str
+    used: tuple[Used, ...] = ()
+    due: float = math.inf  # when the value can change with no new reading
+
+
+def interpolate(points: Sequence[tuple[float, float]], x: float) -> float:
+    xs = [p[0] for p in points]
+    if x <= xs[0]:
+        return points[0][1]
+    if x >= xs[-1]:
+        return points[-1][1]
+    i = bisect.bisect_right(xs, x)
+    (x0, y0), (x1, y1) = points[i - 1], points[i]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+def action_value(action: Action, view: SensorView, site: Site, now: float) -> ActionOutcome:
+    """The value ``action`` asks for at ``now``, with its words."""
+    if action.value is not None:
+        return ActionOutcome(action.value, f"set {action.value:g}")
+    if action.curve is not None:
+        inp = view.value(action.curve.input, now)
+        key = action.curve.input.key
+        if inp.value is None:
+            return ActionOutcome(None, f"{key} is unknown", inp.used)
+        out = interpolate(action.curve.points, inp.value)
+        return ActionOutcome(out, f"curve of {key} = {inp.value:.4g} gives {out:.4g}", inp.used, inp.changes_at)
+    if action.steps is not None:
+        inp = view.value(action.steps.input, now)
+        key = action.steps.input.key
+        if inp.value is None:
+            return ActionOutcome(None, f"{key} is unknown", inp.used)
+        xs = [row[0] for row in action.steps.table]
+        step = action.steps.table[max(0, bisect.bisect_right(xs, inp.value) - 1)][1]
+        return ActionOutcome(step, f"step table of {key} = {inp.value:.4g} gives {step:g}", inp.used, inp.changes_at)
+    assert action.circadian is not None
+    circ = action.circadian
+    due = now + CIRCADIAN_EVERY_S
+    p = sun_position(site, now)
+    frac = max(p, 0.0)
+    text = f"sun position {p:.2f}"
+    used: tuple[Used, ...] = ()
+    if circ.daylight is not None:
+        inp = view.value(circ.daylight, now)
+        if inp.value is None:
+            return ActionOutcome(None, f"{circ.daylight.key} is unknown", inp.used, due)
+        d = min(max(inp.value / circ.full_daylight_lux, 0.0), 1.0)
+        frac = (1 - circ.daylight_weight) * frac + circ.daylight_weight * d
+        text += f", daylight {inp.value:.4g} lx ({d:.0%} of full)"
+        used, due = inp.used, min(due, inp.changes_at)
+    out = circ.min_k + (circ.max_k - circ.min_k) * frac
+    return ActionOutcome(out, f"circadian: {text} gives {out:.0f} K", used, due)

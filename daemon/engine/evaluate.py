@@ -1,0 +1,220 @@
+"""Evaluation: (rules, sensor view, now, memory) → a decision with its reason per point, and new memory.
+
+Pure: no I/O, no sleeping, no reading of the time, and the arguments are never changed (the memory
+that comes back is a new one). Semantics, in short (``rules/README.md`` says the same for staff):
+
+* A rule acts while all its ``when`` conditions hold; the winner per point is the highest ``priority``,
+  then the more specific rule (more conditions), then the lowest rule id — never file order.
+* A numeric condition with a stale or missing input is *unknown*. A rule with no false condition and at
+  least one unknown one does not act on old values: it asks for its ``safe_value`` (a *fallback*) or,
+  without one, stays silent — or, right after a start, waits for a sensor's first reading.
+* A manual override wins until it expires. Every output is clamped to the point's range (into
+  ``min..max`` first, then to the nearest allowed value, ties downwards — as the profile does). A rule
+  with ``ramp_per_minute`` moves its point towards its value no faster than that.
+* Readings may come faster than evaluations are worth making. :func:`advance` moves only the memory
+  (latches, ``for:`` starts, when inputs were last known) on to a reading's time; evaluating after a
+  burst of advanced readings ends in the same memory and decisions as evaluating after each one
+  (tests/engine/test_coalescing.py). The one exception is a ramp: its output moves at its rate towards
+  the value asked for at the evaluation, not towards each value asked for in between.
+* The caller evaluates at least every ``resume_grace_s``: a longer pause (the daemon was down) counts
+  as a gap in every input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from daemon.engine.actions import action_value
+from daemon.engine.conditions import Clock, NumericOutcome, Status, clock_condition, numeric_words, step_numeric
+from daemon.engine.explain import lost_because
+from daemon.engine.ruleset import RuleSet
+from daemon.engine.types import EngineMemory, Evaluation, PointLimits, RuleTrace, TraceState
+from daemon.engine.view import SensorView, Used
+from daemon.model import Decision, Quantity, Reason
+from daemon.rules.model import Input, Rule
+from daemon.sun import Site
+
+__all__ = ["advance", "evaluate"]
+
+
+class _Candidate(NamedTuple):
+    rank: tuple[int, int]  # (priority, specificity)
+    rule: str
+    value: float
+    reason: Reason
+
+
+def _step(
+    rules: RuleSet, view: SensorView, now: float, memory: EngineMemory, resume_grace_s: float
+) -> tuple[EngineMemory, dict[str, NumericOutcome]]:
+    mem = memory.copy()
+    seen = {
+        n.key: step_numeric(mem, n.key, n.condition, view, now, resume_grace_s=resume_grace_s) for n in rules.numeric
+    }
+    for store in (mem.latched, mem.since, mem.known_at):  # timers of edited or removed conditions
+        for key in [k for k in store if k not in seen]:
+            del store[key]
+    return mem, seen
+
+
+def advance(
+    rules: RuleSet, view: SensorView, now: float, memory: EngineMemory, *, resume_grace_s: float = 120.0
+) -> EngineMemory:
+    """The memory after looking at the readings in ``view`` at ``now``, without deciding anything.
+
+    Every hysteresis latch, ``for:`` start time and "last known" time moves on exactly as
+    :func:`evaluate` would move it, so a reading that is only advanced is never skipped: a later
+    evaluation sees every crossing it caused.
+    """
+    return _step(rules, view, now, memory, resume_grace_s)[0]
+
+
+def evaluate(
+    rules: RuleSet,
+    view: SensorView,
+    now: float,
+    memory: EngineMemory,
+    *,
+    site: Site,
+    limits: Mapping[str, PointLimits],
+    resume_grace_s: float = 120.0,
+) -> Evaluation:
+    """Evaluate every rule at ``now``: the winning decision per point, a trace per rule, new memory."""
+    mem, seen = _step(rules, view, now, memory, resume_grace_s)
+    clock = Clock.at(site, now)
+    due = math.inf
+    traces: list[RuleTrace] = []
+    candidates: dict[str, list[_Candidate]] = {}
+    for rule in rules.in_order:
+        rank = (rule.priority, rule.specificity)
+        if not rule.enabled:
+            traces.append(RuleTrace(rule.id, rule.target, "disabled", None, ("rule is disabled",), (), *rank))
+            continue
+        lines: list[str] = []
+        inputs: list[Used] = []
+        statuses: list[Status] = []
+        for i, c in enumerate(rule.when):
+            if c.is_numeric:
+                out = seen[rules.numeric_by_place[(rule.id, i)].key]
+                statuses.append(out.status)
+                lines.append(numeric_words(c, out, _quantity_of(c.input, view), now))
+                inputs.extend(out.used)
+                due = min(due, out.changes_at)
+            else:
+                status, words, when = clock_condition(rules, clock, c)
+                statuses.append(status)
+                lines.append(words)
+                due = min(due, when)
+        if "false" in statuses:
+            traces.append(RuleTrace(rule.id, rule.target, "inactive", None, tuple(lines), tuple(inputs), *rank))
+            continue
+        value: float | None = None
+        fallback = "unknown" in statuses
+        if not fallback:
+            asked = action_value(rule.set, view, site, now)
+            lines.append(asked.words)
+            inputs.extend(asked.used)
+            due = min(due, asked.due)
+            value = asked.value
+            fallback = value is None
+        if fallback:
+            waiting, until = _waiting(rule, view, now)
+            due = min(due, until)
+            if waiting:
+                lines.append(f"waiting for first readings of {', '.join(waiting)} since start: no action yet")
+            elif rule.safe_value is None:
+                lines.append("inputs unknown and no safe_value: this rule stays silent")
+            else:
+                value = rule.safe_value
+                lines.append(f"inputs unknown: safe value {value:g}")
+            if waiting or rule.safe_value is None:
+                traces.append(RuleTrace(rule.id, rule.target, "silent", None, tuple(lines), tuple(inputs), *rank))
+                continue
+        assert value is not None
+        state: TraceState = "fallback" if fallback else "active"
+        trace = RuleTrace(rule.id, rule.target, state, value, tuple(lines), tuple(inputs), *rank)
+        traces.append(trace)
+        reason = Reason(rule.id, "; ".join(lines), tuple(inputs), fallback=fallback)
+        candidates.setdefault(rule.target, []).append(_Candidate(rank, rule.id, value, reason))
+
+    decisions: dict[str, Decision] = {}
+    for target in rules.targets:
+        cands = candidates.get(target)
+        if not cands:
+            continue
+        winner = _arbitrate(cands)
+        value, reason = _ramp(rules.by_id[winner.rule], mem.outputs.get(target), winner.value, winner.reason, now)
+        if reason.held_by == "ramp":
+            due = min(due, now)  # still on its way: the next tick moves it on
+        decisions[target] = _decision(target, value, reason, now, limits)
+
+    overrides = {t: ov for t, ov in mem.overrides.items() if now < ov.until}
+    for target, ov in overrides.items():
+        due = min(due, ov.until)
+        ends = dt.datetime.fromtimestamp(ov.until, site.tz)
+        reason = Reason(rule="manual-override", text=f"manual override ({ov.source}) until {ends:%H:%M}")
+        decisions[target] = _decision(target, ov.value, reason, now, limits)
+    mem.overrides = overrides
+    for target, d in decisions.items():
+        mem.outputs[target] = (d.value, now)
+    return Evaluation(decisions, tuple(traces), mem, now, max(due, now))
+
+
+def _waiting(rule: Rule, view: SensorView, now: float) -> tuple[list[str], float]:
+    """The unknown inputs of ``rule`` that are only not yet known since start, and until when."""
+    waiting: list[str] = []
+    until = math.inf
+    for inp in rule.inputs():
+        if view.value(inp, now).value is None:
+            ends = view.warming_up(inp, now)
+            if ends is not None:
+                waiting.append(inp.key)
+                until = min(until, ends)
+    return waiting, until
+
+
+def _arbitrate(cands: list[_Candidate]) -> _Candidate:
+    """Highest (priority, specificity), ties broken by the lowest rule id; the reason names each loser."""
+    best = min(cands, key=lambda c: (-c.rank[0], -c.rank[1], c.rule))
+    losers = sorted((c for c in cands if c.rule != best.rule), key=lambda c: c.rule)
+    if not losers:
+        return best
+    why = ", ".join(f"{c.rule} ({lost_because(best.rank, best.rule, c.rank, c.rule)})" for c in losers)
+    r = best.reason
+    return best._replace(reason=Reason(r.rule, r.text + f" (won over {why})", r.inputs, fallback=r.fallback))
+
+
+def _ramp(
+    rule: Rule, prev: tuple[float, float] | None, value: float, reason: Reason, now: float
+) -> tuple[float, Reason]:
+    """Move from the point's previous output towards ``value`` no faster than the rule's ramp."""
+    if rule.ramp_per_minute is None or prev is None or reason.fallback:
+        return value, reason
+    step = rule.ramp_per_minute * max(0.0, now - prev[1]) / 60.0
+    ramped = prev[0] + max(-step, min(step, value - prev[0]))
+    if ramped == value:
+        return value, reason
+    text = reason.text + f"; ramping at {rule.ramp_per_minute:g}/min towards {value:.4g}"
+    return ramped, Reason(reason.rule, text, reason.inputs, held_by="ramp")
+
+
+def _decision(target: str, value: float, reason: Reason, now: float, limits: Mapping[str, PointLimits]) -> Decision:
+    device, point = target.split(".", 1)
+    lim = limits.get(target)
+    if lim is not None:
+        clamped = lim.clamp(value)
+        if clamped != value:
+            text = reason.text + f"; clamped {value:.4g} to {clamped:.4g} (device range)"
+            reason = Reason(reason.rule, text, reason.inputs, held_by=reason.held_by, fallback=reason.fallback)
+            value = clamped
+    return Decision(device=device, point=point, value=value, reason=reason, ts=now)
+
+
+def _quantity_of(inp: Input, view: SensorView) -> Quantity | None:
+    if inp.quantity is not None:
+        return inp.quantity
+    info = view.sensors.get(inp.sensor or "")
+    return info.quantity if info else None

@@ -1,0 +1,137 @@
+"""The engine's value types: what it knows of sensors and outputs, what it remembers, what it returns."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+from daemon.model import Decision, Quantity
+
+__all__ = ["EngineMemory", "Evaluation", "Override", "PointLimits", "RuleTrace", "SensorInfo", "TraceState"]
+
+TraceState = Literal["active", "inactive", "fallback", "silent", "disabled"]
+
+
+@dataclass(frozen=True, slots=True)
+class SensorInfo:
+    id: str
+    zone: str
+    quantity: Quantity
+    stale_after_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PointLimits:
+    """Allowed output of one device point, from its device profile."""
+
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[float, ...] | None = None
+
+    def clamp(self, value: float) -> float:
+        """Into ``min..max``, then to the nearest allowed value (ties go down) — as the profile does."""
+        if self.min is not None:
+            value = max(self.min, value)
+        if self.max is not None:
+            value = min(self.max, value)
+        if self.allowed:
+            value = min(self.allowed, key=lambda a: (abs(a - value), a))
+        return value
+
+    def describe(self) -> str:
+        """The range in words, e.g. ``one of [0, 1, 2, 3]`` or ``2700..5000``."""
+        if self.allowed:
+            return "one of [" + ", ".join(f"{a:g}" for a in self.allowed) + "]"
+        lo = "-inf" if self.min is None else f"{self.min:g}"
+        hi = "inf" if self.max is None else f"{self.max:g}"
+        return f"{lo}..{hi}"
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    value: float
+    until: float
+    source: str = "mqtt"
+
+
+@dataclass
+class EngineMemory:
+    """What the engine remembers between evaluations; JSON-serialisable for the state directory.
+
+    Per numeric condition (keyed by :func:`daemon.engine.ruleset.condition_key`): its hysteresis latch,
+    when it last became true (``for:``), and when its inputs were last known (a gap resets the other
+    two). Per point: the last output and when it was set (ramps). And the manual overrides in force.
+    """
+
+    latched: dict[str, bool] = field(default_factory=dict)
+    since: dict[str, float] = field(default_factory=dict)
+    known_at: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, tuple[float, float]] = field(default_factory=dict)
+    overrides: dict[str, Override] = field(default_factory=dict)
+
+    def copy(self) -> EngineMemory:
+        return EngineMemory(
+            dict(self.latched), dict(self.since), dict(self.known_at), dict(self.outputs), dict(self.overrides)
+        )
+
+    def with_override(self, target: str, override: Override | None) -> EngineMemory:
+        """A copy with ``override`` in force on ``target`` (``None``: cleared)."""
+        out = self.copy()
+        if override is None:
+            out.overrides.pop(target, None)
+        else:
+            out.overrides[target] = override
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "latched": self.latched,
+            "since": self.since,
+            "known_at": self.known_at,
+            "outputs": {k: list(v) for k, v in self.outputs.items()},
+            "overrides": {k: [o.value, o.until, o.source] for k, o in self.overrides.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EngineMemory:
+        return cls(
+            latched={str(k): bool(v) for k, v in data.get("latched", {}).items()},
+            since={str(k): float(v) for k, v in data.get("since", {}).items()},
+            known_at={str(k): float(v) for k, v in data.get("known_at", {}).items()},
+            outputs={str(k): (float(v[0]), float(v[1])) for k, v in data.get("outputs", {}).items()},
+            overrides={
+                str(k): Override(float(v[0]), float(v[1]), str(v[2])) for k, v in data.get("overrides", {}).items()
+            },
+        )
+
+
+class RuleTrace(NamedTuple):
+    """How one rule came out in one evaluation (for ``lobbyd why`` and the what-if replay)."""
+
+    rule: str
+    target: str
+    state: TraceState
+    value: float | None
+    lines: tuple[str, ...]
+    inputs: tuple[tuple[str, float | None, float | None], ...]
+    priority: int = 0
+    specificity: int = 0
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of one :func:`daemon.engine.evaluate`: decisions, a trace per rule, the new memory.
+
+    ``next_due`` is the earliest time at which this outcome can change with no new reading: a reading
+    going stale, a ``for:`` completing, a clock window opening or closing, a ramp step, an override
+    ending, the sun moving a circadian colour. ``at`` means "at the next tick"; ``inf`` means "only a
+    reading can".
+    """
+
+    decisions: Mapping[str, Decision]
+    traces: tuple[RuleTrace, ...]
+    memory: EngineMemory
+    at: float
+    next_due: float = math.inf

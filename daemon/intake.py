@@ -1,0 +1,56 @@
+"""Every MQTT message enters the daemon here: a sensor reading, or a manual override on ``.../set``.
+
+The path of a reading, call by call: :meth:`Intake.on_message` → the MQTT driver's decoder (route,
+decode, reject by reason, count) → :meth:`daemon.state.SensorState.update` (latest per sensor; an older
+reading than the one held is dropped) → :meth:`daemon.telemetry.Recorder.reading` (to the time-series
+writer at once) → :meth:`daemon.control.ControlLoop.reading` (the rules see it).
+"""
+
+from __future__ import annotations
+
+from daemon.control import ControlLoop
+from daemon.overrides import Overrides, target_of
+from daemon.state import SensorState
+from daemon.telemetry import Recorder
+from drivers.mqtt import Intake as Decoder
+from drivers.mqtt import Message
+
+__all__ = ["Intake"]
+
+
+class Intake:
+    """Routes each message to its handler; see the module docstring for a reading's path."""
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        *,
+        state: SensorState,
+        control: ControlLoop,
+        overrides: Overrides,
+        recorder: Recorder,
+        override_prefix: str,
+    ) -> None:
+        self.decoder = decoder
+        self._state = state
+        self._control = control
+        self._overrides = overrides
+        self._recorder = recorder
+        self._override_prefix = override_prefix
+
+    @property
+    def override_filter(self) -> str:
+        """The MQTT filter of the override topics."""
+        return f"{self._override_prefix}+/+/set"
+
+    def on_message(self, m: Message) -> None:
+        """Handle one message from the MQTT link (never raises for bad input: it is counted)."""
+        target = target_of(m.topic, self._override_prefix)
+        if target is not None:
+            self._overrides.on_message(target, m)
+            return
+        readings, _rejected = self.decoder.process_message(m)
+        for r in readings:
+            if self._state.update(r):
+                self._recorder.reading(r)
+                self._control.reading(r.sensor)

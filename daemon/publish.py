@@ -1,0 +1,87 @@
+"""The daemon's own MQTT topics: decisions, device states and availability, the rules' status.
+
+Control never waits on publishing: :meth:`Publisher.soon` queues and returns; :meth:`Publisher.run`
+sends in the background. Per topic only the latest payload is kept, so the queue is bounded by the
+number of topics however fast values change or however long the broker is away (the link keeps the
+retained ones until it is back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from daemon.model import Decision, WriteResult
+
+__all__ = ["Publisher", "Sender"]
+
+
+class Sender(Protocol):
+    """What the publisher needs of the MQTT link: a best-effort publish that never raises."""
+
+    def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> Awaitable[None]: ...
+
+
+class Publisher:
+    """Topics under ``lobbyd/<branch>/``, sent by one background task."""
+
+    def __init__(self, branch: str, link: Sender) -> None:
+        self.prefix = f"lobbyd/{branch}"
+        self._link = link
+        self._pending: dict[str, tuple[str, bool]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    @property
+    def pending(self) -> int:
+        """Topics waiting to be sent."""
+        return len(self._pending)
+
+    def soon(self, topic: str, payload: str, *, retain: bool) -> None:
+        """Queue a publish without waiting; a newer payload for the same topic replaces the older."""
+        self._pending.pop(topic, None)
+        self._pending[topic] = (payload, retain)
+        self._wake.set()
+
+    def decision(self, d: Decision) -> None:
+        payload = {"value": d.value, "rule": d.reason.rule, "reason": d.reason.text, "fallback": d.reason.fallback}
+        self.soon(f"{self.prefix}/decision/{d.device}/{d.point}", json.dumps({**payload, "ts": d.ts}), retain=True)
+
+    def device_state(self, result: WriteResult, rule: str, ts: float) -> None:
+        payload: dict[str, Any] = {
+            "desired": result.value,
+            "readback": result.readback,
+            "outcome": str(result.outcome),
+            "rule": rule,
+            "ts": ts,
+        }
+        self.soon(f"{self.prefix}/device/{result.device}/{result.point}/state", json.dumps(payload), retain=True)
+
+    def availability(self, device: str, online: bool) -> None:
+        self.soon(self.availability_topic(device), "online" if online else "offline", retain=True)
+
+    def availability_topic(self, device: str) -> str:
+        return f"{self.prefix}/device/{device}/availability"
+
+    def rules_status(self, errors: list[str], ts: float) -> None:
+        payload = {"ok": not errors, "errors": errors, "ts": ts}
+        self.soon(f"{self.prefix}/rules/status", json.dumps(payload), retain=True)
+
+    def stop(self) -> None:
+        """End :meth:`run` after the publish it is doing (shutdown)."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Send what is queued, oldest topic first, until :meth:`stop`."""
+        # Ends on the stop flag as well as on cancellation: aiomqtt waits with asyncio.wait_for, which on
+        # Python 3.11 can swallow a cancellation that arrives as the publish completes.
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending and not self._stopping:
+                topic = next(iter(self._pending))
+                payload, retain = self._pending.pop(topic)
+                await self._link.publish(topic, payload, retain=retain)

@@ -1,0 +1,127 @@
+"""Rule files: validate again and swap atomically, on request, on SIGHUP or when a file changes.
+
+A bad file keeps its last good version (daemon/rules/load.py); what happened is logged, recorded as
+an event, published on ``lobbyd/<branch>/rules/status`` and kept for ``lobbyd status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from daemon.config import LoadedConfig
+from daemon.control import ControlLoop
+from daemon.publish import Publisher
+from daemon.rules.load import LoadedRules, load_rules
+from daemon.telemetry import Recorder
+from drivers.clock import Clock
+
+__all__ = ["RuleReload", "config_changes", "load_rules_of"]
+
+_LOG = logging.getLogger("lobbyd")
+
+
+def load_rules_of(loaded: LoadedConfig, previous: LoadedRules | None = None) -> LoadedRules:
+    """Read and validate the rules directory of ``loaded`` (last good versions from the state directory)."""
+    return load_rules(
+        loaded.rules_dir,
+        loaded.rule_context(),
+        previous=previous,
+        last_good_dir=loaded.state_dir / "rules-last-good",
+    )
+
+
+def config_changes(running: LoadedConfig, path: Path) -> list[str]:
+    """Top-level config sections (and device profiles) that differ on disk from the running ones.
+
+    These need a restart: sensors, MQTT, devices, InfluxDB and paths are wired into live connections.
+    Raises :class:`daemon.yamlsource.ConfigError` if the file on disk is invalid now.
+    """
+    from daemon.config import load_config
+
+    new = load_config(path)
+    old_cfg, new_cfg = running.config, new.config
+    changed = [name for name in type(old_cfg).model_fields if getattr(old_cfg, name) != getattr(new_cfg, name)]
+    old_profiles = running.profiles
+    changed += [f"device profile of {n}" for n in sorted(new.profiles) if new.profiles[n] != old_profiles.get(n)]
+    return changed
+
+
+class _UntilStopped:
+    """The watch thread's stop condition: the daemon stopping, or the watching task cancelled.
+
+    watchfiles polls ``is_set()`` from its thread every step. awatch calls ``set()`` when its task is
+    cancelled; that must end the thread but not stop the daemon, hence a flag of its own. The task check
+    covers an anyio that shields the thread call, so that the cancellation reaches awatch only after the
+    thread returned: without it, the thread would wait for a file change that may never come.
+    """
+
+    def __init__(self, stop: asyncio.Event, task: asyncio.Task[Any]) -> None:
+        self._stop, self._task, self._set = stop, task, False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set or self._stop.is_set() or self._task.cancelling() > 0
+
+
+class RuleReload:
+    """Reloads the rules into the control loop and says what happened."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        control: ControlLoop,
+        publisher: Publisher,
+        recorder: Recorder,
+        clock: Clock,
+    ) -> None:
+        self._loaded = loaded
+        self._control = control
+        self._publisher = publisher
+        self._recorder = recorder
+        self._clock = clock
+        self.reloads = 0
+        self.last_reload = "initial load"
+
+    def reload(self, why: str) -> dict[str, Any]:
+        """Validate the rule files again and swap; a bad file keeps its last good version."""
+        old = self._control.rules
+        new = load_rules_of(self._loaded, old)
+        now = self._clock.now()
+        self.reloads += 1
+        errors = [str(e) for e in new.errors]
+        self._control.set_rules(new)
+        if errors:
+            kept = ", ".join(Path(f).name for f in new.kept_previous) or "nothing"
+            text = f"rules reload ({why}): {len(errors)} error(s); kept last good version of {kept}"
+            for err in errors:
+                _LOG.error("rules: %s", err)
+            self._recorder.event("reload", text + ": " + "; ".join(errors[:5]), now)
+        else:
+            unchanged = "" if new.fingerprint() != old.fingerprint() else " (unchanged)"
+            text = f"rules reload ({why}): ok, {len(new.ruleset.rules)} rules{unchanged}"
+            _LOG.info(text)
+            self._recorder.event("reload", text, now)
+        self._publisher.rules_status(errors, now)
+        self.last_reload = text
+        return {"ok": not errors, "text": text, "errors": errors}
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Reload when a rule file changes on disk (watchfiles), debounced by the library, until ``stop``."""
+        from watchfiles import awatch
+
+        task = asyncio.current_task()
+        assert task is not None
+        # rust_timeout=0: the watch thread returns only on a change or a stop, instead of handing back to
+        # the event loop every 5 s for nothing. It checks the stop condition every `step` ms, so it also
+        # ends when this task is cancelled.
+        until = _UntilStopped(stop, task)
+        async for _changes in awatch(
+            self._loaded.rules_dir, stop_event=until, debounce=2000, step=1000, rust_timeout=0, recursive=False
+        ):
+            self.reload("file changed")
