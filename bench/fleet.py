@@ -189,7 +189,7 @@ def _measure(
         }
         return ps, sts, c
 
-    c_mq0, c_vm0 = proc_sample(central._p.proc.pid), proc_sample(vm._p.proc.pid)  # type: ignore[union-attr]
+    c_mq0, c_vm0 = proc_sample(central.pid), proc_sample(vm.pid)
     ps0, st0, c0 = snap()
     t0 = time.monotonic()
     time.sleep(seconds / 2)
@@ -198,7 +198,7 @@ def _measure(
     time.sleep(seconds / 2)
     ps1, st1, c1 = snap()
     dt = time.monotonic() - t0
-    c_mq1, c_vm1 = proc_sample(central._p.proc.pid), proc_sample(vm._p.proc.pid)  # type: ignore[union-attr]
+    c_mq1, c_vm1 = proc_sample(central.pid), proc_sample(vm.pid)
     for (branch, _c, _p), a, b, s0, s1 in zip(procs, ps0, ps1, st0, st1, strict=True):
         res.per_branch.append({
             "branch": float(branch[1:]),

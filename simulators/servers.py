@@ -161,6 +161,13 @@ class _Server:
     def running(self) -> bool:
         return self._p is not None and self._p.alive()
 
+    @property
+    def pid(self) -> int:
+        """The server process's id (for CPU and memory samples); raises when it is not running."""
+        if self._p is None or self._p.proc is None:
+            raise ServerError(f"{self.name} is not running")
+        return self._p.proc.pid
+
     def log_tail(self, n: int = 30) -> str:
         return self._p.log_tail(n) if self._p else ""
 
