@@ -2,7 +2,7 @@
 # lobbyd — one entry point that sets up everything it needs on a fresh Debian machine (as root).
 #
 #   ./run.sh demo     the main job: a simulated lobby through the real daemon
-#   ./run.sh test     the whole test suite (what CI runs)
+#   ./run.sh test     ruff, mypy --strict, then the whole test suite (what CI runs)
 #   ./run.sh bench    the benchmarks (not part of the tests)
 #   ./run.sh setup    only install (Debian packages, Python venv in .venv)
 set -euo pipefail
@@ -54,7 +54,13 @@ cmd=${1:-help}
 shift || true
 case "$cmd" in
   setup) setup ;;
-  test)  setup; exec .venv/bin/python -m pytest "$@" ;;
+  test)  setup
+         # The house stays readable: lint, format and strict typing fail the run before any test does.
+         .venv/bin/ruff check .
+         .venv/bin/ruff format --check .
+         .venv/bin/mypy
+         .venv/bin/mypy tests bench
+         exec .venv/bin/python -m pytest "$@" ;;
   demo)  setup; exec .venv/bin/python -m simulators.demo "$@" ;;
   bench) setup; exec .venv/bin/python -m bench "$@" ;;
   *) sed -n '2,9p' "$0"; exit 2 ;;
