@@ -1,11 +1,10 @@
 """Periodic work on a shared time grid, so that one wake-up serves every periodic loop.
 
-A process that sleeps a few hundred milliseconds pays for its next wake-up: on a virtual machine the
-vCPU was halted and its caches went cold. On the 2-core development VM, 22 µs of Python work took
-65–600 µs of CPU right after a 0.1–0.5 s sleep, and 22–25 µs after a 1 ms one. Loops that each sleep
+A process that sleeps a few hundred milliseconds pays for its next wake-up (on a virtual machine the
+vCPU was halted and its caches went cold; docs/BENCHMARKS.md has the figures). Loops that each sleep
 "interval seconds from now" wake at scattered instants and each pay that price. Loops that sleep until
-the next multiple of their interval on the same clock (the rules ticker, the Modbus status polls, the
-time-series flush, health records) wake together instead.
+the next multiple of their interval on the same clock (the rules ticker, retries of held writes, the
+Modbus status polls, the time-series flush, health records) wake together instead.
 """
 
 from __future__ import annotations
