@@ -154,17 +154,15 @@ class Daemon:
         self.subscribed = asyncio.Event()  # set after the first SUBACK (the link calls _on_connect after it)
         self.writer = None
         self.recorder = Recorder(self.branch, None)
-        self._early_events: list[tuple[str, str, float]] | None = []  # writer events before it is wired
         if self.cfg.influx is not None:
             from drivers.influx import InfluxWriter
 
             self.writer = InfluxWriter(
-                self.cfg.influx, spool_dir=loaded.state_dir / "spool", clock=clock.now, on_event=self._writer_event
+                self.cfg.influx, spool_dir=loaded.state_dir / "spool", clock=clock, on_event=self._writer_event
             )
         self.recorder.writer = self.writer
-        early, self._early_events = self._early_events, None
-        for kind, text, ts in early:  # e.g. "spool left by a previous run" from the writer's constructor
-            self.recorder.event(kind, text, ts)
+        if self.writer is not None:
+            self.writer.open()  # secret and spool I/O; "spool left by a previous run" reaches the recorder
         prefix = f"lobbyd/{self.branch}"
         self._override_prefix = f"{prefix}/device/"
         subs = [*self.intake.router.subscriptions(), (f"{prefix}/device/+/+/set", 1)]
@@ -556,10 +554,7 @@ class Daemon:
     # ---- housekeeping ----------------------------------------------------------------------------------
     def _writer_event(self, kind: str, text: str) -> None:
         _LOG.warning("time series: %s: %s", kind, text)
-        if self._early_events is not None:
-            self._early_events.append((kind, text, self.clock.now()))
-        else:
-            self.recorder.event(kind, text, self.clock.now())
+        self.recorder.event(kind, text, self.clock.now())
 
     def _publish_soon(self, topic: str, payload: str, *, retain: bool) -> None:
         """Queue a publish without waiting; per topic only the latest payload is kept (bounded by topics)."""
