@@ -1,19 +1,49 @@
-"""The generated JSON Schemas: up to date, and the shipped files pass them (as an editor would check)."""
+"""The generated JSON Schemas: up to date, and the shipped files pass them (as an editor would check).
+
+Validation is the ``jsonschema`` library's (Draft 2020-12, what the schemas declare).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator, ValidationError
 
 from daemon.rules.durations import parse_duration
 from daemon.schema import SCHEMA_FILES, json_schemas, render, write_schemas
 from daemon.yamlsource import load_yaml
-from tests.engine.minijsonschema import errors
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((ROOT / "rules").glob("*.yaml"))
+
+
+def _as_json(value: Any) -> Any:
+    """The data as an editor's YAML 1.2 parser sees it: a date (``holidays: [2026-01-01]``) is a string."""
+
+    def text(v: object) -> str:
+        if isinstance(v, dt.date | dt.time):
+            return v.isoformat()
+        raise TypeError(f"not JSON data: {v!r}")
+
+    return json.loads(json.dumps(value, default=text))
+
+
+def _flat(found: Iterable[ValidationError]) -> list[str]:
+    out: list[str] = []
+    for e in found:  # an anyOf/oneOf failure carries why each branch failed in its context
+        out += [f"{e.json_path}: {e.validator}: {e.message}", *_flat(e.context or ())]
+    return out
+
+
+def errors(schema: dict[str, Any], value: Any) -> list[str]:
+    """Every violation of ``schema`` by ``value`` as ``$.json.path: keyword: message``; empty when valid."""
+    Draft202012Validator.check_schema(schema)
+    return _flat(Draft202012Validator(schema).iter_errors(_as_json(value)))
 
 
 def test_committed_schemas_are_up_to_date_with_the_models() -> None:
