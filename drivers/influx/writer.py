@@ -232,7 +232,13 @@ class InfluxWriter:
     def _to_spool(self, lines: Sequence[str], why: str) -> None:
         if not lines:
             return
-        self._open_spool()  # a queue overflowing before open(): the spool still takes it
+        try:
+            self._open_spool()  # a queue overflowing before open(): the spool still takes it
+        except OSError as e:
+            self._io_dropped += len(lines)
+            self._last_error = f"cannot open the spool: {e.strerror}"
+            self._event("spool", f"cannot open the spool ({e.strerror}): {len(lines)} points lost")
+            return
         was_empty = not self._spool.has_pending()
         bs = self._cfg.batch_size
         for i in range(0, len(lines), bs):

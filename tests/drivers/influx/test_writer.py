@@ -174,6 +174,19 @@ async def test_backoff_is_exponential_bounded_and_jittered(tmp_path: Path) -> No
     assert w.stats().sent_points == 0
 
 
+def test_an_unusable_spool_directory_is_counted_not_raised_by_submit(tmp_path: Path) -> None:
+    """submit() never raises, even when a queue overflowing before open() finds no usable spool."""
+    (tmp_path / "file").write_text("not a directory")
+    w = InfluxWriter(v1(dead_url(), queue_size=5, batch_size=5), spool_dir=tmp_path / "file" / "spool")
+    for p in points(6, now_ns()):
+        w.submit(p)
+    st = w.stats()
+    assert (st.queue_depth, st.dropped_points, st.spooled_points) == (0, 6, 0)
+    assert st.last_error is not None and "cannot open the spool" in st.last_error
+    with pytest.raises(NotADirectoryError):
+        w.open()  # the explicit step says so loudly
+
+
 async def test_backoff_starts_over_after_a_replay(influxd: InfluxServer, tmp_path: Path) -> None:
     """A second outage is retried from retry_initial_s again, not from where the first one stopped."""
     influxd.create_database(DB)
