@@ -54,10 +54,11 @@ def build_daemon(
     watch_rules: bool = True,
     on_ready: Callable[[], None] | None = None,
 ) -> Daemon:
-    """Read the rules (unless given) and what the state directory holds, and wire a daemon on them."""
+    """Read the rules (unless given) and what the state directory holds, wire a daemon on them, and open
+    the time-series writer (its secret and spool): everything start-up reads, in one place."""
     store = StateStore(loaded.state_dir, clock_slack_s=loaded.config.resume_grace_s / 2)
     memory, gate = store.load()
-    return Daemon(
+    daemon = Daemon(
         loaded,
         clock=clock,
         rules=rules if rules is not None else load_rules_of(loaded),
@@ -67,6 +68,9 @@ def build_daemon(
         watch_rules=watch_rules,
         on_ready=on_ready,
     )
+    if daemon.parts.writer is not None:
+        daemon.parts.writer.open()  # the secret, the spool left by a previous run (an event, recorded)
+    return daemon
 
 
 class Daemon:
@@ -88,19 +92,14 @@ class Daemon:
         on_ready: Callable[[], None] | None = None,
     ) -> None:
         cfg = loaded.config
+        self._clock = clock
         self._watch_rules = watch_rules
         self._on_ready = on_ready
         self._stop = asyncio.Event()
         writer = None
-        self._early: list[tuple[str, str]] | None = []  # writer events before the recorder exists
         if cfg.influx is not None:
-            writer = InfluxWriter(
-                cfg.influx, spool_dir=loaded.state_dir / "spool", clock=clock.now, on_event=self._event
-            )
-        recorder = Recorder(cfg.branch, writer)
-        early, self._early = self._early, None
-        for kind, text in early:  # e.g. "spool left by a previous run"
-            recorder.event(kind, text, clock.now())
+            writer = InfluxWriter(cfg.influx, spool_dir=loaded.state_dir / "spool", clock=clock, on_event=self._event)
+        self._recorder = recorder = Recorder(cfg.branch, writer)
         state = SensorState(loaded.sensor_infos(), started_at=clock.now())
         decoder = Decoder(cfg.sensors, clock=clock.now)
         prefix = f"lobbyd/{cfg.branch}/device/"
@@ -178,10 +177,7 @@ class Daemon:
     def _event(self, kind: str, text: str) -> None:
         """An event of the time-series writer (spool, outage, drops): logged and recorded."""
         _LOG.warning("time series: %s: %s", kind, text)
-        if self._early is not None:
-            self._early.append((kind, text))
-        else:
-            self.parts.recorder.event(kind, text, self.parts.clock.now())
+        self._recorder.event(kind, text, self._clock.now())
 
     async def _on_connect(self) -> None:
         p = self.parts

@@ -26,7 +26,7 @@ from drivers.modbus.config import DeviceConfig, resolve_profile_path
 from drivers.modbus.profile import DeviceProfile, load_profile
 from drivers.mqtt.config import MqttConfig, SensorConfig
 
-__all__ = ["DaemonConfig", "LoadedConfig", "SafetyConfig", "SiteConfig", "load_config"]
+__all__ = ["DaemonConfig", "LoadedConfig", "SafetyConfig", "SiteConfig", "load_config", "load_layers"]
 
 
 class _Strict(BaseModel):
@@ -131,16 +131,15 @@ def _resolve(base: Path, p: Path) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
 
-def load_config(path: str | Path) -> LoadedConfig:
-    """Load and validate ``lobbyd.yaml``; raise :class:`ConfigError` listing every problem found."""
+def load_layers(path: str | Path) -> SourceDoc:
+    """The config file's data with the file it ``extends:`` merged under it (not yet validated)."""
     path = Path(path).resolve()
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise ConfigError([ErrorItem(str(path), 1, 1, "the config file must be a mapping of keys")])
-    base_dir = path.parent
     data = doc.data
     if "extends" in data and isinstance(data["extends"], str):
-        parent_path = _resolve(base_dir, Path(data["extends"]))
+        parent_path = _resolve(path.parent, Path(data["extends"]))
         parent = load_yaml(parent_path)
         if not isinstance(parent.data, dict):
             raise ConfigError([doc.error(("extends",), f"{parent_path} is not a mapping of keys")])
@@ -148,6 +147,14 @@ def load_config(path: str | Path) -> LoadedConfig:
             parent.data, {k: v for k, v in data.items() if k != "extends"}, discriminators=_DISCRIMINATORS
         )
         doc = SourceDoc(str(path), merged, {**parent.positions, **doc.positions}, doc.key_positions)
+    return doc
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Load and validate ``lobbyd.yaml``; raise :class:`ConfigError` listing every problem found."""
+    path = Path(path).resolve()
+    base_dir = path.parent
+    doc = load_layers(path)
     cfg = validate(DaemonConfig, doc)
 
     errors: list[ErrorItem] = []

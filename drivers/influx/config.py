@@ -1,7 +1,7 @@
 """Configuration of the time-series writer (pydantic, ``extra="forbid"``), discriminated by ``api``.
 
 Secrets are never stored in the config itself: the config names an environment variable or a file,
-and the secret is read once when the writer starts (:func:`resolve_secret`) into a ``SecretStr``.
+and the secret is read once when the writer is opened (:func:`resolve_secret`) into a ``SecretStr``.
 """
 
 from __future__ import annotations

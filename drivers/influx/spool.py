@@ -25,6 +25,8 @@ fsync policy: ``always`` fsyncs each record, each cursor update and the director
 creation; ``batch`` fsyncs at most once per :meth:`Spool.sync_if_dirty` call (the writer calls it
 once per flush interval) and on rotation/close; ``never`` leaves it to the OS. All three survive a
 killed process; only ``always`` (and ``batch`` up to one flush interval) survive a power cut.
+The constructor touches no file: :meth:`Spool.open` creates the directory and reads what a previous
+run left, so the caller decides when that I/O (and its errors) happens.
 Replay is at-least-once: a cursor update lost to a crash replays that record again, which InfluxDB
 absorbs (same series and timestamp overwrite the same point).
 """
@@ -38,6 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..clock import Clock
 from .config import FsyncPolicy
 
 __all__ = ["MAGIC", "Spool", "SpoolRecord"]
@@ -67,12 +70,11 @@ class Spool:
         *,
         budget_bytes: int,
         fsync: FsyncPolicy = "batch",
-        clock: Callable[[], float],
+        clock: Clock,
         on_event: Callable[[str, str], None] | None = None,
         segment_bytes: int | None = None,
     ) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
         self._budget = budget_bytes
         self._seg_max = segment_bytes or max(4096, min(budget_bytes // 8, 16 << 20))
         self._fsync = fsync
@@ -84,6 +86,21 @@ class Spool:
         self._head: SpoolRecord | None = None
         self._active: tuple[int, int] | None = None  # (seq, fd)
         self._sizes: dict[int, int] = {}
+        self._cursor = (0, 0)
+        self._next_seq = 1
+        self._oldest: float | None = None
+        self.opened = False
+
+    def open(self) -> None:
+        """Create the directory and take over what a previous run left (segments, cursor); once.
+
+        Segments before the cursor (fully replayed, their deletion interrupted) are removed. Until this
+        runs the spool looks empty; :meth:`append`, :meth:`peek` and :meth:`commit` need it.
+        """
+        if self.opened:
+            return
+        directory = self.directory
+        directory.mkdir(parents=True, exist_ok=True)
         for p in sorted(directory.glob("*.seg")):
             if p.stem.isdigit():
                 self._sizes[int(p.stem)] = p.stat().st_size
@@ -92,7 +109,7 @@ class Spool:
             self._unlink(seq)
         self._cursor = (cur_seq, cur_off)
         self._next_seq = max([cur_seq, *self._sizes]) + 1
-        self._oldest: float | None = None
+        self.opened = True
         if self._sizes:
             head = self.peek()
             self._oldest = head.spooled_at if head else None
@@ -161,10 +178,13 @@ class Spool:
         if not lines:
             return
         body = "\n".join(lines).encode("utf-8")
-        meta = struct.pack(">Id", len(lines), self._clock())
+        if not self.opened:
+            raise RuntimeError("Spool.append() before open()")
+        now = self._clock.now()
+        meta = struct.pack(">Id", len(lines), now)
         record = struct.pack(">II", len(body), zlib.crc32(body, zlib.crc32(meta))) + meta + body
         if not self.has_pending():
-            self._oldest = self._clock()
+            self._oldest = now
         if self._active is not None and self._sizes[self._active[0]] + len(record) > self._seg_max:
             self._rotate()
         if self._active is None:

@@ -13,8 +13,14 @@ line(s) are found; those are logged, appended to ``rejected.lp`` in the spool di
 server's message as a ``#`` comment) and counted, and the rest is written.
 
 Events for the daemon's annotations go to ``on_event(kind, text)`` with ``kind`` one of ``spool``
-(spooling started, replay finished, corrupt record skipped, oldest dropped past the budget) and
-``rejected`` (a point set aside).
+(spool left by a previous run, spooling started, replay finished, corrupt record skipped, oldest
+dropped past the budget) and ``rejected`` (a point set aside).
+
+The constructor does no I/O. :meth:`InfluxWriter.open` reads the secret and takes over the spool a
+previous run left; the composition root calls it once it has wired ``on_event`` (so the "left by a
+previous run" event reaches the annotations) and before :meth:`InfluxWriter.run`, so that a missing
+secret stops the start with its own clear error instead of surfacing from a task. ``run()`` and
+``flush()`` open a writer that was not opened, so neither depends on the caller remembering.
 """
 
 from __future__ import annotations
@@ -23,14 +29,17 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..timegrid import until_next_slot
+from pydantic import SecretStr
+
+from ..backoff import Backoff
+from ..clock import Clock, SystemClock, Timer
+from ..timegrid import next_slot
 from .config import InfluxV1Config, InfluxV2Config, resolve_secret
 from .errors import InfluxRejected, InfluxUnavailable
 from .spool import Spool
@@ -61,8 +70,9 @@ class WriterStats:
 class InfluxWriter:
     """Batched, spooling line-protocol writer for InfluxDB v1 / v2 APIs.
 
-    Call :meth:`submit` from the event-loop thread; run :meth:`run` in the daemon's TaskGroup; on
-    shutdown await :meth:`flush`. ``sleep`` and ``rng`` are injectable so tests skip real backoff.
+    :meth:`open` it (I/O: secret, spool), run :meth:`run` in the daemon's TaskGroup, call :meth:`submit`
+    from the event-loop thread; on shutdown await :meth:`flush`. Time, the flush slots and the replay
+    backoff follow ``clock``; ``rng`` seeds the backoff's jitter.
     """
 
     def __init__(
@@ -70,20 +80,16 @@ class InfluxWriter:
         config: InfluxV2Config | InfluxV1Config,
         *,
         spool_dir: Path,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
         on_event: Callable[[str, str], None] | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
         self._cfg = config
         self._queue_size, self._batch_size = config.queue_size, config.batch_size  # read on every submit
-        if isinstance(config, InfluxV2Config):
-            self._secret = resolve_secret(config.token_env, config.token_file, "influx token")
-        else:
-            self._secret = resolve_secret(config.password_env, config.password_file, "influx password")
-        self._clock = clock
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        self._secret: SecretStr | None = None
+        self._opened = False
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._backoff = Backoff(config.retry_initial_s, config.retry_max_s, rng=rng)
         self._on_event = on_event
         self._buf: deque[str] = deque()
         self._wake = asyncio.Event()
@@ -94,21 +100,43 @@ class InfluxWriter:
         self._last_error: str | None = None
         self._failing = False
         self._head_done: tuple[int, int, int] = (-1, -1, 0)  # (seq, offset, lines already sent)
-        self._last_sync = clock()
+        self._last_sync = self._clock.now()
         self._rejected_path = spool_dir / "rejected.lp"
         self._spool = Spool(
             spool_dir,
             budget_bytes=int(config.spool_budget_mb * 1024 * 1024),
             fsync=config.fsync,
-            clock=clock,
+            clock=self._clock,
             on_event=self._event,
         )
-        if self._spool.has_pending():
-            self._spooled.set()
-            self._event("spool", f"{self._spool.pending_bytes} bytes left in the spool by a previous run")
 
     def __repr__(self) -> str:
         return f"InfluxWriter(api={self._cfg.api}, url={self._cfg.url})"
+
+    # -- opening ---------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Read the secret and take over the spool a previous run left (reported as a ``spool`` event).
+
+        Idempotent. Raises :class:`~drivers.influx.errors.InfluxConfigError` when the secret's
+        environment variable is not set or its file cannot be read.
+        """
+        if self._opened:
+            return
+        cfg = self._cfg
+        if isinstance(cfg, InfluxV2Config):
+            self._secret = resolve_secret(cfg.token_env, cfg.token_file, "influx token")
+        else:
+            self._secret = resolve_secret(cfg.password_env, cfg.password_file, "influx password")
+        self._open_spool()
+        self._opened = True
+
+    def _open_spool(self) -> None:
+        if self._spool.opened:
+            return
+        self._spool.open()
+        if self._spool.has_pending():
+            self._spooled.set()
+            self._event("spool", f"{self._spool.pending_bytes} bytes left in the spool by a previous run")
 
     # -- producer side -------------------------------------------------------------------------
     def submit(self, line: str) -> None:
@@ -135,7 +163,7 @@ class InfluxWriter:
             replayed_points=self._replayed,
             spooled_points=self._spooled_points,
             spooled_bytes=self._spool.pending_bytes if pending else 0,
-            spool_oldest_s=max(0.0, self._clock() - oldest) if oldest is not None else 0.0,
+            spool_oldest_s=max(0.0, self._clock.now() - oldest) if oldest is not None else 0.0,
             dropped_points=self._spool.dropped_points + self._io_dropped,
             rejected_points=self._rejected,
             corrupt_records=self._spool.corrupt_records,
@@ -146,6 +174,7 @@ class InfluxWriter:
     # -- lifecycle -----------------------------------------------------------------------------
     async def run(self) -> None:
         """Batch, send, spool and replay until cancelled; on the way out, memory goes to the spool."""
+        self.open()
         if self._transport is None:
             self._transport = open_transport(self._cfg, self._secret)
         try:
@@ -165,6 +194,7 @@ class InfluxWriter:
 
         The spool itself is not replayed here (that is :meth:`run`'s job, now or at the next start).
         """
+        self.open()
         own = self._transport is None
         transport = open_transport(self._cfg, self._secret) if own else self._transport
         assert transport is not None
@@ -202,6 +232,13 @@ class InfluxWriter:
     def _to_spool(self, lines: Sequence[str], why: str) -> None:
         if not lines:
             return
+        try:
+            self._open_spool()  # a queue overflowing before open(): the spool still takes it
+        except OSError as e:
+            self._io_dropped += len(lines)
+            self._last_error = f"cannot open the spool: {e.strerror}"
+            self._event("spool", f"cannot open the spool ({e.strerror}): {len(lines)} points lost")
+            return
         was_empty = not self._spool.has_pending()
         bs = self._cfg.batch_size
         for i in range(0, len(lines), bs):
@@ -221,7 +258,7 @@ class InfluxWriter:
         self._rejected += 1
         self._last_error = f"point rejected: HTTP {err.status}: {err.message}"
         _log.warning("influx rejected a point (HTTP %s: %s): %.300s", err.status, err.message, line)
-        stamp = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="seconds")
+        stamp = datetime.fromtimestamp(self._clock.now(), UTC).isoformat(timespec="seconds")
         note = err.message.replace("\n", " ")
         try:
             with self._rejected_path.open("a", encoding="utf-8") as f:
@@ -288,13 +325,7 @@ class InfluxWriter:
             await self._wake.wait()
             self._wake.clear()
             if len(self._buf) < cfg.batch_size:
-                with contextlib.suppress(TimeoutError):
-                    # until the next flush slot (drivers/timegrid.py): at most one interval after the
-                    # first point, and in the same wake-up as the daemon's other periodic work
-                    async with asyncio.timeout(until_next_slot(self._clock(), cfg.flush_interval_s)):
-                        while len(self._buf) < cfg.batch_size:
-                            await self._wake.wait()
-                            self._wake.clear()
+                await self._until_full_or_slot()
             if self._buf and not self._spool.has_pending():
                 await slots.acquire()  # before taking: what waits for a slot still counts as queued
                 batch = self._take()
@@ -304,19 +335,32 @@ class InfluxWriter:
                     slots.release()
             if self._buf and self._spool.has_pending():
                 self._to_spool(self._take(), "behind the spool")
-            now = self._clock()
+            now = self._clock.now()
             if now - self._last_sync >= cfg.flush_interval_s:  # policy "batch": at most once per interval
                 self._spool.sync_if_dirty()
                 self._last_sync = now
             if self._buf or self._spool.dirty:
                 self._wake.set()  # more to send, or spooled records still to sync: another round
 
-    def _backoff(self, attempt: int) -> float:
-        cap = min(self._cfg.retry_max_s, self._cfg.retry_initial_s * 2.0 ** min(attempt, 30))
-        return cap / 2 + self._rng.uniform(0, cap / 2)
+    async def _until_full_or_slot(self) -> None:
+        """Wait until a batch is full or the next flush slot (drivers/timegrid.py) on the clock: at most
+        one interval after the first point, and in the same wake-up as the daemon's other periodic work."""
+        due = False
+
+        def slot() -> None:
+            nonlocal due
+            due = True
+            self._wake.set()
+
+        timer: Timer = self._clock.call_at(next_slot(self._clock.now(), self._cfg.flush_interval_s), slot)
+        try:
+            while not due and len(self._buf) < self._cfg.batch_size:
+                await self._wake.wait()
+                self._wake.clear()
+        finally:
+            timer.cancel()
 
     async def _replayer(self) -> None:
-        attempt = 0
         replayed_this_outage = 0
         while True:
             await self._spooled.wait()
@@ -339,11 +383,10 @@ class InfluxWriter:
                 self._replayed += done[0]
                 replayed_this_outage += done[0]
                 self._unavailable(e)
-                await self._sleep(self._backoff(attempt))
-                attempt += 1
+                await self._clock.sleep(self._backoff.next_delay())
                 continue
             self._replayed += done[0]
             replayed_this_outage += done[0]
             self._head_done = (-1, -1, 0)
             self._spool.commit(rec)
-            attempt = 0
+            self._backoff.reset()

@@ -78,6 +78,20 @@ def test_provisioning_files_agree_with_the_dashboard() -> None:
             assert anno["query"] == anno["target"]["query"]  # old and new Grafana read the same query
 
 
+def test_panels_keep_grafanas_defaults_where_the_sdk_has_others() -> None:
+    """Every panel has options (Grafana reads ``null`` as none) and every legend is shown: the SDK's model
+    default would hide the legends of the bar chart and state timeline."""
+    for panel in _dashboard()["panels"]:
+        if panel["type"] == "row":
+            continue
+        assert isinstance(panel["options"], dict), panel["title"]
+        legend = panel["options"].get("legend")
+        if legend is not None:
+            assert legend["showLegend"] and panel["options"]["tooltip"]["sort"] == "none", panel["title"]
+    names = [a["name"] for a in _dashboard()["annotations"]["list"]]
+    assert names == ["Rule decisions", "Events"]  # Grafana adds its built-in one itself
+
+
 @pytest.mark.parametrize(
     ("values", "expected"),
     [(["demo-001"], "demo-001"), (["a.b", "c"], r"(a\.b|c)"), (["x/y(1)"], r"x\/y\(1\)")],

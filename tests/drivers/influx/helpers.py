@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from drivers.clock import SystemClock
 from drivers.influx import InfluxWriter
 from simulators.servers import InfluxServer
 
@@ -32,14 +33,14 @@ async def running(writer: InfluxWriter) -> AsyncIterator[InfluxWriter]:
             task.cancel()
 
 
-class FakeSleep:
-    """Injectable sleep: records requested delays, yields briefly instead of waiting them out."""
+class FastBackoffClock(SystemClock):
+    """The real time, but a sleep (the replayer's backoff) is recorded and lasts 10 ms instead."""
 
     def __init__(self) -> None:
         self.delays: list[float] = []
 
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
+    async def sleep(self, seconds: float) -> None:
+        self.delays.append(seconds)
         await asyncio.sleep(0.01)
 
 

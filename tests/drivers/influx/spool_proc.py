@@ -13,15 +13,13 @@ import sys
 from pathlib import Path
 
 from drivers.influx import InfluxV1Config, InfluxWriter, line
+from tests.drivers.influx.helpers import FastBackoffClock
 
 
 async def main(spool_dir: Path, url: str, base_ns: int, count: str) -> None:
     cfg = InfluxV1Config(url=url, database="lobby", batch_size=20, flush_interval_s=0.01, fsync="never")
 
-    async def sleep(_: float) -> None:
-        await asyncio.sleep(0.01)
-
-    w = InfluxWriter(cfg, spool_dir=spool_dir, sleep=sleep)
+    w = InfluxWriter(cfg, spool_dir=spool_dir, clock=FastBackoffClock())
     limit = None if count == "forever" else int(count)
     reported = 0
     async with asyncio.TaskGroup() as tg:

@@ -13,7 +13,7 @@ from drivers.influx import InfluxWriter
 from drivers.influx.spool import MAGIC
 from simulators.servers import InfluxServer
 
-from .helpers import FakeSleep, dead_url, influx_rows, running, until
+from .helpers import FastBackoffClock, dead_url, influx_rows, running, until
 from .test_writer import DB, now_ns, points, v1
 
 pytestmark = pytest.mark.servers
@@ -40,7 +40,7 @@ def _read_until(proc: subprocess.Popen[str], at_least: int) -> int:
 
 
 async def _replay(server: InfluxServer, spool: Path, expect: int) -> InfluxWriter:
-    w = InfluxWriter(v1(server.url), spool_dir=spool, sleep=FakeSleep())
+    w = InfluxWriter(v1(server.url), spool_dir=spool, clock=FastBackoffClock())
     async with running(w):
         await until(lambda: w.stats().replayed_points >= expect and w.stats().spooled_bytes == 0, what="replay")
     return w
@@ -97,7 +97,9 @@ async def test_damaged_tail_record_is_skipped_and_reported(damage: str, influxd:
         third = _record_offsets(data)[2]
         seg.write_bytes(data[: third + 11])  # only part of the 20-byte record header
     events: list[tuple[str, str]] = []
-    w2 = InfluxWriter(v1(influxd.url), spool_dir=spool, sleep=FakeSleep(), on_event=lambda k, t: events.append((k, t)))
+    w2 = InfluxWriter(
+        v1(influxd.url), spool_dir=spool, clock=FastBackoffClock(), on_event=lambda k, t: events.append((k, t))
+    )
     async with running(w2):
         await until(lambda: w2.stats().replayed_points == 20 and not w2.stats().spooled_bytes, what="replay")
     got = sorted(int(r["time"]) for r in influx_rows(influxd, DB, "reading"))
@@ -123,7 +125,7 @@ async def test_budget_drops_oldest_with_exact_count(influxd: InfluxServer, tmp_p
     spool, base = tmp_path / "spool", now_ns()
     events: list[tuple[str, str]] = []
     cfg = v1(dead_url(), batch_size=10, spool_budget_mb=0.02)  # ~20 KiB, 4 KiB segments
-    w = InfluxWriter(cfg, spool_dir=spool, sleep=FakeSleep(), on_event=lambda k, t: events.append((k, t)))
+    w = InfluxWriter(cfg, spool_dir=spool, clock=FastBackoffClock(), on_event=lambda k, t: events.append((k, t)))
     n = 2000
     for p in points(n, base):
         w.submit(p)
@@ -148,6 +150,7 @@ async def test_spool_survives_restart_without_server(tmp_path: Path) -> None:
     await w.flush(5)
     events: list[tuple[str, str]] = []
     w2 = InfluxWriter(v1(dead_url()), spool_dir=spool, on_event=lambda k, t: events.append((k, t)))
+    w2.open()
     assert w2.stats().spooled_bytes == w.stats().spooled_bytes > 0
     assert any("previous run" in t for _, t in events)
     assert len(list(spool.glob("*.seg"))) == 1

@@ -15,7 +15,7 @@ from drivers.influx import InfluxConfigError, InfluxV1Config, InfluxV2Config, In
 from drivers.timegrid import next_slot, until_next_slot
 from simulators.servers import InfluxServer, VictoriaMetricsServer
 
-from .helpers import FakeSleep, dead_url, influx_rows, running, until
+from .helpers import FastBackoffClock, dead_url, influx_rows, running, until
 
 pytestmark = pytest.mark.servers
 
@@ -126,9 +126,9 @@ async def test_outage_spools_and_replays_every_point_once(
     influxd.create_database(DB)
     server: InfluxServer | VictoriaMetricsServer = influxd if api == "v1" else victoria
     cfg = v1(influxd.url) if api == "v1" else v2(victoria.url)
-    sleep = FakeSleep()
+    clock = FastBackoffClock()
     events: list[tuple[str, str]] = []
-    w = InfluxWriter(cfg, spool_dir=tmp_path / "spool", sleep=sleep, on_event=lambda k, t: events.append((k, t)))
+    w = InfluxWriter(cfg, spool_dir=tmp_path / "spool", clock=clock, on_event=lambda k, t: events.append((k, t)))
     base = now_ns()
     pts = points(300, base)
     async with running(w):
@@ -148,7 +148,7 @@ async def test_outage_spools_and_replays_every_point_once(
     st = w.stats()
     assert st.replayed_points >= 150
     assert (st.spooled_bytes, st.dropped_points, st.rejected_points) == (0, 0, 0)
-    assert sleep.delays, "the replayer backed off during the outage"
+    assert clock.delays, "the replayer backed off during the outage"
     assert any("spooling to disk" in t for _, t in events)
     assert any("spool replayed" in t for _, t in events)
     if api == "v1":
@@ -160,18 +160,52 @@ async def test_outage_spools_and_replays_every_point_once(
 
 
 async def test_backoff_is_exponential_bounded_and_jittered(tmp_path: Path) -> None:
-    sleep = FakeSleep()
+    clock = FastBackoffClock()
     cfg = v1(dead_url(), retry_initial_s=1, retry_max_s=8)
-    w = InfluxWriter(cfg, spool_dir=tmp_path / "spool", sleep=sleep, rng=random.Random(7))
+    w = InfluxWriter(cfg, spool_dir=tmp_path / "spool", clock=clock, rng=random.Random(7))
     async with running(w):
         w.submit(points(1, now_ns())[0])
-        await until(lambda: len(sleep.delays) >= 7, what="7 retries")
-    for i, d in enumerate(sleep.delays[:7]):
+        await until(lambda: len(clock.delays) >= 7, what="7 retries")
+    for i, d in enumerate(clock.delays[:7]):
         cap = min(8.0, 2.0**i)
         assert cap / 2 <= d <= cap, (i, d)
-    assert len(set(sleep.delays[4:7])) == 3, "jitter makes capped delays differ"
+    assert len(set(clock.delays[4:7])) == 3, "jitter makes capped delays differ"
     assert w.stats().spooled_points == 1
     assert w.stats().sent_points == 0
+
+
+def test_an_unusable_spool_directory_is_counted_not_raised_by_submit(tmp_path: Path) -> None:
+    """submit() never raises, even when a queue overflowing before open() finds no usable spool."""
+    (tmp_path / "file").write_text("not a directory")
+    w = InfluxWriter(v1(dead_url(), queue_size=5, batch_size=5), spool_dir=tmp_path / "file" / "spool")
+    for p in points(6, now_ns()):
+        w.submit(p)
+    st = w.stats()
+    assert (st.queue_depth, st.dropped_points, st.spooled_points) == (0, 6, 0)
+    assert st.last_error is not None and "cannot open the spool" in st.last_error
+    with pytest.raises(NotADirectoryError):
+        w.open()  # the explicit step says so loudly
+
+
+async def test_backoff_starts_over_after_a_replay(influxd: InfluxServer, tmp_path: Path) -> None:
+    """A second outage is retried from retry_initial_s again, not from where the first one stopped."""
+    influxd.create_database(DB)
+    clock = FastBackoffClock()
+    w = InfluxWriter(v1(influxd.url, retry_initial_s=1, retry_max_s=8), spool_dir=tmp_path / "spool", clock=clock)
+    base = now_ns()
+    async with running(w):
+        influxd.stop()
+        w.submit(points(1, base)[0])
+        await until(lambda: len(clock.delays) >= 5, what="5 retries")
+        influxd.start()
+        await until(lambda: w.stats().replayed_points == 1 and not w.stats().spooled_bytes, what="replayed")
+        first = len(clock.delays)
+        assert clock.delays[first - 1] >= 4, "the first outage reached the 8 s ceiling"
+        influxd.stop()
+        w.submit(points(2, base)[1])
+        await until(lambda: len(clock.delays) > first, what="a retry in the second outage")
+        influxd.start()
+    assert 0.5 <= clock.delays[first] <= 1.0, clock.delays
 
 
 async def test_bad_point_is_set_aside_and_the_rest_written(influxd: InfluxServer, tmp_path: Path) -> None:
@@ -243,12 +277,42 @@ async def test_secrets_never_logged_or_repr(
     cfg1 = v1(dead_url(), username="lobbyd", password_env="LOBBYD_TEST_SECRET")
     cfg2 = v2(dead_url(), token_file=tmp_path / "token")
     for cfg in (cfg1, cfg2):
-        w = InfluxWriter(cfg, spool_dir=tmp_path / f"spool-{cfg.api}", sleep=FakeSleep())
+        w = InfluxWriter(cfg, spool_dir=tmp_path / f"spool-{cfg.api}", clock=FastBackoffClock())
         async with running(w):
             w.submit(points(1, now_ns())[0])
             await until(lambda w=w: w.stats().last_error is not None, what="an error")  # type: ignore[misc]
         assert secret not in repr(w) + repr(cfg) + str(w.stats())
     assert secret not in caplog.text
     monkeypatch.delenv("LOBBYD_TEST_SECRET")
+    unopened = InfluxWriter(cfg1, spool_dir=tmp_path / "x")  # the constructor reads no secret
     with pytest.raises(InfluxConfigError, match="LOBBYD_TEST_SECRET is not set"):
-        InfluxWriter(cfg1, spool_dir=tmp_path / "x")
+        unopened.open()
+    with pytest.raises(InfluxConfigError, match="LOBBYD_TEST_SECRET is not set"):
+        async with asyncio.timeout(10):  # bounded: a writer that ran without its secret would not return
+            await unopened.run()  # run() opens a writer nobody opened: the same error, not a task failure
+
+
+async def test_the_constructor_does_no_io_open_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a writer touches no file and no secret; open() does both, once, and reports the spool
+    a previous run left through on_event (the daemon wires its annotations first, then opens)."""
+    spool = tmp_path / "state" / "spool"
+    first = InfluxWriter(v1(dead_url(), flush_interval_s=60), spool_dir=spool)
+    assert not spool.exists()
+    for p in points(5, now_ns()):
+        first.submit(p)
+    await first.flush(5)  # flush() opens it: a dead server, so the five points are spooled
+    assert first.stats().spooled_points == 5
+
+    monkeypatch.setenv("LOBBYD_TEST_TOKEN", "t")
+    events: list[tuple[str, str]] = []
+    cfg = v2(dead_url(), token_env="LOBBYD_TEST_TOKEN")
+    second = InfluxWriter(cfg, spool_dir=spool, on_event=lambda k, t: events.append((k, t)))
+    monkeypatch.delenv("LOBBYD_TEST_TOKEN")  # read at open(), not before
+    assert events == [] and second.stats().spooled_bytes == 0  # nothing read yet
+    with pytest.raises(InfluxConfigError, match="LOBBYD_TEST_TOKEN is not set"):
+        second.open()
+    monkeypatch.setenv("LOBBYD_TEST_TOKEN", "t")
+    second.open()
+    second.open()  # idempotent: the spool is taken over and reported once
+    assert [k for k, t in events if "left in the spool by a previous run" in t] == ["spool"]
+    assert second.stats().spooled_bytes == first.stats().spooled_bytes > 0
