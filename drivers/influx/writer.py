@@ -72,7 +72,8 @@ class InfluxWriter:
 
     :meth:`open` it (I/O: secret, spool), run :meth:`run` in the daemon's TaskGroup, call :meth:`submit`
     from the event-loop thread; on shutdown await :meth:`flush`. Time, the flush slots and the replay
-    backoff follow ``clock``; ``rng`` seeds the backoff's jitter.
+    backoff follow ``clock``; ``rng`` seeds the backoff's jitter; ``transport`` replaces the HTTP
+    transport the config names (tests).
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class InfluxWriter:
         clock: Clock | None = None,
         on_event: Callable[[str, str], None] | None = None,
         rng: random.Random | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self._cfg = config
         self._queue_size, self._batch_size = config.queue_size, config.batch_size  # read on every submit
@@ -94,7 +96,7 @@ class InfluxWriter:
         self._buf: deque[str] = deque()
         self._wake = asyncio.Event()
         self._spooled = asyncio.Event()
-        self._transport: Transport | None = None
+        self._transport = transport  # None: opened from the config by run()
         self._sent = self._replayed = self._spooled_points = self._rejected = self._io_dropped = 0
         self._requests = 0
         self._last_error: str | None = None

@@ -36,9 +36,8 @@ class GatedTransport:
 
 async def test_a_backlog_is_sent_with_at_most_max_in_flight_requests(tmp_path: Path) -> None:
     cfg = InfluxV2Config(url="http://127.0.0.1:9", org="o", bucket="b", batch_size=10, flush_interval_s=60)
-    w = InfluxWriter(cfg, spool_dir=tmp_path / "spool")
     fake = GatedTransport(max_in_flight=2)
-    w._transport = fake  # run() keeps a transport it is given
+    w = InfluxWriter(cfg, spool_dir=tmp_path / "spool", transport=fake)
     lines = [f"m v={i} {i}" for i in range(50)]
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(w.run())
