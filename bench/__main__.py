@@ -3,7 +3,7 @@ the same run, written to ``docs/BENCHMARKS.md`` (its hand-written "History" part
 on a 2-core box; loopback only.
 
 Options: ``--quick`` (smaller bursts, 8 branches × 20 s, 1 simulated soak day, not 7) and ``--only NAME``
-(e2e, replay, influx, budget, soak, fleet; repeatable). Suites that fail are reported, not hidden.
+(e2e, replay, influx, budget, engine, soak, fleet; repeatable). Suites that fail are reported, not hidden.
 """
 
 from __future__ import annotations
@@ -102,6 +102,15 @@ def budget(quick: bool) -> str:
     )
 
 
+def engine(quick: bool) -> str:
+    return (
+        "## Rule evaluation alone, at a lobby's load and ten times that (bench/bench_engine.py)\n\n"
+        "Plain full evaluation after every reading a rule reads (no incremental evaluation): what it costs\n"
+        "per second of lobby time, to be read against the bare subscriber's CPU in the budget section.\n\n"
+        + _sub(["-m", "bench.bench_engine", "--seconds", "120" if quick else "600"], 600)
+    )
+
+
 def soak(quick: bool) -> str:
     return "## Accelerated soak (bench/soak.py)\n\n" + _sub(["-m", "bench.soak", "--days", "1" if quick else "7"], 900)
 
@@ -124,6 +133,7 @@ SUITES: dict[str, Callable[[bool], str]] = {
     "replay": replay,
     "influx": influx,
     "budget": budget,
+    "engine": engine,
     "soak": soak,
     "fleet": fleet,
 }
