@@ -1,4 +1,4 @@
-"""Influx line protocol, formatted by hand (a plain string: ~1 µs a point, not a ``Point`` object).
+"""Influx line protocol, formatted by hand: a plain string per point, far cheaper than a ``Point`` object.
 
 Escaping follows the InfluxDB 1.x/2.x parser: in the measurement, commas and spaces are escaped; in
 tag keys, tag values and field keys, commas, equals signs and spaces; in string field values, double
