@@ -172,8 +172,7 @@ class Daemon:
             self.cfg.mqtt,
             branch=self.branch,
             subscriptions=subs,
-            clock=clock.now,
-            sleep=clock.sleep,
+            clock=clock,
             on_connect=self._on_connect,
         )
 

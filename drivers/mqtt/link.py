@@ -27,40 +27,18 @@ from typing import Any
 
 import aiomqtt
 
+from drivers.backoff import Backoff
+from drivers.clock import Clock
 from drivers.mqtt.config import MqttConfig
 from drivers.mqtt.errors import ConnectionLost, LinkConfigError, MqttLinkError, classify
 from drivers.mqtt.intake import RateLimitedLog
 from drivers.mqtt.message import Message
 
-__all__ = ["Backoff", "MqttLink", "buffer_reads"]
+__all__ = ["MqttLink", "buffer_reads"]
 
 _LOG = logging.getLogger("lobbyd.mqtt.link")
 
 Handler = Callable[[Message], None]
-
-
-class Backoff:
-    """Exponential backoff, capped, with "equal jitter": a delay in [d/2, d], d = min(max, init·2ⁿ)."""
-
-    def __init__(self, initial_s: float, max_s: float, *, rng: random.Random | None = None) -> None:
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self._rng = rng if rng is not None else random.Random()
-        self.attempt = 0
-
-    def ceiling(self, attempt: int) -> float:
-        """The un-jittered delay for the ``attempt``-th consecutive failure (0-based)."""
-        return min(self.max_s, self.initial_s * 2.0 ** min(attempt, 62))
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; advances the attempt counter."""
-        d = self.ceiling(self.attempt)
-        self.attempt += 1
-        return d / 2 + self._rng.random() * d / 2
-
-    def reset(self) -> None:
-        """Start again from ``initial_s`` (after a connection that stayed up)."""
-        self.attempt = 0
 
 
 class MqttLink:
@@ -77,8 +55,7 @@ class MqttLink:
         *,
         branch: str,
         subscriptions: Sequence[tuple[str, int]],
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Clock,
         on_connect: Callable[[], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -88,12 +65,11 @@ class MqttLink:
         self.client_id = config.client_id or f"lobbyd-{branch}"
         self._subscriptions = list(subscriptions)
         self._clock = clock
-        self._sleep = sleep
         self._on_connect = on_connect
         self.backoff = Backoff(config.reconnect_initial_s, config.reconnect_max_s, rng=rng)
         self._client: aiomqtt.Client | None = None  # set only while connected and flushed
         self._pending: OrderedDict[str, tuple[str | bytes, int]] = OrderedDict()
-        self._errors = RateLimitedLog(_LOG, interval_s=60.0, clock=clock)
+        self._errors = RateLimitedLog(_LOG, interval_s=60.0, clock=clock.now)
         self._started_at: float | None = None
         self.connected = False
         self.connects = 0
@@ -162,13 +138,13 @@ class MqttLink:
     # -- the loop ------------------------------------------------------------------------------
     async def run(self, handle: Handler) -> None:
         """Connect and deliver forever. Returns never; raises only ``CancelledError``."""
-        self._started_at = self._clock()
+        self._started_at = self._clock.now()
         while True:
             _raise_if_cancelling()
             up_since: float | None = None
             try:
                 async with self._client_for(handle) as client:
-                    up_since = self._clock()
+                    up_since = self._clock.now()
                     await self._session(client)
             except asyncio.CancelledError:
                 raise
@@ -182,10 +158,10 @@ class MqttLink:
             finally:
                 self._client = None
                 self.connected = False
-            if up_since is not None and self._clock() - up_since >= self.config.reconnect_max_s:
+            if up_since is not None and self._clock.now() - up_since >= self.config.reconnect_max_s:
                 self.backoff.reset()  # it stayed up: a fresh start, not a flapping connection
             _raise_if_cancelling()
-            await self._sleep(self.backoff.next_delay())
+            await self._clock.sleep(self.backoff.next_delay())
 
     def _failed(self, err: MqttLinkError) -> None:
         self.failures[err.kind] += 1
@@ -261,7 +237,7 @@ class MqttLink:
         clock = self._clock
 
         def deliver(m: aiomqtt.Message) -> None:
-            now = clock()
+            now = clock.now()
             self.last_message_at = now
             self.received += 1
             payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()

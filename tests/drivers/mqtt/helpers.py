@@ -1,4 +1,4 @@
-"""Test helpers for the MQTT driver: polling with a deadline, a probe client, a recording sleep, a PKI."""
+"""Test helpers for the MQTT driver: polling with a deadline, a probe client, a recording clock, a PKI."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiomqtt
 
+from drivers.clock import SystemClock
 from drivers.mqtt import Message
 
 
@@ -24,15 +25,15 @@ async def eventually(predicate: Callable[[], bool], *, within_s: float = 10.0, w
         await asyncio.sleep(0.01)
 
 
-@dataclass
-class RecordingSleep:
-    """An injected ``sleep`` that records the link's backoff delays and waits only ``real_s``."""
+class RecordingClock(SystemClock):
+    """The real time, except that a sleep (the link's backoff) is recorded and lasts only ``real_s``."""
 
-    real_s: float = 0.02
-    delays: list[float] = field(default_factory=list)
+    def __init__(self, real_s: float = 0.02) -> None:
+        self.real_s = real_s
+        self.delays: list[float] = []
 
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
+    async def sleep(self, seconds: float) -> None:
+        self.delays.append(seconds)
         await asyncio.sleep(self.real_s)
 
 

@@ -9,15 +9,16 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
 import pytest
 
+from drivers.clock import SystemClock, VirtualClock
 from drivers.mqtt import ConnectionLost, Intake, Message, MqttConfig, MqttLink, SensorConfig
 from simulators.servers import MosquittoServer
-from tests.drivers.mqtt.helpers import Collector, RecordingSleep, eventually, probe
+from tests.drivers.mqtt.helpers import Collector, RecordingClock, eventually, probe
 
 REPO = Path(__file__).resolve().parents[3]
 STATUS = "lobbyd/b42/status"
@@ -27,7 +28,7 @@ def link_for(
     server: MosquittoServer,
     subs: list[tuple[str, int]],
     *,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
+    clock: RecordingClock | None = None,
     **cfg: object,
 ) -> MqttLink:
     config = MqttConfig.model_validate(
@@ -37,8 +38,7 @@ def link_for(
         config,
         branch="b42",
         subscriptions=subs,
-        clock=time.time,
-        sleep=sleep if sleep is not None else RecordingSleep(),
+        clock=clock if clock is not None else RecordingClock(),
         rng=random.Random(7),
     )
 
@@ -100,8 +100,8 @@ async def test_online_subscribe_deliver_retained_flag_and_clean_offline(mosquitt
 
 
 async def test_reconnect_resubscribes_republishes_status_with_bounded_backoff(mosquitto: MosquittoServer) -> None:
-    sleep = RecordingSleep()
-    link = link_for(mosquitto, [("sensors/#", 1)], sleep=sleep)
+    clock = RecordingClock()
+    link = link_for(mosquitto, [("sensors/#", 1)], clock=clock)
     got = Collector()
     async with Running(link, got):
         await eventually(lambda: link.connected, what="first connect")
@@ -123,11 +123,11 @@ async def test_reconnect_resubscribes_republishes_status_with_bounded_backoff(mo
     assert link.failures["lost"] == 1
     assert isinstance(link.last_error, ConnectionLost) or link.failures["unreachable"] >= 6
     # backoff: equal jitter within [d/2, d], d doubling from 0.1 s and capped at 1.0 s
-    assert len(sleep.delays) == link.failures["lost"] + link.failures["unreachable"]
-    for n, delay in enumerate(sleep.delays):
+    assert len(clock.delays) == link.failures["lost"] + link.failures["unreachable"]
+    for n, delay in enumerate(clock.delays):
         ceiling = min(1.0, 0.1 * 2**n)
         assert ceiling / 2 <= delay <= ceiling, (n, delay)
-    assert max(sleep.delays) <= 1.0
+    assert max(clock.delays) <= 1.0
 
 
 async def test_publish_while_down_keeps_latest_retained_only(mosquitto: MosquittoServer) -> None:
@@ -202,15 +202,15 @@ async def test_lwt_offline_when_the_process_dies(mosquitto: MosquittoServer) -> 
 
 
 async def test_silence_is_measured_from_start_then_from_the_last_message(mosquitto: MosquittoServer) -> None:
-    now = [1000.0]
+    clock = VirtualClock(1000.0)
     config = MqttConfig(host="127.0.0.1", port=mosquitto.port, silence_after_s=300)
-    link = MqttLink(config, branch="b42", subscriptions=[("sensors/#", 0)], clock=lambda: now[0])
+    link = MqttLink(config, branch="b42", subscriptions=[("sensors/#", 0)], clock=clock)
     assert link.silent_for(5000.0) == 0.0  # not started: nothing to report yet
     got = Collector()
     async with Running(link, got):
         await eventually(lambda: link.connected, what="connect")
         assert (link.silent_for(1299.0), link.is_silent(1299.0), link.is_silent(1300.0)) == (299.0, False, True)
-        now[0] = 2000.0
+        clock.set(2000.0)
         async with probe(mosquitto.port) as pub:
             await pub.client.publish("sensors/a", "1", qos=1)
         await eventually(lambda: link.last_message_at == 2000.0, what="message")
@@ -227,9 +227,7 @@ async def test_on_connect_runs_on_every_connect_and_its_failure_is_not_fatal(mos
             raise RuntimeError("hook bug")
 
     config = MqttConfig(host="127.0.0.1", port=mosquitto.port, reconnect_initial_s=0.1, reconnect_max_s=0.2)
-    link = MqttLink(
-        config, branch="b42", subscriptions=[], clock=time.time, sleep=RecordingSleep(), on_connect=on_connect
-    )
+    link = MqttLink(config, branch="b42", subscriptions=[], clock=RecordingClock(), on_connect=on_connect)
     async with Running(link, Collector()):
         await eventually(lambda: calls == [1], what="first on_connect")
         assert (link.connected, link.handler_errors) == (True, 1)
@@ -255,7 +253,7 @@ async def test_a_burst_arrives_whole_in_order_without_starving_the_loop(mosquitt
         subscribed.set()
 
     config = MqttConfig.model_validate({"host": "127.0.0.1", "port": mosquitto.port})
-    link = MqttLink(config, branch="b42", subscriptions=[("burst/#", 0)], clock=time.time, on_connect=on_connect)
+    link = MqttLink(config, branch="b42", subscriptions=[("burst/#", 0)], clock=SystemClock(), on_connect=on_connect)
 
     def handle(m: Message) -> None:
         got.append((m.topic, m.payload, turns))
