@@ -181,8 +181,8 @@ async def test_missing_password_env_is_a_config_failure_not_a_crash(secured: Mos
 
 
 async def test_a_burst_over_tls_arrives_whole_and_in_order(tmp_path: Path, pki: Pki) -> None:
-    """TLS and the read-ahead buffer together: decrypted bytes held by the SSL object or by the buffer
-    are all parsed, none waits for a next wake-up that would not come."""
+    """A burst over TLS: decrypted bytes the SSL object holds after a socket read are all parsed (aiomqtt
+    drains them), none waits for a next wake-up that would not come."""
     import ssl
 
     import aiomqtt
