@@ -8,6 +8,11 @@ client.messages`` to ``handle`` until the connection drops; then a bounded, jitt
 backoff (:class:`drivers.backoff.Backoff`) on the injected :class:`drivers.clock.Clock`; then again.
 Failures are classified once (:func:`drivers.mqtt.errors.classify`) and counted by kind.
 
+Messages wait in aiomqtt's queue between the socket and ``handle``; it holds at most
+``incoming_queue`` of them, so a flood costs bounded memory. aiomqtt discards what does not fit
+and says so in a warning to the logger it is given, one per message: the link gives it its own
+logger, counts those warnings as ``discarded`` and logs them rate-limited instead.
+
 Only aiomqtt's public API is used: its ``Client`` and ``messages``, nothing of the paho client under
 it.
 """
@@ -37,6 +42,7 @@ _LOG = logging.getLogger("lobbyd.mqtt.link")
 # What aiomqtt and paho log themselves. paho logs every packet at DEBUG: this logger inherits its
 # level (INFO in the daemon), so those calls stop at a level check unless the daemon runs at DEBUG.
 _WIRE_LOG = logging.getLogger("lobbyd.mqtt.wire")
+_QUEUE_FULL = "Message queue is full"  # how aiomqtt's warning for a discarded incoming message begins
 
 Handler = Callable[[Message], None]
 
@@ -45,9 +51,9 @@ class MqttLink:
     """Long-running MQTT connection of the daemon. See the module docstring for the life cycle.
 
     Observable state: ``connected``, ``connects`` (successful connects), ``failures`` (by kind),
-    ``last_error``, ``last_message_at``, ``received``, ``published``, ``dropped`` (non-retained
-    publishes while down), ``retained_overflow``, ``handler_errors``, ``subscribe_refused``, and
-    :meth:`silent_for`.
+    ``last_error``, ``last_message_at``, ``received``, ``discarded`` (incoming messages that found
+    the queue full), ``published``, ``dropped`` (non-retained publishes while down),
+    ``retained_overflow``, ``handler_errors``, ``subscribe_refused``, and :meth:`silent_for`.
     """
 
     def __init__(
@@ -71,6 +77,8 @@ class MqttLink:
         self._client: aiomqtt.Client | None = None  # set only while connected and flushed
         self._pending: OrderedDict[str, tuple[str | bytes, int]] = OrderedDict()
         self._errors = RateLimitedLog(_LOG, interval_s=60.0, clock=clock.now)
+        self._wire_log = _WIRE_LOG.getChild(self.client_id)  # aiomqtt's and paho's log for this link
+        self._discards = _Discards(self._discarded)
         self._started_at: float | None = None
         self.connected = False
         self.connects = 0
@@ -78,6 +86,7 @@ class MqttLink:
         self.last_error: MqttLinkError | None = None
         self.last_message_at: float | None = None
         self.received = 0
+        self.discarded = 0
         self.published = 0
         self.dropped = 0
         self.retained_overflow = 0
@@ -140,6 +149,13 @@ class MqttLink:
     async def run(self, handle: Handler) -> None:
         """Connect and deliver forever. Returns never; raises only ``CancelledError``."""
         self._started_at = self._clock.now()
+        self._wire_log.addFilter(self._discards)
+        try:
+            await self._sessions(handle)
+        finally:
+            self._wire_log.removeFilter(self._discards)
+
+    async def _sessions(self, handle: Handler) -> None:
         while True:
             _raise_if_cancelling()
             up_since: float | None = None
@@ -163,6 +179,10 @@ class MqttLink:
                 self.backoff.reset()  # it stayed up: a fresh start, not a flapping connection
             _raise_if_cancelling()
             await self._clock.sleep(self.backoff.next_delay())
+
+    def _discarded(self) -> None:
+        self.discarded += 1
+        self._errors.log("discarded", f"incoming queue full ({self.config.incoming_queue}): message discarded")
 
     def _failed(self, err: MqttLinkError) -> None:
         self.failures[err.kind] += 1
@@ -237,7 +257,8 @@ class MqttLink:
             timeout=cfg.timeout_s,
             keepalive=cfg.keepalive_s,
             tls_context=tls,
-            logger=_WIRE_LOG,
+            max_queued_incoming_messages=cfg.incoming_queue,
+            logger=self._wire_log,
         )
 
     def handler_failed(self, message: Message, exc: Exception) -> None:
@@ -245,6 +266,20 @@ class MqttLink:
         and for a caller that handles messages later (the daemon's batch)."""
         self.handler_errors += 1
         self._errors.log("handler", f"message handler failed on {message.topic}: {exc!r}")
+
+
+class _Discards(logging.Filter):
+    """Turns aiomqtt's warning for each incoming message it discarded into a call of ``on_discard``."""
+
+    def __init__(self, on_discard: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_discard = on_discard
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(_QUEUE_FULL):
+            self._on_discard()
+            return False
+        return True
 
 
 def _raise_if_cancelling() -> None:

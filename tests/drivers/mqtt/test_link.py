@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import signal
@@ -259,3 +260,24 @@ async def test_a_burst_arrives_whole_and_in_order(mosquitto: MosquittoServer) ->
             await eventually(lambda: len(got.messages) >= n, within_s=30, what="the whole burst")
     assert [(m.topic, m.payload) for m in got.messages] == sent  # QoS 0 on loopback, one connection each way
     assert link.received == n
+
+
+async def test_a_full_incoming_queue_discards_counts_and_logs_once(
+    mosquitto: MosquittoServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Retained messages all arrive right after the SUBACK, faster than ``async for`` takes them: with
+    room for 5, the rest are discarded, every one counted, and one warning is logged, not one each."""
+    n = 300
+    async with probe(mosquitto.port) as pub:
+        for i in range(n):
+            await pub.client.publish(f"flood/{i}", str(i), qos=1, retain=True)
+    got = Collector()
+    link = link_for(mosquitto, [("flood/#", 0)], incoming_queue=5)
+    with caplog.at_level(logging.DEBUG, logger="lobbyd.mqtt"):
+        async with Running(link, got):
+            await eventually(lambda: link.received + link.discarded == n, what="every message handled or discarded")
+    assert link.discarded > 0
+    assert link.received == len(got.messages) >= 5
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == ["incoming queue full (5): message discarded"]
+    assert (link.connects, sum(link.failures.values())) == (1, 0)
