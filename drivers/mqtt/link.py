@@ -14,7 +14,7 @@ and says so in a warning to the logger it is given, one per message: the link gi
 logger, counts those warnings as ``discarded`` and logs them rate-limited instead.
 
 Only aiomqtt's public API is used: its ``Client`` and ``messages``, nothing of the paho client under
-it.
+it. ``tests/drivers/mqtt/test_library_contract.py`` pins the library behaviour this relies on.
 """
 
 from __future__ import annotations

@@ -14,7 +14,15 @@ import pytest
 from drivers.clock import SystemClock
 from drivers.mqtt import AuthRejected, MqttConfig, MqttLink, TlsFailed
 from simulators.servers import MosquittoServer
-from tests.drivers.mqtt.helpers import Collector, Pki, RecordingClock, eventually, make_pki, probe
+from tests.drivers.mqtt.helpers import (
+    Collector,
+    Pki,
+    RecordingClock,
+    eventually,
+    make_pki,
+    probe,
+    subscribe_acl_broker,
+)
 
 ACL = """\
 user lobbyd
@@ -113,6 +121,39 @@ async def test_password_from_env_and_acl_denied_topic_never_arrives(
     assert (link.connects, sum(link.failures.values())) == (1, 0)
     assert SECRET not in caplog.text
     assert SECRET not in repr(link.config)
+
+
+async def test_a_subscription_the_broker_refuses_is_counted_and_the_rest_work(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = subscribe_acl_broker(tmp_path, allowed="sensors/allowed/#")
+    server.start()
+    try:
+        subs = [("sensors/allowed/#", 1), ("sensors/denied/#", 1)]
+        link = make_link(server.port, RecordingClock(), subs)
+        got = Collector()
+
+        async def scenario() -> None:
+            await eventually(lambda: link.connected, what="connect")
+            async with probe(server.port) as sensor:
+                await sensor.client.publish("sensors/denied/1", "1", qos=1)
+                await sensor.client.publish("sensors/allowed/1", "2", qos=1)
+            await eventually(lambda: len(got.messages) == 1, what="the allowed message")
+
+        with caplog.at_level(logging.WARNING, logger="lobbyd.mqtt.link"):
+            async with asyncio.TaskGroup() as tg:
+                task = tg.create_task(link.run(got))
+                try:
+                    await scenario()
+                finally:
+                    task.cancel()
+    finally:
+        server.close()
+    assert link.subscribe_refused == 1
+    assert [m.topic for m in got.messages] == ["sensors/allowed/1"]
+    assert (link.connects, sum(link.failures.values())) == (1, 0)
+    refused = [r.getMessage() for r in caplog.records if "refused subscription" in r.getMessage()]
+    assert refused == ["broker refused subscription 'sensors/denied/#' (code 128)"]
 
 
 def tls_server(tmp_path: Path, pki: Pki, *, wrong_name: bool = False, require_cert: bool = False) -> MosquittoServer:
