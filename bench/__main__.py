@@ -46,7 +46,12 @@ Measured with py-spy (`--gil`, 250 Hz) on the daemon while it drained the burst 
    `buffer_reads`): paho's `recv` is served from a read-ahead buffer refilled once per wake-up (16 KiB,
    ~250 sensor messages) and `loop_read` goes on while it holds bytes; end of stream, errors and TLS
    go through paho's own code. The burst went from 0.6–0.7× to 1.07–1.19× the bare aiomqtt subscriber
-   (which still pays paho's three reads per packet plus a task per message).
+   (which still pays paho's three reads per packet plus a task per message). *Removed* (issue 16): it
+   replaced paho's private `_sock_recv` and `loop_read`, and the link's queue subclass called the
+   handler from paho's callback; the link now takes `async for message in client.messages`, aiomqtt's
+   public API. The link alone measures 0.94× the bare subscriber (`bench/bench_link.py`), the whole
+   daemon 0.60–0.65× in the burst (bound 0.5×); at lobby rates (item 4) the budget ratio went from
+   0.92–0.94× to 1.24–1.27× in alternating runs (docs/architecture.md, "Known limits").
 4. **Work at lobby rates** (the budget run below: 50 sensors at 1 Hz). An idle daemon used ~1 % of a
    core: rules evaluated every second (~1.5 ms each on a cold cache, 10× the warm figure), the
    time-series batcher waking every flush interval, the budget run using the tests' 0.2 s flush.
