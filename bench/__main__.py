@@ -3,7 +3,7 @@ the same run, written to ``docs/BENCHMARKS.md`` (its hand-written "History" part
 on a 2-core box; loopback only.
 
 Options: ``--quick`` (smaller bursts, 8 branches × 20 s, 1 simulated soak day, not 7) and ``--only NAME``
-(e2e, replay, influx, budget, engine, soak, fleet; repeatable). Suites that fail are reported, not hidden.
+(e2e, link, replay, influx, budget, engine, soak, fleet; repeatable). Suites that fail are reported, not hidden.
 """
 
 from __future__ import annotations
@@ -71,6 +71,17 @@ def e2e(quick: bool) -> str:
     )
 
 
+def link(quick: bool) -> str:
+    from bench import bench_link
+
+    n, rounds = (20_000, 3) if quick else (60_000, 5)
+    return (
+        "## The MQTT link alone (bench/bench_link.py)\n\n"
+        "The link must leave room for decoding and the rules: the whole daemon's bound is 0.5× the bare "
+        "aiomqtt subscriber.\n\n" + bench_link.markdown(bench_link.bench(n, rounds))
+    )
+
+
 def replay(_quick: bool) -> str:
     from bench import bench_replay
 
@@ -130,6 +141,7 @@ def fleet(quick: bool) -> str:
 
 SUITES: dict[str, Callable[[bool], str]] = {
     "e2e": e2e,
+    "link": link,
     "replay": replay,
     "influx": influx,
     "budget": budget,

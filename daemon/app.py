@@ -107,8 +107,7 @@ class Daemon:
             cfg.mqtt,
             branch=cfg.branch,
             subscriptions=[*decoder.router.subscriptions(), (f"{prefix}+/+/set", 1)],
-            clock=clock.now,
-            sleep=clock.sleep,
+            clock=clock,
             on_connect=self._on_connect,
         )
         publisher = Publisher(cfg.branch, link)

@@ -30,14 +30,13 @@ from drivers.mqtt.errors import (
     classify,
 )
 from drivers.mqtt.intake import Intake, IntakeCounters, RateLimitedLog, TopicRouter
-from drivers.mqtt.link import Backoff, MqttLink
+from drivers.mqtt.link import MqttLink
 from drivers.mqtt.message import Message
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PLAUSIBLE",
     "AuthRejected",
-    "Backoff",
     "BrokerUnreachable",
     "ConnectionLost",
     "Decoder",

@@ -239,6 +239,8 @@ class MqttConfig(BaseModel):
     reconnect_max_s: float = Field(default=60.0, gt=0)
     silence_after_s: float = Field(default=300.0, gt=0)
     retained_buffer: int = Field(default=1000, ge=1)  # latest retained values kept while down
+    # messages received but not yet handled (~350 bytes each); beyond it they are discarded, and counted
+    incoming_queue: int = Field(default=100_000, ge=1)
 
     @model_validator(mode="after")
     def _semantics(self) -> MqttConfig:

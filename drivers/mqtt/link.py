@@ -3,15 +3,18 @@
 ``MqttLink.run(handle)`` is one explicit loop: a session (``async with aiomqtt.Client``) that
 publishes the retained ``lobbyd/<branch>/status`` "online" (the broker's will says "offline"),
 subscribes (on every connect, so a restarted broker is never left without subscriptions), flushes
-retained values buffered while down, and then delivers messages until the connection drops; then a
-bounded, jittered exponential backoff; then again. Failures are classified once
-(:func:`drivers.mqtt.errors.classify`) and counted by kind.
+retained values buffered while down, and then hands every message of ``async for message in
+client.messages`` to ``handle`` until the connection drops; then a bounded, jittered exponential
+backoff (:class:`drivers.backoff.Backoff`) on the injected :class:`drivers.clock.Clock`; then again.
+Failures are classified once (:func:`drivers.mqtt.errors.classify`) and counted by kind.
 
-Delivery is lean: aiomqtt's message queue is replaced (through its public ``queue_type`` hook) by one
-that hands each message straight to ``handle`` from paho's read callback, so there is no task or
-``asyncio.wait`` per message; the session waits on ``client.messages`` only to learn of a disconnect.
-And paho reads ahead (:func:`buffer_reads`): one ``recv`` and one event-loop turn per chunk of
-packets instead of three system calls and one turn per packet.
+Messages wait in aiomqtt's queue between the socket and ``handle``; it holds at most
+``incoming_queue`` of them, so a flood costs bounded memory. aiomqtt discards what does not fit
+and says so in a warning to the logger it is given, one per message: the link gives it its own
+logger, counts those warnings as ``discarded`` and logs them rate-limited instead.
+
+Only aiomqtt's public API is used: its ``Client`` and ``messages``, nothing of the paho client under
+it. ``tests/drivers/mqtt/test_library_contract.py`` pins the library behaviour this relies on.
 """
 
 from __future__ import annotations
@@ -23,52 +26,34 @@ import random
 import ssl
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import aiomqtt
 
+from drivers.backoff import Backoff
+from drivers.clock import Clock
 from drivers.mqtt.config import MqttConfig
 from drivers.mqtt.errors import ConnectionLost, LinkConfigError, MqttLinkError, classify
 from drivers.mqtt.intake import RateLimitedLog
 from drivers.mqtt.message import Message
 
-__all__ = ["Backoff", "MqttLink", "buffer_reads"]
+__all__ = ["MqttLink"]
 
 _LOG = logging.getLogger("lobbyd.mqtt.link")
+# What aiomqtt and paho log themselves. paho logs every packet at DEBUG: this logger inherits its
+# level (INFO in the daemon), so those calls stop at a level check unless the daemon runs at DEBUG.
+_WIRE_LOG = logging.getLogger("lobbyd.mqtt.wire")
+_QUEUE_FULL = "Message queue is full"  # how aiomqtt's warning for a discarded incoming message begins
 
 Handler = Callable[[Message], None]
-
-
-class Backoff:
-    """Exponential backoff, capped, with "equal jitter": a delay in [d/2, d], d = min(max, init·2ⁿ)."""
-
-    def __init__(self, initial_s: float, max_s: float, *, rng: random.Random | None = None) -> None:
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self._rng = rng if rng is not None else random.Random()
-        self.attempt = 0
-
-    def ceiling(self, attempt: int) -> float:
-        """The un-jittered delay for the ``attempt``-th consecutive failure (0-based)."""
-        return min(self.max_s, self.initial_s * 2.0 ** min(attempt, 62))
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; advances the attempt counter."""
-        d = self.ceiling(self.attempt)
-        self.attempt += 1
-        return d / 2 + self._rng.random() * d / 2
-
-    def reset(self) -> None:
-        """Start again from ``initial_s`` (after a connection that stayed up)."""
-        self.attempt = 0
 
 
 class MqttLink:
     """Long-running MQTT connection of the daemon. See the module docstring for the life cycle.
 
     Observable state: ``connected``, ``connects`` (successful connects), ``failures`` (by kind),
-    ``last_error``, ``last_message_at``, ``received``, ``dropped`` (non-retained publishes while
-    down), ``retained_overflow``, ``handler_errors``, and :meth:`silent_for`.
+    ``last_error``, ``last_message_at``, ``received``, ``discarded`` (incoming messages that found
+    the queue full), ``published``, ``dropped`` (non-retained publishes while down),
+    ``retained_overflow``, ``handler_errors``, ``subscribe_refused``, and :meth:`silent_for`.
     """
 
     def __init__(
@@ -77,8 +62,7 @@ class MqttLink:
         *,
         branch: str,
         subscriptions: Sequence[tuple[str, int]],
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Clock,
         on_connect: Callable[[], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -88,12 +72,13 @@ class MqttLink:
         self.client_id = config.client_id or f"lobbyd-{branch}"
         self._subscriptions = list(subscriptions)
         self._clock = clock
-        self._sleep = sleep
         self._on_connect = on_connect
         self.backoff = Backoff(config.reconnect_initial_s, config.reconnect_max_s, rng=rng)
         self._client: aiomqtt.Client | None = None  # set only while connected and flushed
         self._pending: OrderedDict[str, tuple[str | bytes, int]] = OrderedDict()
-        self._errors = RateLimitedLog(_LOG, interval_s=60.0, clock=clock)
+        self._errors = RateLimitedLog(_LOG, interval_s=60.0, clock=clock.now)
+        self._wire_log = _WIRE_LOG.getChild(self.client_id)  # aiomqtt's and paho's log for this link
+        self._discards = _Discards(self._discarded)
         self._started_at: float | None = None
         self.connected = False
         self.connects = 0
@@ -101,6 +86,7 @@ class MqttLink:
         self.last_error: MqttLinkError | None = None
         self.last_message_at: float | None = None
         self.received = 0
+        self.discarded = 0
         self.published = 0
         self.dropped = 0
         self.retained_overflow = 0
@@ -162,14 +148,21 @@ class MqttLink:
     # -- the loop ------------------------------------------------------------------------------
     async def run(self, handle: Handler) -> None:
         """Connect and deliver forever. Returns never; raises only ``CancelledError``."""
-        self._started_at = self._clock()
+        self._started_at = self._clock.now()
+        self._wire_log.addFilter(self._discards)
+        try:
+            await self._sessions(handle)
+        finally:
+            self._wire_log.removeFilter(self._discards)
+
+    async def _sessions(self, handle: Handler) -> None:
         while True:
             _raise_if_cancelling()
             up_since: float | None = None
             try:
-                async with self._client_for(handle) as client:
-                    up_since = self._clock()
-                    await self._session(client)
+                async with self._new_client() as client:
+                    up_since = self._clock.now()
+                    await self._session(client, handle)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # classified at the edge; the loop itself never dies
@@ -182,17 +175,21 @@ class MqttLink:
             finally:
                 self._client = None
                 self.connected = False
-            if up_since is not None and self._clock() - up_since >= self.config.reconnect_max_s:
+            if up_since is not None and self._clock.now() - up_since >= self.config.reconnect_max_s:
                 self.backoff.reset()  # it stayed up: a fresh start, not a flapping connection
             _raise_if_cancelling()
-            await self._sleep(self.backoff.next_delay())
+            await self._clock.sleep(self.backoff.next_delay())
+
+    def _discarded(self) -> None:
+        self.discarded += 1
+        self._errors.log("discarded", f"incoming queue full ({self.config.incoming_queue}): message discarded")
 
     def _failed(self, err: MqttLinkError) -> None:
         self.failures[err.kind] += 1
         self.last_error = err
         self._errors.log(f"link:{err.kind}", f"MQTT {err.kind}: {err}; retrying with backoff")
 
-    async def _session(self, client: aiomqtt.Client) -> None:
+    async def _session(self, client: aiomqtt.Client, handle: Handler) -> None:
         self.connected = True
         self.connects += 1
         _LOG.info("MQTT connected to %s:%d as %s", self.config.host, self.config.port, self.client_id)
@@ -213,13 +210,26 @@ class MqttLink:
                     self.handler_errors += 1
                     self._errors.log("on_connect", f"on_connect hook failed: {exc!r}")
             _raise_if_cancelling()
-            async for _ in client.messages:  # our queue never fills: this waits for the disconnect
-                pass
+            await self._deliver(client, handle)
         except asyncio.CancelledError:
             self._client = None
             with contextlib.suppress(aiomqtt.MqttError):  # else the broker's will says "offline"
                 await client.publish(self.status_topic, "offline", qos=1, retain=True, timeout=2.0)
             raise
+
+    async def _deliver(self, client: aiomqtt.Client, handle: Handler) -> None:
+        """Hand each message to ``handle`` until the connection drops (aiomqtt raises ``MqttError``)."""
+        clock = self._clock
+        async for m in client.messages:
+            now = clock.now()
+            self.last_message_at = now
+            self.received += 1
+            payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
+            message = Message(m.topic.value, payload, m.retain, now)
+            try:
+                handle(message)
+            except Exception as exc:  # a bug in the handler must not end the session
+                self.handler_failed(message, exc)
 
     def _check_granted(self, granted: Sequence[object]) -> None:
         """Count and report filters the broker refused (SUBACK 0x80, e.g. an ACL in MQTT 5)."""
@@ -229,55 +239,47 @@ class MqttLink:
                 self.subscribe_refused += 1
                 self._errors.log(f"suback:{topic}", f"broker refused subscription {topic!r} (code {value})")
 
-    def _client_for(self, handle: Handler) -> aiomqtt.Client:
+    def _new_client(self) -> aiomqtt.Client:
         cfg = self.config
         try:
             password = cfg.password()
             tls = _tls_context(cfg) if cfg.tls is not None else None
         except (LookupError, OSError, ssl.SSLError) as exc:
             raise LinkConfigError(str(exc), host=cfg.host, port=cfg.port) from None
-        client = aiomqtt.Client(
+        return aiomqtt.Client(
             cfg.host,
             cfg.port,
             username=cfg.username,
             password=password.get_secret_value() if password is not None else None,
             identifier=self.client_id,
-            queue_type=_direct_queue(self._deliverer(handle)),
             will=aiomqtt.Will(self.status_topic, "offline", qos=1, retain=True),
             clean_session=True,
             timeout=cfg.timeout_s,
             keepalive=cfg.keepalive_s,
             tls_context=tls,
-            logger=_LOG,
+            max_queued_incoming_messages=cfg.incoming_queue,
+            logger=self._wire_log,
         )
-        buffer_reads(client._client)
-        if not _LOG.isEnabledFor(logging.DEBUG):
-            # paho logs every packet at DEBUG (a call per message for nothing); its few error messages
-            # repeat what the link classifies, counts and logs itself (_failed).
-            client._client.disable_logger()
-        return client
-
-    def _deliverer(self, handle: Handler) -> Callable[[aiomqtt.Message], None]:
-        clock = self._clock
-
-        def deliver(m: aiomqtt.Message) -> None:
-            now = clock()
-            self.last_message_at = now
-            self.received += 1
-            payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
-            message = Message(m.topic.value, payload, m.retain, now)
-            try:
-                handle(message)
-            except Exception as exc:  # a bug in the handler must not break paho's read loop
-                self.handler_failed(message, exc)
-
-        return deliver
 
     def handler_failed(self, message: Message, exc: Exception) -> None:
         """Count and log (rate-limited) a message handler that raised: for the handler this link calls,
         and for a caller that handles messages later (the daemon's batch)."""
         self.handler_errors += 1
         self._errors.log("handler", f"message handler failed on {message.topic}: {exc!r}")
+
+
+class _Discards(logging.Filter):
+    """Turns aiomqtt's warning for each incoming message it discarded into a call of ``on_discard``."""
+
+    def __init__(self, on_discard: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_discard = on_discard
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(_QUEUE_FULL):
+            self._on_discard()
+            return False
+        return True
 
 
 def _raise_if_cancelling() -> None:
@@ -300,68 +302,3 @@ def _tls_context(cfg: MqttConfig) -> ssl.SSLContext:
     if tls.cert_file is not None and tls.key_file is not None:
         ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
     return ctx
-
-
-def _direct_queue(deliver: Callable[[aiomqtt.Message], None]) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """An ``asyncio.Queue`` class whose ``put_nowait`` delivers at once instead of queueing."""
-
-    class DirectQueue(asyncio.Queue[aiomqtt.Message]):
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            deliver(item)
-
-    return DirectQueue
-
-
-class _ReadAhead:
-    """Bytes read ahead of paho, the first one it has not taken, and whether this wake-up may read more."""
-
-    __slots__ = ("data", "may_refill", "pos")
-
-    def __init__(self) -> None:
-        self.data = b""
-        self.pos = 0
-        self.may_refill = True
-
-
-def buffer_reads(paho: Any, chunk: int = 16384) -> bool:
-    """Let ``paho`` read its socket in chunks and parse every packet of a chunk in one wake-up.
-
-    paho 2.x reads each packet with at least three ``recv`` calls (command byte, length bytes, body)
-    and parses one packet per ``loop_read``; aiomqtt calls ``loop_read`` once per socket wake-up, so a
-    burst costs one event-loop turn and three system calls per message. Here ``recv`` is served from a
-    per-connection buffer, refilled with at most ``chunk`` bytes once per wake-up, and ``loop_read``
-    goes on while that buffer holds bytes. One wake-up therefore handles at most one chunk (~250
-    sensor messages, a few ms) and then yields to the other tasks; the socket, still readable, wakes
-    it again. Errors, end of stream and TLS pass through paho's own ``_sock_recv`` unchanged. Returns
-    False (and changes nothing) if this paho version lacks the two methods: an upgrade degrades to
-    the stock path, never breaks it.
-    """
-    stock_recv = getattr(paho, "_sock_recv", None)
-    stock_loop_read = getattr(paho, "loop_read", None)
-    if stock_recv is None or stock_loop_read is None:
-        return False
-    ahead = _ReadAhead()
-
-    def sock_recv(bufsize: int) -> bytes:
-        if ahead.pos >= len(ahead.data):
-            if not ahead.may_refill:
-                raise BlockingIOError  # paho: "nothing more now", keeps a partial packet for later
-            ahead.may_refill = False
-            data: bytes = stock_recv(chunk)  # may raise BlockingIOError/ConnectionError; b"" at end of stream
-            ahead.data, ahead.pos = data, 0
-            if not data:
-                return data
-        out = ahead.data[ahead.pos : ahead.pos + bufsize]
-        ahead.pos += len(out)
-        return out
-
-    def loop_read(max_packets: int = 1) -> Any:
-        ahead.may_refill = True
-        rc = stock_loop_read(max_packets)
-        while rc == 0 and ahead.pos < len(ahead.data) and paho._sock is not None:
-            rc = stock_loop_read(max_packets)
-        return rc
-
-    paho._sock_recv = sock_recv
-    paho.loop_read = loop_read
-    return True

@@ -1,9 +1,10 @@
-"""Test helpers for the MQTT driver: polling with a deadline, a probe client, a recording sleep, a PKI."""
+"""Test helpers for the MQTT driver: polling with a deadline, a probe client, a recording clock, a PKI."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
@@ -11,8 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiomqtt
+import pytest
 
+from drivers.clock import SystemClock
 from drivers.mqtt import Message
+from simulators.servers import MosquittoServer
 
 
 async def eventually(predicate: Callable[[], bool], *, within_s: float = 10.0, what: str = "condition") -> None:
@@ -24,15 +28,15 @@ async def eventually(predicate: Callable[[], bool], *, within_s: float = 10.0, w
         await asyncio.sleep(0.01)
 
 
-@dataclass
-class RecordingSleep:
-    """An injected ``sleep`` that records the link's backoff delays and waits only ``real_s``."""
+class RecordingClock(SystemClock):
+    """The real time, except that a sleep (the link's backoff) is recorded and lasts only ``real_s``."""
 
-    real_s: float = 0.02
-    delays: list[float] = field(default_factory=list)
+    def __init__(self, real_s: float = 0.02) -> None:
+        self.real_s = real_s
+        self.delays: list[float] = []
 
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
+    async def sleep(self, seconds: float) -> None:
+        self.delays.append(seconds)
         await asyncio.sleep(self.real_s)
 
 
@@ -123,3 +127,42 @@ def make_pki(d: Path) -> Pki:
         d / "ca.crt", d / "server.crt", d / "server.key", d / "other.crt", d / "other.key",
         d / "client.crt", d / "client.key",
     )  # fmt: skip
+
+
+_DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+
+
+def subscribe_acl_broker(workdir: Path, allowed: str) -> MosquittoServer:
+    """A mosquitto that lets anonymous clients subscribe only to ``allowed`` (a filter pattern).
+
+    The ACL files of mosquitto 2.0 grant every subscription and filter at delivery; its dynamic
+    security plugin refuses the others in the SUBACK (0x80 in MQTT 3.1.1), which is what a link must
+    count. Not started; the test is skipped where the plugin is not installed.
+    """
+    if not _DYNSEC_PLUGIN.exists():
+        pytest.skip(f"mosquitto's dynamic security plugin is not installed ({_DYNSEC_PLUGIN})")
+    workdir.mkdir(parents=True, exist_ok=True)
+    dynsec = workdir / "dynamic-security.json"
+    dynsec.write_text(
+        json.dumps(
+            {
+                "defaultACLAccess": {
+                    "publishClientSend": True,
+                    "publishClientReceive": True,
+                    "subscribe": False,
+                    "unsubscribe": True,
+                },
+                "clients": [],
+                "groups": [{"groupname": "anonymous", "roles": [{"rolename": "reader"}]}],
+                "roles": [
+                    {
+                        "rolename": "reader",
+                        "acls": [{"acltype": "subscribePattern", "topic": allowed, "allow": True, "priority": 0}],
+                    }
+                ],
+                "anonymousGroup": "anonymous",
+            }
+        )
+    )
+    extra = f"plugin {_DYNSEC_PLUGIN}\nplugin_opt_config_file {dynsec}\n"
+    return MosquittoServer(workdir / "mosquitto", extra_config=extra)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 
+from drivers.clock import SystemClock
 from drivers.mqtt import MqttConfig, MqttLink
 
 
@@ -14,7 +14,7 @@ async def main(port: int, branch: str) -> None:
         MqttConfig(host="127.0.0.1", port=port, keepalive_s=5),
         branch=branch,
         subscriptions=[],
-        clock=time.time,
+        clock=SystemClock(),
     )
     await link.run(lambda _m: None)
 

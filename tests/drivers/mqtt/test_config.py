@@ -76,3 +76,11 @@ def test_password_comes_from_env_or_file_never_inline(tmp_path: Path, monkeypatc
     secret = MqttConfig(host="h", username="u", password_file=tmp_path / "p").password()
     assert secret is not None and secret.get_secret_value() == "from-file"
     assert MqttConfig(host="h").password() is None
+
+
+@pytest.mark.parametrize("bad", [0, -1, "many"])
+def test_the_incoming_queue_has_room_for_at_least_one_message(bad: object) -> None:
+    """0 would mean "unbounded" to aiomqtt: refused, like any non-number."""
+    with pytest.raises(pydantic.ValidationError):
+        MqttConfig.model_validate({"host": "h", "incoming_queue": bad})
+    assert MqttConfig(host="h").incoming_queue == 100_000

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import signal
 import sys
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
 import pytest
 
-from drivers.mqtt import ConnectionLost, Intake, Message, MqttConfig, MqttLink, SensorConfig
+from drivers.clock import SystemClock, VirtualClock
+from drivers.mqtt import ConnectionLost, Intake, MqttConfig, MqttLink, SensorConfig
 from simulators.servers import MosquittoServer
-from tests.drivers.mqtt.helpers import Collector, RecordingSleep, eventually, probe
+from tests.drivers.mqtt.helpers import Collector, RecordingClock, eventually, probe
 
 REPO = Path(__file__).resolve().parents[3]
 STATUS = "lobbyd/b42/status"
@@ -27,7 +28,7 @@ def link_for(
     server: MosquittoServer,
     subs: list[tuple[str, int]],
     *,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
+    clock: RecordingClock | None = None,
     **cfg: object,
 ) -> MqttLink:
     config = MqttConfig.model_validate(
@@ -37,8 +38,7 @@ def link_for(
         config,
         branch="b42",
         subscriptions=subs,
-        clock=time.time,
-        sleep=sleep if sleep is not None else RecordingSleep(),
+        clock=clock if clock is not None else RecordingClock(),
         rng=random.Random(7),
     )
 
@@ -100,8 +100,8 @@ async def test_online_subscribe_deliver_retained_flag_and_clean_offline(mosquitt
 
 
 async def test_reconnect_resubscribes_republishes_status_with_bounded_backoff(mosquitto: MosquittoServer) -> None:
-    sleep = RecordingSleep()
-    link = link_for(mosquitto, [("sensors/#", 1)], sleep=sleep)
+    clock = RecordingClock()
+    link = link_for(mosquitto, [("sensors/#", 1)], clock=clock)
     got = Collector()
     async with Running(link, got):
         await eventually(lambda: link.connected, what="first connect")
@@ -123,11 +123,11 @@ async def test_reconnect_resubscribes_republishes_status_with_bounded_backoff(mo
     assert link.failures["lost"] == 1
     assert isinstance(link.last_error, ConnectionLost) or link.failures["unreachable"] >= 6
     # backoff: equal jitter within [d/2, d], d doubling from 0.1 s and capped at 1.0 s
-    assert len(sleep.delays) == link.failures["lost"] + link.failures["unreachable"]
-    for n, delay in enumerate(sleep.delays):
+    assert len(clock.delays) == link.failures["lost"] + link.failures["unreachable"]
+    for n, delay in enumerate(clock.delays):
         ceiling = min(1.0, 0.1 * 2**n)
         assert ceiling / 2 <= delay <= ceiling, (n, delay)
-    assert max(sleep.delays) <= 1.0
+    assert max(clock.delays) <= 1.0
 
 
 async def test_publish_while_down_keeps_latest_retained_only(mosquitto: MosquittoServer) -> None:
@@ -202,15 +202,15 @@ async def test_lwt_offline_when_the_process_dies(mosquitto: MosquittoServer) -> 
 
 
 async def test_silence_is_measured_from_start_then_from_the_last_message(mosquitto: MosquittoServer) -> None:
-    now = [1000.0]
+    clock = VirtualClock(1000.0)
     config = MqttConfig(host="127.0.0.1", port=mosquitto.port, silence_after_s=300)
-    link = MqttLink(config, branch="b42", subscriptions=[("sensors/#", 0)], clock=lambda: now[0])
+    link = MqttLink(config, branch="b42", subscriptions=[("sensors/#", 0)], clock=clock)
     assert link.silent_for(5000.0) == 0.0  # not started: nothing to report yet
     got = Collector()
     async with Running(link, got):
         await eventually(lambda: link.connected, what="connect")
         assert (link.silent_for(1299.0), link.is_silent(1299.0), link.is_silent(1300.0)) == (299.0, False, True)
-        now[0] = 2000.0
+        clock.set(2000.0)
         async with probe(mosquitto.port) as pub:
             await pub.client.publish("sensors/a", "1", qos=1)
         await eventually(lambda: link.last_message_at == 2000.0, what="message")
@@ -227,9 +227,7 @@ async def test_on_connect_runs_on_every_connect_and_its_failure_is_not_fatal(mos
             raise RuntimeError("hook bug")
 
     config = MqttConfig(host="127.0.0.1", port=mosquitto.port, reconnect_initial_s=0.1, reconnect_max_s=0.2)
-    link = MqttLink(
-        config, branch="b42", subscriptions=[], clock=time.time, sleep=RecordingSleep(), on_connect=on_connect
-    )
+    link = MqttLink(config, branch="b42", subscriptions=[], clock=RecordingClock(), on_connect=on_connect)
     async with Running(link, Collector()):
         await eventually(lambda: calls == [1], what="first on_connect")
         assert (link.connected, link.handler_errors) == (True, 1)
@@ -240,45 +238,46 @@ async def test_on_connect_runs_on_every_connect_and_its_failure_is_not_fatal(mos
     assert (link.connects, link.handler_errors) == (2, 1)
 
 
-async def test_a_burst_arrives_whole_in_order_without_starving_the_loop(mosquitto: MosquittoServer) -> None:
-    """The read-ahead buffer (``buffer_reads``): packets split across chunks, one packet larger than a
-    chunk, thousands of messages — all delivered in order; and one wake-up never handles more than one
-    chunk, so the other tasks get turns during the burst."""
+async def test_a_burst_arrives_whole_and_in_order(mosquitto: MosquittoServer) -> None:
+    """Thousands of messages back to back, one of them larger than a socket read: all delivered, in order."""
     n = 3000
-    big = b"x" * 40_000  # bigger than a 16 KiB chunk: assembled over several wake-ups
+    big = b"x" * 40_000
     sent = [(f"burst/{i % 7}", big if i == 1500 else str(i).encode()) for i in range(n)]
-    turns = 0
-    got: list[tuple[str, bytes, int]] = []
+    got = Collector()
     subscribed = asyncio.Event()
 
     async def on_connect() -> None:
         subscribed.set()
 
     config = MqttConfig.model_validate({"host": "127.0.0.1", "port": mosquitto.port})
-    link = MqttLink(config, branch="b42", subscriptions=[("burst/#", 0)], clock=time.time, on_connect=on_connect)
+    link = MqttLink(config, branch="b42", subscriptions=[("burst/#", 0)], clock=SystemClock(), on_connect=on_connect)
+    async with Running(link, got):
+        async with asyncio.timeout(30):
+            await subscribed.wait()
+            async with aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
+                for topic, payload in sent:
+                    await pub.publish(topic, payload)
+            await eventually(lambda: len(got.messages) >= n, within_s=30, what="the whole burst")
+    assert [(m.topic, m.payload) for m in got.messages] == sent  # QoS 0 on loopback, one connection each way
+    assert link.received == n
 
-    def handle(m: Message) -> None:
-        got.append((m.topic, m.payload, turns))
 
-    async def spin() -> None:  # counts event-loop turns while the burst is read
-        nonlocal turns
-        while len(got) < n:
-            turns += 1
-            await asyncio.sleep(0)
-
-    async with asyncio.TaskGroup() as tg:
-        task = tg.create_task(link.run(handle))
-        try:
-            async with asyncio.timeout(30):
-                await subscribed.wait()
-                spinner = tg.create_task(spin())
-                async with aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
-                    for topic, payload in sent:
-                        await pub.publish(topic, payload)
-                    await spinner
-        finally:
-            task.cancel()
-    assert [(t, p) for t, p, _ in got] == sent  # whole and in order (QoS 0 on loopback, one connection each way)
-    smallest = 2 + 2 + len("burst/0") + 1  # fixed header, topic length and name, one payload byte
-    per_turn = max(Counter(turn for _, _, turn in got).values())
-    assert per_turn <= 16384 // smallest + 1  # at most one chunk per wake-up
+async def test_a_full_incoming_queue_discards_counts_and_logs_once(
+    mosquitto: MosquittoServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Retained messages all arrive right after the SUBACK, faster than ``async for`` takes them: with
+    room for 5, the rest are discarded, every one counted, and one warning is logged, not one each."""
+    n = 300
+    async with probe(mosquitto.port) as pub:
+        for i in range(n):
+            await pub.client.publish(f"flood/{i}", str(i), qos=1, retain=True)
+    got = Collector()
+    link = link_for(mosquitto, [("flood/#", 0)], incoming_queue=5)
+    with caplog.at_level(logging.DEBUG, logger="lobbyd.mqtt"):
+        async with Running(link, got):
+            await eventually(lambda: link.received + link.discarded == n, what="every message handled or discarded")
+    assert link.discarded > 0
+    assert link.received == len(got.messages) >= 5
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == ["incoming queue full (5): message discarded"]
+    assert (link.connects, sum(link.failures.values())) == (1, 0)
