@@ -107,6 +107,7 @@ def health_records(p: Parts) -> list[tuple[str, dict[str, float | int]]]:
             "mqtt",
             {
                 "messages_in": p.link.received,
+                "discarded": p.link.discarded,
                 "accepted": snapshot.pop("accepted"),
                 **{f"rejected_{k}": v for k, v in snapshot.items()},
                 "connected": int(p.link.connected),

@@ -40,6 +40,7 @@ def collect_status(p: Parts) -> dict[str, Any]:
             "subscribed": p.subscribed.is_set() and p.link.connected,
             "connects": p.link.connects,
             "silent_for_s": p.link.silent_for(now),
+            "discarded": p.link.discarded,
             **p.intake.decoder.counters.snapshot(),
         },
         "sensors": [dataclasses.asdict(s) for s in p.state.summary(now)],

@@ -15,6 +15,8 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     if not st["mqtt"]["connected"]:
         problems.append("MQTT broker not connected")
+    if st["mqtt"].get("discarded"):
+        problems.append(f"MQTT: {st['mqtt']['discarded']} incoming messages discarded (the daemon fell behind a flood)")
     problems += [f"rules: {e}" for e in st["rules"]["errors"]]
     problems += [f"sensor {s['sensor']} is stale" for s in st["sensors"] if not s["fresh"]]
     problems += [f"device {d['name']} offline: {d['last_error']}" for d in st["devices"] if not d["online"]]
@@ -32,7 +34,7 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
     return problems
 
 
-_MQTT_NOT_REJECTS = {"connected", "connects", "silent_for_s", "accepted"}
+_MQTT_NOT_REJECTS = {"connected", "subscribed", "connects", "silent_for_s", "accepted", "discarded"}
 
 
 def _age(v: float | None) -> str:
@@ -53,7 +55,7 @@ def format_status(st: dict[str, Any], problems: list[str]) -> str:
         f"config {st['config']}",
         f"rules  {st['rules']['count']} loaded; last reload: {st['rules']['last_reload']}",
         f"mqtt   {'connected' if st['mqtt']['connected'] else 'DISCONNECTED'} ({st['mqtt']['connects']} connects), "
-        f"{st['mqtt']['accepted']} readings accepted",
+        f"{st['mqtt']['accepted']} readings accepted, {st['mqtt'].get('discarded', 0)} messages discarded",
         "sensors:",
     ]
     for s in st["sensors"]:

@@ -1,0 +1,38 @@
+"""``lobbyd status`` text and verdict from a status answer (pure: no daemon)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daemon.status import format_status, needs_attention
+
+
+def _status(**mqtt: Any) -> dict[str, Any]:
+    return {
+        "version": "0.1.0",
+        "branch": "demo-001",
+        "uptime_s": 3600.0,
+        "config": "/etc/lobbyd/lobbyd.yaml",
+        "rules": {"count": 10, "errors": [], "last_reload": "initial load"},
+        "mqtt": {"connected": True, "subscribed": True, "connects": 1, "silent_for_s": 0.5, "accepted": 90,
+                 "discarded": 0, "not_json": 0, "wrong_type": 2, **mqtt},
+        "sensors": [],
+        "devices": [],
+        "points": {},
+        "writes": {"ok": 3, "failed": 0, "mismatch": 0},
+        "influx": None,
+    }  # fmt: skip
+
+
+def test_only_reject_reasons_are_listed_as_rejections() -> None:
+    text = format_status(_status(), [])
+    assert "mqtt rejected: wrong_type 2" in text
+    assert "subscribed" not in text.split("mqtt rejected:")[1]
+
+
+def test_messages_discarded_under_a_flood_need_attention() -> None:
+    st = _status(discarded=17)
+    problems = needs_attention(st)
+    assert problems == ["MQTT: 17 incoming messages discarded (the daemon fell behind a flood)"]
+    assert "17 messages discarded" in format_status(st, problems)
+    assert needs_attention(_status()) == []
