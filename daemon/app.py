@@ -700,15 +700,12 @@ class Daemon:
             for dc in self.cfg.devices:
                 key = dc.transport.key
                 if key not in buses:
-                    buses[key] = await stack.enter_async_context(
-                        ModbusBus(dc.transport, clock=self.clock.now, sleep=self.clock.sleep)
-                    )
+                    buses[key] = await stack.enter_async_context(ModbusBus(dc.transport, clock=self.clock))
                 self.devices[dc.name] = ModbusDevice(
                     dc,
                     self.loaded.profiles[dc.name],
                     buses[key],
-                    clock=self.clock.now,
-                    sleep=self.clock.sleep,
+                    clock=self.clock,
                     on_availability=self._on_availability,
                 )
                 self._wake[dc.name] = asyncio.Event()

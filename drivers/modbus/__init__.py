@@ -7,7 +7,7 @@ data), ``config`` (device entries), ``wire`` (framing, classification of failure
 
 from __future__ import annotations
 
-from .bus import Backoff, BusStats, ModbusBus
+from .bus import BusStats, ModbusBus
 from .codec import DataType, Order
 from .config import DeviceConfig, RtuOverTcpTransport, RtuTransport, TcpTransport, Transport, resolve_profile_path
 from .device import AvailabilityCallback, ModbusDevice
@@ -23,7 +23,6 @@ from .profile import DeviceProfile, ParameterSpec, PointSpec, RegisterType, Role
 
 __all__ = [
     "AvailabilityCallback",
-    "Backoff",
     "BusStats",
     "ConnectionLost",
     "DataType",

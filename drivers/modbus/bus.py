@@ -3,55 +3,38 @@
 Requests from several devices (unit ids) on the same TCP gateway or RS-485 line are taken in
 round-robin order per unit id, so a unit that keeps timing out costs the others at most one of its
 timeouts per turn. While the link is down, requests fail fast with :class:`ConnectionLost`; a single
-connector task reconnects with bounded exponential backoff and jitter, driven by the injected sleep.
+connector task reconnects, waiting between attempts with :class:`drivers.backoff.Backoff` on the
+injected clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from ..backoff import Backoff
+from ..clock import Clock, SystemClock
 from .config import RtuOverTcpTransport, RtuTransport, TcpTransport
 from .errors import ConnectionLost, DeviceException, ModbusError
 from .wire import Link, parse_response
 
-__all__ = ["Backoff", "BusStats", "ModbusBus"]
+__all__ = ["BusStats", "ModbusBus"]
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff ``initial · factor^n`` capped at ``maximum``, each delay jittered by ±``jitter``."""
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.2
-
-    def next(self, previous: float | None) -> float:
-        """The un-jittered delay after ``previous`` (``None``: the first delay)."""
-        return self.initial if previous is None else min(self.maximum, previous * self.factor)
-
-    def jittered(self, delay: float, rng: random.Random) -> float:
-        """``delay`` spread by ±jitter so that many clients do not reconnect in step."""
-        return delay * (1.0 + self.jitter * (2.0 * rng.random() - 1.0))
+RECENT_ATTEMPTS = 16  # connect attempt times kept in BusStats.recent_attempts
 
 
 @dataclass(slots=True)
 class BusStats:
-    """Counters of one bus, for tests, health and the time series."""
+    """Counters of one bus, for tests, health and the time series (bounded: no list grows with uptime)."""
 
-    requests: int = 0
-    failures: int = 0
-    connections: int = 0
-    connect_attempts: list[float] = field(default_factory=list)  # clock() of every attempt
+    requests: int = 0  # sent to the link
+    failures: int = 0  # failed without an answer (timeout, lost link, bad frame)
+    connections: int = 0  # successful connects
+    connect_attempts: int = 0
+    recent_attempts: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_ATTEMPTS))  # clock times
 
 
 @dataclass(slots=True)
@@ -69,8 +52,7 @@ class ModbusBus:
         self,
         transport: TcpTransport | RtuTransport | RtuOverTcpTransport,
         *,
-        clock: Clock = time.time,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock | None = None,
         backoff: Backoff | None = None,
         connect_timeout: float = 3.0,
         max_pending: int = 256,
@@ -81,18 +63,16 @@ class ModbusBus:
         self.stats = BusStats()
         self.last_error: ModbusError | None = None
         self._link = Link(transport)
-        self._clock = clock
-        self._sleep = sleep
-        self._backoff = backoff or Backoff()
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._backoff = backoff if backoff is not None else Backoff(0.5, 30.0, rng=rng)
         self._connect_timeout = connect_timeout
         self._max_pending = max_pending
-        self._rng = rng or random.Random()
         self._queues: dict[int, deque[_Job]] = {}
         self._turns: deque[int] = deque()
         self._wakeup = asyncio.Event()
         self._want_connect = asyncio.Event()
         self._attempt: asyncio.Future[bool] | None = None
-        self._delay: float | None = None
+        self._answered = True  # an answer came since the last connect attempt: the next one is immediate
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving = False  # the worker holds a request (waiting for a connect attempt, or exchanging)
@@ -202,7 +182,7 @@ class ModbusBus:
                 response = await self._link.exchange(job.unit_id, job.pdu, job.timeout_s)
                 result = parse_response(job.pdu, response)
             except DeviceException as exc:
-                self._delay = None  # the link works: an answer came back
+                self._on_answer()  # the link works: an answer came back
                 exc.endpoint = self.endpoint
                 _fail(job, exc.with_context(unit_id=job.unit_id))
             except ModbusError as exc:
@@ -212,19 +192,28 @@ class ModbusBus:
                     self.last_error = exc
                     self._want_connect.set()
             else:
-                self._delay = None
+                self._on_answer()
                 if not job.future.done():
                     job.future.set_result(result)
 
+    def _on_answer(self) -> None:
+        self._answered = True
+        self._backoff.reset()
+
     async def _connector(self) -> None:
-        """The one reconnect loop: attempt, then sleep a growing, jittered delay until connected."""
+        """The one reconnect loop: attempt at once, then wait a growing, jittered delay until connected.
+
+        The backoff starts again only once a request is answered: a link that connects and drops at
+        once keeps waiting longer, instead of being hammered.
+        """
         while True:
             await self._want_connect.wait()
             while not self._link.connected:
-                if self._delay is not None:
-                    await self._sleep(self._backoff.jittered(self._delay, self._rng))
-                self._delay = self._backoff.next(self._delay)
-                self.stats.connect_attempts.append(self._clock())
+                if not self._answered:
+                    await self._clock.sleep(self._backoff.next_delay())
+                self._answered = False
+                self.stats.connect_attempts += 1
+                self.stats.recent_attempts.append(self._clock.now())
                 self._attempt = asyncio.get_running_loop().create_future()
                 try:
                     await self._link.open(self._connect_timeout)
