@@ -1,8 +1,8 @@
 """Modbus driver: device profiles, TCP/RTU links, one serialised bus per link, verified writes.
 
 Layers (each its own module): ``codec`` (pure register encoding), ``profile`` (register maps as
-data), ``config`` (device entries), ``wire`` (framing, classification of failures), ``bus``
-(queue, pacing, reconnect loop), ``device`` (points, read-back, availability).
+data), ``config`` (device entries), ``link`` (pymodbus's async clients; classification of
+failures), ``bus`` (queue, reconnect loop), ``device`` (points, read-back, availability).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
 from daemon.model import WriteOutcome, WriteResult
@@ -21,8 +21,7 @@ from ..timegrid import next_slot
 from .bus import ModbusBus
 from .config import DeviceConfig
 from .errors import DeviceException, DeviceOffline, ModbusError
-from .profile import DeviceProfile, PointSpec
-from .wire import read_request, write_request
+from .profile import DeviceProfile, PointSpec, RegisterType
 
 __all__ = ["AvailabilityCallback", "ModbusDevice"]
 
@@ -94,8 +93,8 @@ class ModbusDevice:
             self.online = True  # so that the transition is reported even before the first answer
             self._set_online(False, f"{self._failures} consecutive failures: {exc}")
 
-    async def _request(self, pdu: bytes, address: int) -> list[int]:
-        """One request, classified; availability and the offline gate are handled here."""
+    async def _request(self, send: Callable[[], Awaitable[list[int]]], address: int) -> list[int]:
+        """One request (``send`` puts it on the bus), classified; availability and the offline gate are here."""
         # Offline: fail fast until the next probe, unless the bus has reconnected since the last
         # failure (a link back is the likeliest sign the device is back: probe it now).
         now = self._clock.now()
@@ -109,7 +108,7 @@ class ModbusDevice:
             )
         self.requests += 1
         try:
-            result = await self._bus.request(self.config.unit_id, pdu, timeout_s=self.config.timeout_s)
+            result = await send()
         except DeviceException as exc:
             self._answered()
             raise exc.with_context(device=self.name, address=address) from None
@@ -120,12 +119,18 @@ class ModbusDevice:
         self._answered()
         return result
 
-    async def _with_retries(self, pdu: bytes, address: int) -> list[int]:
+    async def _read_registers(self, register_type: RegisterType, address: int, count: int) -> list[int]:
+        """A read, retried ``retries`` times when that can help (a busy device after a short wait)."""
+        unit, timeout = self.config.unit_id, self.config.timeout_s
+
+        def send() -> Awaitable[list[int]]:
+            return self._bus.read(unit, register_type, address, count, timeout_s=timeout)
+
         busy = Backoff(0.2, 2.0, rng=self._rng)
         attempt = 0
         while True:
             try:
-                return await self._request(pdu, address)
+                return await self._request(send, address)
             except ModbusError as exc:
                 attempt += 1
                 if isinstance(exc, DeviceOffline) or not exc.retryable or attempt > self.config.retries:
@@ -140,7 +145,7 @@ class ModbusDevice:
 
     async def _read(self, spec: PointSpec) -> float:
         address = self._address(spec, readback=True)
-        registers = await self._with_retries(read_request(spec.register_type, address, spec.count), address)
+        registers = await self._read_registers(spec.register_type, address, spec.count)
         try:
             return spec.from_registers(registers)
         except ValueError as exc:
@@ -184,14 +189,19 @@ class ModbusDevice:
         except ValueError as exc:
             return result(WriteOutcome.FAILED, 0, error=f"invalid value: {exc}")
         address = self._address(spec, readback=False)
-        pdu = write_request(spec.register_type, address, registers)
+        unit, timeout = self.config.unit_id, self.config.timeout_s
+
+        async def send() -> list[int]:
+            await self._bus.write(unit, spec.register_type, address, registers, timeout_s=timeout)
+            return []
+
         readback: float | None = None
         attempts = 0
         async with self._lock:
             for _ in range(1 + self.config.retries):
                 attempts += 1
                 try:
-                    await self._request(pdu, address)
+                    await self._request(send, address)
                     if not spec.readable:
                         return result(WriteOutcome.OK, attempts, extra={"verified": "no"})
                     delay = self.profile.readback_delay(point)
@@ -283,9 +293,7 @@ class ModbusDevice:
             first = block[0][2]
             _, last, last_address = block[-1]
             try:
-                registers = await self._with_retries(
-                    read_request(last.register_type, first, last_address + last.count - first), first
-                )
+                registers = await self._read_registers(last.register_type, first, last_address + last.count - first)
             except DeviceException as exc:
                 if exc.retryable:  # busy, gateway: this round failed; the next one tries the run again
                     self.last_error = str(exc)
