@@ -114,13 +114,11 @@ class Daemon:
         buses: dict[str, ModbusBus] = {}
         for dc in cfg.devices:
             if dc.transport.key not in buses:
-                buses[dc.transport.key] = ModbusBus(dc.transport, clock=clock.now, sleep=clock.sleep)
+                buses[dc.transport.key] = ModbusBus(dc.transport, clock=clock)
 
         def make_device(dc: DeviceConfig, on_availability: AvailabilityCallback) -> ModbusDevice:
             bus = buses[dc.transport.key]
-            return ModbusDevice(
-                dc, loaded.profiles[dc.name], bus, clock=clock.now, sleep=clock.sleep, on_availability=on_availability
-            )
+            return ModbusDevice(dc, loaded.profiles[dc.name], bus, clock=clock, on_availability=on_availability)
 
         actuation = Actuation(
             cfg.devices,

@@ -2,7 +2,8 @@
 
 Writes to a point's write address appear on its read-back address after the profile's delay (on
 the injected clock) or at once with :meth:`DeviceModel.refresh_cache`. Faults are injected here:
-exception codes per address, delayed or missing answers, a read-back that differs from the write.
+exception codes per address, delayed or missing answers, a read-back that differs from the write,
+malformed answers (reads one register short, single-register writes echoed with a flipped bit).
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ class DeviceModel:
         self.writes: list[SimWrite] = []
         self.requests = 0
         self.delay_s = 0.0  # answer this much later (released early by stop())
+        self.held = 0  # requests received and held back by delay_s right now
         self.silent = False  # never answer
+        self.short_answer = False  # answer reads with one value fewer than asked (a malformed answer)
+        self.bad_echo = False  # echo FC5/FC6 writes with the lowest bit flipped (a malformed answer)
         self.errors: dict[tuple[RegisterType, int], int] = {}  # (table, wire address) → exception code
         self.readback_override: dict[str, float] = {}  # point → what the read-back shows instead
         self.tables: dict[RegisterType, dict[int, int]] = {t: {} for t in RegisterType}
@@ -124,6 +128,8 @@ class DeviceModel:
         self.readback_override.clear()
         self.delay_s = 0.0
         self.silent = False
+        self.short_answer = False
+        self.bad_echo = False
 
     def refresh_cache(self) -> None:
         """Make every pending read-back visible now (a gateway's cache refresh)."""
@@ -173,8 +179,8 @@ class DeviceModel:
     async def get(self, fc: int, addr: int, count: int) -> list[int] | list[bool] | ExcCodes:
         table = _TABLE_OF_FC[fc]
         if fc in WRITE_FUNCTION_CODES:  # pymodbus builds the write echo from a read of the written address
-            return [bool(self.tables[table].get(addr + i)) if table.bits else self.tables[table].get(addr + i, 0)
-                    for i in range(count)]  # fmt: skip
+            echo = [self.tables[table].get(addr + i, 0) ^ self.bad_echo for i in range(count)]
+            return [bool(v) for v in echo] if table.bits else echo
         self.requests += 1
         self._apply_due()
         if (code := self._check(table, addr, count)) is not None:
@@ -187,6 +193,8 @@ class DeviceModel:
                 for i, r in enumerate(spec.to_registers(shown)):
                     if rb + i < addr + count:
                         values[rb - addr + i] = r
+        if self.short_answer:
+            values = values[:-1]
         return [bool(v) for v in values] if table.bits else values
 
     async def set(self, fc: int, addr: int, values: Sequence[int] | Sequence[bool]) -> ExcCodes | None:

@@ -3,10 +3,12 @@
 A :class:`DeviceModel` is one unit's register space, derived from a :class:`DeviceProfile`: writes to
 a point's write address appear on its read-back address (after the profile's delay, on an
 injectable clock, or at once with :meth:`DeviceModel.refresh_cache`). A :class:`DeviceSimulator`
-serves one or more models as a real pymodbus server over TCP or on a serial path (RTU).
+serves one or more models as a real pymodbus server over TCP (MBAP, or RTU frames tunnelled through
+TCP like a transparent serial gateway) or on a serial path (RTU).
 
 Fault injection per unit: exception code for a point or address, answers slower than the client's
-timeout, a read-back different from what was written, and ``stop()``/``start()`` on the same port.
+timeout, a read-back different from what was written, malformed answers (see :class:`DeviceModel`),
+and ``stop()``/``start()`` on the same port.
 
 CLI for the demo::
 
@@ -55,8 +57,12 @@ class _Context:
 
     async def _pause(self, model: DeviceModel) -> None:
         if model.delay_s > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.sim.released.wait(), model.delay_s)
+            model.held += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.sim.released.wait(), model.delay_s)
+            finally:
+                model.held -= 1
 
     async def async_getValues(self, unit: int, fc: int, addr: int, count: int = 1) -> Any:
         model = self._model(unit)
@@ -117,12 +123,14 @@ class DeviceSimulator:
         port: int = 0,
         serial: str | None = None,
         baudrate: int = 19200,
+        framer: FramerType | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self.port = port
         self.serial = serial
         self.baudrate = baudrate
+        self.framer = framer or (FramerType.RTU if serial is not None else FramerType.SOCKET)
         self.clock = clock
         self.units: dict[int, DeviceModel] = {}
         self.released = asyncio.Event()
@@ -137,10 +145,14 @@ class DeviceSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         parameters: dict[str, int] | None = None,
+        framer: FramerType = FramerType.SOCKET,
         clock: Callable[[], float] = time.monotonic,
     ) -> DeviceSimulator:
-        """A Modbus TCP simulator for one unit; ``port=0`` picks a free port (see ``.port`` once started)."""
-        sim = cls(host=host, port=port, clock=clock)
+        """A Modbus TCP simulator for one unit; ``port=0`` picks a free port (see ``.port`` once started).
+
+        ``framer=FramerType.RTU``: RTU frames over TCP, like a transparent serial gateway.
+        """
+        sim = cls(host=host, port=port, framer=framer, clock=clock)
         sim.add_unit(profile, unit_id, parameters=parameters)
         return sim
 
@@ -214,9 +226,9 @@ class DeviceSimulator:
         self.released = asyncio.Event()
         server: Any
         if self.serial is not None:
-            server = _SerialServer(_placeholder(), framer=FramerType.RTU, port=self.serial, baudrate=self.baudrate)
+            server = _SerialServer(_placeholder(), framer=self.framer, port=self.serial, baudrate=self.baudrate)
         else:
-            server = _TcpServer(_placeholder(), address=(self.host, self.port))
+            server = _TcpServer(_placeholder(), framer=self.framer, address=(self.host, self.port))
         server.context = _Context(self)
         await server.serve_forever(background=True)
         if self.serial is None and self.port == 0:

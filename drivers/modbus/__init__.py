@@ -1,13 +1,13 @@
 """Modbus driver: device profiles, TCP/RTU links, one serialised bus per link, verified writes.
 
 Layers (each its own module): ``codec`` (pure register encoding), ``profile`` (register maps as
-data), ``config`` (device entries), ``wire`` (framing, classification of failures), ``bus``
-(queue, pacing, reconnect loop), ``device`` (points, read-back, availability).
+data), ``config`` (device entries), ``link`` (pymodbus's async clients; classification of
+failures), ``bus`` (queue, reconnect loop), ``device`` (points, read-back, availability).
 """
 
 from __future__ import annotations
 
-from .bus import Backoff, BusStats, ModbusBus
+from .bus import BusStats, ModbusBus
 from .codec import DataType, Order
 from .config import DeviceConfig, RtuOverTcpTransport, RtuTransport, TcpTransport, Transport, resolve_profile_path
 from .device import AvailabilityCallback, ModbusDevice
@@ -23,7 +23,6 @@ from .profile import DeviceProfile, ParameterSpec, PointSpec, RegisterType, Role
 
 __all__ = [
     "AvailabilityCallback",
-    "Backoff",
     "BusStats",
     "ConnectionLost",
     "DataType",

@@ -3,61 +3,45 @@
 Requests from several devices (unit ids) on the same TCP gateway or RS-485 line are taken in
 round-robin order per unit id, so a unit that keeps timing out costs the others at most one of its
 timeouts per turn. While the link is down, requests fail fast with :class:`ConnectionLost`; a single
-connector task reconnects with bounded exponential backoff and jitter, driven by the injected sleep.
+connector task reconnects, waiting between attempts with :class:`drivers.backoff.Backoff` on the
+injected clock. The wire itself (framing, matching answers to requests) is pymodbus's, in ``link``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from ..backoff import Backoff
+from ..clock import Clock, SystemClock
 from .config import RtuOverTcpTransport, RtuTransport, TcpTransport
-from .errors import ConnectionLost, DeviceException, ModbusError
-from .wire import Link, parse_response
+from .errors import ConnectionLost, DeviceException, ModbusError, ProtocolError
+from .link import Link, Request, check_timeout
+from .profile import RegisterType
 
-__all__ = ["Backoff", "BusStats", "ModbusBus"]
+__all__ = ["BusStats", "ModbusBus"]
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff ``initial · factor^n`` capped at ``maximum``, each delay jittered by ±``jitter``."""
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.2
-
-    def next(self, previous: float | None) -> float:
-        """The un-jittered delay after ``previous`` (``None``: the first delay)."""
-        return self.initial if previous is None else min(self.maximum, previous * self.factor)
-
-    def jittered(self, delay: float, rng: random.Random) -> float:
-        """``delay`` spread by ±jitter so that many clients do not reconnect in step."""
-        return delay * (1.0 + self.jitter * (2.0 * rng.random() - 1.0))
+RECENT_ATTEMPTS = 16  # connect attempt times kept in BusStats.recent_attempts
 
 
 @dataclass(slots=True)
 class BusStats:
-    """Counters of one bus, for tests, health and the time series."""
+    """Counters of one bus, for tests, health and the time series (bounded: no list grows with uptime)."""
 
-    requests: int = 0
-    failures: int = 0
-    connections: int = 0
-    connect_attempts: list[float] = field(default_factory=list)  # clock() of every attempt
+    requests: int = 0  # sent to the link
+    failures: int = 0  # failed without an answer (timeout, lost link, bad answer, queue full)
+    connections: int = 0  # successful connects
+    connect_attempts: int = 0
+    recent_attempts: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_ATTEMPTS))  # clock times
 
 
 @dataclass(slots=True)
 class _Job:
     unit_id: int
-    pdu: bytes
+    request: Request
     timeout_s: float
     future: asyncio.Future[list[int]]
 
@@ -69,8 +53,7 @@ class ModbusBus:
         self,
         transport: TcpTransport | RtuTransport | RtuOverTcpTransport,
         *,
-        clock: Clock = time.time,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock | None = None,
         backoff: Backoff | None = None,
         connect_timeout: float = 3.0,
         max_pending: int = 256,
@@ -81,18 +64,16 @@ class ModbusBus:
         self.stats = BusStats()
         self.last_error: ModbusError | None = None
         self._link = Link(transport)
-        self._clock = clock
-        self._sleep = sleep
-        self._backoff = backoff or Backoff()
-        self._connect_timeout = connect_timeout
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._backoff = backoff if backoff is not None else Backoff(0.5, 30.0, rng=rng)
+        self._connect_timeout = check_timeout(connect_timeout)
         self._max_pending = max_pending
-        self._rng = rng or random.Random()
         self._queues: dict[int, deque[_Job]] = {}
         self._turns: deque[int] = deque()
         self._wakeup = asyncio.Event()
         self._want_connect = asyncio.Event()
         self._attempt: asyncio.Future[bool] | None = None
-        self._delay: float | None = None
+        self._answered = True  # an answer came since the last connect attempt: the next one is immediate
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving = False  # the worker holds a request (waiting for a connect attempt, or exchanging)
@@ -138,13 +119,28 @@ class ModbusBus:
             self._queues.clear()
             self._turns.clear()
 
-    async def request(self, unit_id: int, pdu: bytes, *, timeout_s: float) -> list[int]:
-        """Send ``pdu`` to ``unit_id`` in turn; return the registers/bits read (``[]`` for a write)."""
+    async def read(
+        self, unit_id: int, register_type: RegisterType, address: int, count: int, *, timeout_s: float
+    ) -> list[int]:
+        """Read ``count`` registers (0..65535) or bits (0/1) of ``unit_id`` from wire ``address``, in turn."""
+        return await self._submit(unit_id, Request.read(register_type, address, count), timeout_s)
+
+    async def write(
+        self, unit_id: int, register_type: RegisterType, address: int, values: list[int], *, timeout_s: float
+    ) -> None:
+        """Write ``values`` (holding registers or coils) to ``unit_id`` at wire ``address``, in turn."""
+        await self._submit(unit_id, Request.write(register_type, address, values), timeout_s)
+
+    async def _submit(self, unit_id: int, request: Request, timeout_s: float) -> list[int]:
         if self._tg is None:
             raise RuntimeError("use 'async with ModbusBus(...)' before sending requests")
+        if not 0 <= unit_id <= 255:
+            raise ValueError(f"unit id must be 0..255, not {unit_id}")
+        check_timeout(timeout_s)
         if sum(len(q) for q in self._queues.values()) >= self._max_pending:
-            raise ModbusError("bus queue full", endpoint=self.endpoint, unit_id=unit_id)
-        job = _Job(unit_id, pdu, timeout_s, asyncio.get_running_loop().create_future())
+            self.stats.failures += 1
+            raise ModbusError("bus queue full", endpoint=self.endpoint, unit_id=unit_id, address=request.address)
+        job = _Job(unit_id, request, timeout_s, asyncio.get_running_loop().create_future())
         queue = self._queues.setdefault(unit_id, deque())
         if not queue and unit_id not in self._turns:
             self._turns.append(unit_id)
@@ -193,38 +189,55 @@ class ModbusBus:
                 self.stats.failures += 1
                 err = self.last_error
                 why = f": {err.message}" if err is not None else ""
-                job.future.set_exception(
-                    ConnectionLost(f"link down, reconnecting{why}", endpoint=self.endpoint, unit_id=job.unit_id)
+                _fail(
+                    job,
+                    ConnectionLost(
+                        f"link down, reconnecting{why}",
+                        endpoint=self.endpoint,
+                        unit_id=job.unit_id,
+                        address=job.request.address,
+                    ),
                 )
                 continue
-            try:
-                self.stats.requests += 1
-                response = await self._link.exchange(job.unit_id, job.pdu, job.timeout_s)
-                result = parse_response(job.pdu, response)
-            except DeviceException as exc:
-                self._delay = None  # the link works: an answer came back
-                exc.endpoint = self.endpoint
-                _fail(job, exc.with_context(unit_id=job.unit_id))
-            except ModbusError as exc:
-                self.stats.failures += 1
-                _fail(job, exc)
-                if not self._link.connected:
-                    self.last_error = exc
-                    self._want_connect.set()
-            else:
-                self._delay = None
-                if not job.future.done():
-                    job.future.set_result(result)
+            await self._serve(job)
+
+    async def _serve(self, job: _Job) -> None:
+        self.stats.requests += 1
+        try:
+            result = await self._link.execute(job.unit_id, job.request, job.timeout_s)
+        except DeviceException as exc:
+            self._on_answer()  # the link works: an answer came back
+            _fail(job, exc)
+        except Exception as exc:  # whatever escaped the edge fails this request, never the bus
+            self.stats.failures += 1
+            err = exc if isinstance(exc, ModbusError) else _unexpected(exc, self.endpoint, job)
+            _fail(job, err)
+            if not self._link.connected:
+                self.last_error = err
+                self._want_connect.set()
+        else:
+            self._on_answer()
+            if not job.future.done():
+                job.future.set_result(result)
+
+    def _on_answer(self) -> None:
+        self._answered = True
+        self._backoff.reset()
 
     async def _connector(self) -> None:
-        """The one reconnect loop: attempt, then sleep a growing, jittered delay until connected."""
+        """The one reconnect loop: attempt at once, then wait a growing, jittered delay until connected.
+
+        The backoff starts again only once a request is answered: a link that connects and drops at
+        once keeps waiting longer, instead of being hammered.
+        """
         while True:
             await self._want_connect.wait()
             while not self._link.connected:
-                if self._delay is not None:
-                    await self._sleep(self._backoff.jittered(self._delay, self._rng))
-                self._delay = self._backoff.next(self._delay)
-                self.stats.connect_attempts.append(self._clock())
+                if not self._answered:
+                    await self._clock.sleep(self._backoff.next_delay())
+                self._answered = False
+                self.stats.connect_attempts += 1
+                self.stats.recent_attempts.append(self._clock.now())
                 self._attempt = asyncio.get_running_loop().create_future()
                 try:
                     await self._link.open(self._connect_timeout)
@@ -237,6 +250,12 @@ class ModbusBus:
                     self._attempt.set_result(self._link.connected)
                     self._attempt = None
             self._want_connect.clear()
+
+
+def _unexpected(exc: BaseException, endpoint: str, job: _Job) -> ProtocolError:
+    return ProtocolError(
+        f"unexpected {type(exc).__name__}: {exc}", endpoint=endpoint, unit_id=job.unit_id, address=job.request.address
+    )
 
 
 def _fail(job: _Job, exc: BaseException) -> None:

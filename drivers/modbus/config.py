@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import pydantic
 
 __all__ = [
+    "MAX_TIMEOUT_S",
     "DeviceConfig",
     "RtuOverTcpTransport",
     "RtuTransport",
@@ -15,6 +16,10 @@ __all__ = [
     "Transport",
     "resolve_profile_path",
 ]
+
+
+# The longest a Modbus request or connect may wait for its answer (no device needs a minute).
+MAX_TIMEOUT_S = 60.0
 
 
 class _Model(pydantic.BaseModel):
@@ -84,7 +89,7 @@ class DeviceConfig(_Model):
     unit_id: int = pydantic.Field(default=1, ge=0, le=255)
     transport: Transport
     parameters: dict[str, int] = pydantic.Field(default_factory=dict)
-    timeout_s: float = pydantic.Field(default=1.0, gt=0)
+    timeout_s: float = pydantic.Field(default=1.0, gt=0, le=MAX_TIMEOUT_S)
     retries: int = pydantic.Field(default=2, ge=0, le=10)
     offline_after: int = pydantic.Field(default=3, ge=1)
     description: str = ""

@@ -10,24 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
 from daemon.model import WriteOutcome, WriteResult
 
+from ..backoff import Backoff
+from ..clock import Clock, SystemClock
 from ..timegrid import next_slot
-from .bus import Backoff, ModbusBus
+from .bus import ModbusBus
 from .config import DeviceConfig
 from .errors import DeviceException, DeviceOffline, ModbusError
-from .profile import DeviceProfile, PointSpec
-from .wire import read_request, write_request
+from .profile import DeviceProfile, PointSpec, RegisterType
 
 __all__ = ["AvailabilityCallback", "ModbusDevice"]
 
 AvailabilityCallback = Callable[[str, bool, str], None]
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 DEFAULT_POLL_S = 10.0
 # What one read may carry (Modbus application protocol, FC1/FC2 and FC3/FC4).
 MAX_READ_BITS, MAX_READ_REGISTERS = 2000, 125
@@ -42,8 +40,7 @@ class ModbusDevice:
         profile: DeviceProfile,
         bus: ModbusBus,
         *,
-        clock: Clock = time.time,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock | None = None,
         on_availability: AvailabilityCallback | None = None,
         probe_backoff: Backoff | None = None,
         rng: random.Random | None = None,
@@ -57,14 +54,12 @@ class ModbusDevice:
         self.requests = 0
         self._bus = bus
         self._params = profile.resolve_parameters(config.parameters)
-        self._clock = clock
-        self._sleep = sleep
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._on_availability = on_availability
-        self._backoff = probe_backoff or Backoff(initial=1.0, maximum=60.0)
-        self._rng = rng or random.Random()
+        self._rng = rng if rng is not None else random.Random()
+        self._probe = probe_backoff if probe_backoff is not None else Backoff(1.0, 60.0, rng=self._rng)
         self._failures = 0
         self._offline = False
-        self._probe_delay: float | None = None
         self._next_probe = 0.0
         self._probed_on = 0  # the bus's connection count at the last failed request (see _request)
         self._next_poll: dict[str, float] = {}
@@ -82,7 +77,7 @@ class ModbusDevice:
 
     def _answered(self) -> None:
         self._failures = 0
-        self._probe_delay = None
+        self._probe.reset()
         if not self.online:
             self._set_online(True, "device answered")
 
@@ -91,21 +86,21 @@ class ModbusDevice:
         self.last_error = str(exc)
         self._probed_on = self._bus.stats.connections
         if self._offline:
-            self._probe_delay = self._backoff.next(self._probe_delay)
-            self._next_probe = self._clock() + self._backoff.jittered(self._probe_delay, self._rng)
+            self._next_probe = self._clock.now() + self._probe.next_delay()
         elif self._failures >= self.config.offline_after:
-            self._probe_delay = self._backoff.next(None)
-            self._next_probe = self._clock() + self._backoff.jittered(self._probe_delay, self._rng)
+            self._probe.reset()
+            self._next_probe = self._clock.now() + self._probe.next_delay()
             self.online = True  # so that the transition is reported even before the first answer
             self._set_online(False, f"{self._failures} consecutive failures: {exc}")
 
-    async def _request(self, pdu: bytes, address: int) -> list[int]:
-        """One request, classified; availability and the offline gate are handled here."""
+    async def _request(self, send: Callable[[], Awaitable[list[int]]], address: int) -> list[int]:
+        """One request (``send`` puts it on the bus), classified; availability and the offline gate are here."""
         # Offline: fail fast until the next probe, unless the bus has reconnected since the last
         # failure (a link back is the likeliest sign the device is back: probe it now).
-        if self._offline and self._clock() < self._next_probe and self._bus.stats.connections == self._probed_on:
+        now = self._clock.now()
+        if self._offline and now < self._next_probe and self._bus.stats.connections == self._probed_on:
             raise DeviceOffline(
-                f"offline, next probe in {self._next_probe - self._clock():.1f}s",
+                f"offline, next probe in {self._next_probe - now:.1f}s",
                 device=self.name,
                 endpoint=self._bus.endpoint,
                 unit_id=self.config.unit_id,
@@ -113,7 +108,7 @@ class ModbusDevice:
             )
         self.requests += 1
         try:
-            result = await self._bus.request(self.config.unit_id, pdu, timeout_s=self.config.timeout_s)
+            result = await send()
         except DeviceException as exc:
             self._answered()
             raise exc.with_context(device=self.name, address=address) from None
@@ -124,17 +119,24 @@ class ModbusDevice:
         self._answered()
         return result
 
-    async def _with_retries(self, pdu: bytes, address: int) -> list[int]:
+    async def _read_registers(self, register_type: RegisterType, address: int, count: int) -> list[int]:
+        """A read, retried ``retries`` times when that can help (a busy device after a short wait)."""
+        unit, timeout = self.config.unit_id, self.config.timeout_s
+
+        def send() -> Awaitable[list[int]]:
+            return self._bus.read(unit, register_type, address, count, timeout_s=timeout)
+
+        busy = Backoff(0.2, 2.0, rng=self._rng)
         attempt = 0
         while True:
             try:
-                return await self._request(pdu, address)
+                return await self._request(send, address)
             except ModbusError as exc:
                 attempt += 1
                 if isinstance(exc, DeviceOffline) or not exc.retryable or attempt > self.config.retries:
                     raise
                 if isinstance(exc, DeviceException):
-                    await self._sleep(0.1 * attempt)  # busy: give it a moment
+                    await self._clock.sleep(busy.next_delay())  # busy: give it a moment
 
     # ---- points ---------------------------------------------------------------------------------
 
@@ -143,7 +145,7 @@ class ModbusDevice:
 
     async def _read(self, spec: PointSpec) -> float:
         address = self._address(spec, readback=True)
-        registers = await self._with_retries(read_request(spec.register_type, address, spec.count), address)
+        registers = await self._read_registers(spec.register_type, address, spec.count)
         try:
             return spec.from_registers(registers)
         except ValueError as exc:
@@ -166,7 +168,7 @@ class ModbusDevice:
         ``MISMATCH``: written ``1 + retries`` times, read-back still differs. ``FAILED``: not written.
         """
         spec = self.profile.point(point)
-        start = self._clock()
+        start = self._clock.now()
 
         def result(outcome: WriteOutcome, attempts: int, **kw: object) -> WriteResult:
             return WriteResult(
@@ -175,7 +177,7 @@ class ModbusDevice:
                 value,
                 outcome,
                 attempts=attempts,
-                latency_s=self._clock() - start,
+                latency_s=self._clock.now() - start,
                 **kw,  # type: ignore[arg-type]
             )
 
@@ -187,19 +189,24 @@ class ModbusDevice:
         except ValueError as exc:
             return result(WriteOutcome.FAILED, 0, error=f"invalid value: {exc}")
         address = self._address(spec, readback=False)
-        pdu = write_request(spec.register_type, address, registers)
+        unit, timeout = self.config.unit_id, self.config.timeout_s
+
+        async def send() -> list[int]:
+            await self._bus.write(unit, spec.register_type, address, registers, timeout_s=timeout)
+            return []
+
         readback: float | None = None
         attempts = 0
         async with self._lock:
             for _ in range(1 + self.config.retries):
                 attempts += 1
                 try:
-                    await self._request(pdu, address)
+                    await self._request(send, address)
                     if not spec.readable:
                         return result(WriteOutcome.OK, attempts, extra={"verified": "no"})
                     delay = self.profile.readback_delay(point)
                     if delay > 0:
-                        await self._sleep(delay)
+                        await self._clock.sleep(delay)
                     readback = await self._read(spec)
                 except ModbusError as exc:
                     if isinstance(exc, DeviceOffline) or not exc.retryable or attempts > self.config.retries:
@@ -229,7 +236,7 @@ class ModbusDevice:
 
         Raises the last error when every due point failed (device or link down).
         """
-        now = self._clock()
+        now = self._clock.now()
         names = self.profile.status_points()
         due = [n for n in names if self._next_poll.get(n, 0.0) <= now]
         if not due and names and self._offline and now >= self._next_probe:
@@ -286,9 +293,7 @@ class ModbusDevice:
             first = block[0][2]
             _, last, last_address = block[-1]
             try:
-                registers = await self._with_retries(
-                    read_request(last.register_type, first, last_address + last.count - first), first
-                )
+                registers = await self._read_registers(last.register_type, first, last_address + last.count - first)
             except DeviceException as exc:
                 if exc.retryable:  # busy, gateway: this round failed; the next one tries the run again
                     self.last_error = str(exc)
@@ -327,7 +332,7 @@ class ModbusDevice:
         names = self.profile.status_points()
         if not names:
             return DEFAULT_POLL_S
-        now = self._clock()
+        now = self._clock.now()
         nxt = min(self._next_poll.get(n, 0.0) for n in names)
         if self._offline:
             nxt = min(nxt, self._next_probe)
@@ -344,7 +349,7 @@ class ModbusDevice:
                 pass  # availability and last_error already updated
             finally:
                 self.polling = False
-            await self._sleep(max(0.05, self.next_poll_in()))
+            await self._clock.sleep(max(0.05, self.next_poll_in()))
 
     async def apply_shutdown(self) -> list[WriteResult]:
         """Write the profile's ``shutdown`` values (e.g. fan to low when the daemon stops)."""

@@ -91,7 +91,7 @@ class DeviceException(ModbusError):
 
 
 class ConnectionLost(ModbusError):
-    """The link (TCP connection or serial port) is down or could not be opened."""
+    """The link (TCP connection or serial port) is down, closed while waiting, or could not be opened."""
 
 
 class DeviceOffline(ModbusError):
@@ -99,4 +99,4 @@ class DeviceOffline(ModbusError):
 
 
 class ProtocolError(ModbusError):
-    """A malformed or unexpected frame (bad CRC, wrong function code, short payload)."""
+    """An answer that does not fit its request (register count, function code, write echo)."""

@@ -1,4 +1,4 @@
-"""Helpers for the Modbus tests: a virtual clock/sleep, a condition poller, profiles, a socat pty pair."""
+"""Helpers for the Modbus tests: the virtual clock, a condition poller, profiles, a socat pty pair."""
 
 from __future__ import annotations
 
@@ -6,34 +6,18 @@ import asyncio
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+from drivers.clock import VirtualClock
 from drivers.modbus import DeviceProfile, load_profile
 
 ROOT = Path(__file__).resolve().parents[3]
 DEVICES = ROOT / "config" / "devices"
-
-
-class VirtualClock:
-    """``clock()`` returns virtual POSIX seconds; ``await sleep(dt)`` advances them and yields once."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, dt: float) -> None:
-        self.sleeps.append(dt)
-        self.now += max(0.0, dt)
-        await asyncio.sleep(0)
-
-    def advance(self, dt: float) -> None:
-        self.now += dt
+T = TypeVar("T")
 
 
 async def eventually(predicate: Callable[[], bool], *, timeout: float = 5.0, what: str = "condition") -> None:
@@ -45,9 +29,26 @@ async def eventually(predicate: Callable[[], bool], *, timeout: float = 5.0, wha
         await asyncio.sleep(0.005)
 
 
+async def drive(clock: VirtualClock, aw: Awaitable[T], *, waits: list[float] | None = None) -> T:
+    """Await ``aw``, moving ``clock`` to each deadline it sleeps until (appended to ``waits``).
+
+    Only for code that is the one sleeper on ``clock`` while it runs (a connected bus sleeps on it
+    only to reconnect).
+    """
+    task = asyncio.ensure_future(aw)
+    while True:
+        await eventually(lambda: task.done() or clock.next_deadline is not None, what="an answer or a sleep")
+        deadline = clock.next_deadline
+        if task.done() or deadline is None:
+            return await task
+        if waits is not None:
+            waits.append(deadline - clock.now())
+        clock.set(deadline)
+
+
 @pytest.fixture
 def clock() -> VirtualClock:
-    return VirtualClock()
+    return VirtualClock(1_700_000_000.0)
 
 
 def profile(name: str) -> DeviceProfile:

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from daemon.model import WriteOutcome
+from drivers.backoff import Backoff
+from drivers.clock import VirtualClock
 from drivers.modbus import (
-    Backoff,
     ConnectionLost,
     DeviceConfig,
     DeviceException,
@@ -23,8 +24,9 @@ from drivers.modbus import (
     ModbusDevice,
     TcpTransport,
 )
+from drivers.modbus.bus import RECENT_ATTEMPTS
 from simulators.devices import DeviceSimulator
-from tests.drivers.modbus.helpers import VirtualClock, eventually, profile
+from tests.drivers.modbus.helpers import drive, eventually, profile
 
 LIGHT = profile("lighting-standard")
 FRESH = profile("freshair-standard")
@@ -47,10 +49,10 @@ async def connected(
     sim: DeviceSimulator, clock: VirtualClock, events: list[tuple[str, bool]] | None = None, **kw: Any
 ) -> AsyncIterator[tuple[ModbusBus, ModbusDevice]]:
     cfg = config(sim.port, **kw)
-    backoff = Backoff(initial=0.5, maximum=8.0, jitter=0.2)
-    async with ModbusBus(cfg.transport, clock=clock, sleep=clock.sleep, backoff=backoff, rng=random.Random(7)) as bus:
+    backoff = Backoff(0.5, 8.0, rng=random.Random(7))
+    async with ModbusBus(cfg.transport, clock=clock, backoff=backoff) as bus:
         device = ModbusDevice(
-            cfg, sim.model.profile, bus, clock=clock, sleep=clock.sleep,
+            cfg, sim.model.profile, bus, clock=clock,
             on_availability=(lambda n, up, why: events.append((n, up))) if events is not None else None,
         )  # fmt: skip
         yield bus, device
@@ -89,7 +91,7 @@ async def test_startup_adopts_device_state_without_writing(clock: VirtualClock) 
         assert await dev.read_setpoints() == {"fan_speed": 2}
         assert await dev.poll_status() == {"fan_output": 55, "filter_alarm": 1, "fault_code": 0}
         assert await dev.poll_status() == {}  # nothing due yet
-        clock.advance(5)
+        await clock.advance(5)
         assert set(await dev.poll_status()) == {"fan_output", "filter_alarm", "fault_code"}
         assert sim.writes == []
 
@@ -103,7 +105,7 @@ async def test_adjacent_status_points_due_together_are_read_in_one_request(clock
         sim.set_value("filter_alarm", 1)
         assert await dev.poll_status() == {"fan_output": 55, "filter_alarm": 1, "fault_code": 7}
         assert dev.requests == sim.model.requests == 2
-        clock.advance(5)
+        await clock.advance(5)
         sim.set_value("fault_code", 0)
         assert await dev.poll_status() == {"fan_output": 55, "filter_alarm": 1, "fault_code": 0}
         assert dev.requests == 4
@@ -117,7 +119,7 @@ async def test_a_device_that_refuses_a_read_across_points_is_read_one_by_one(clo
         assert dev.requests == 4  # discrete run, refused input run, then its points one by one
         assert "exception 2" in (dev.last_error or "")
         sim.model.heal()
-        clock.advance(5)
+        await clock.advance(5)
         assert await dev.poll_status() == {"fan_output": 40, "filter_alarm": 0, "fault_code": 0}
         assert dev.requests == 7  # one by one from now on: 3 requests
         assert dev.online
@@ -129,20 +131,21 @@ async def test_a_busy_device_keeps_its_runs(clock: VirtualClock) -> None:
         assert await dev.poll_status() == {"filter_alarm": 0}  # the input run failed this round
         assert dev.requests == 2 and "exception 6" in (dev.last_error or "")
         sim.model.heal()
-        clock.advance(5)
+        await clock.advance(5)
         assert set(await dev.poll_status()) == {"fan_output", "filter_alarm", "fault_code"}
         assert dev.requests == 4  # still two runs, not three single reads
 
 
 async def test_readback_after_the_declared_cache_delay(clock: VirtualClock) -> None:
     ecodim = profile("ecodim-dali-gw2")
-    async with DeviceSimulator.tcp(ecodim, 3, parameters={"a": 5}, clock=clock) as sim:
+    async with DeviceSimulator.tcp(ecodim, 3, parameters={"a": 5}, clock=clock.now) as sim:
         cfg = config(sim.port, unit_id=3, parameters={"a": 5})
-        async with ModbusBus(cfg.transport, clock=clock, sleep=clock.sleep) as bus:
-            dev = ModbusDevice(cfg, ecodim, bus, clock=clock, sleep=clock.sleep)
-            result = await dev.write_point("brightness", 100)
+        async with ModbusBus(cfg.transport, clock=clock) as bus:
+            dev = ModbusDevice(cfg, ecodim, bus, clock=clock)
+            waits: list[float] = []
+            result = await drive(clock, dev.write_point("brightness", 100), waits=waits)
             assert result.outcome is WriteOutcome.OK and result.readback == 100
-            assert 5.0 in clock.sleeps  # waited for the gateway's read cache
+            assert waits == [5.0]  # waited for the gateway's read cache
             assert sim.writes[0].registers == (254,)
             assert sim.model.address("brightness") == 3025
             no_verify = await dev.write_point("group_cct", 3000)
@@ -171,8 +174,12 @@ async def test_invalid_value_is_not_written(clock: VirtualClock) -> None:
 async def test_exception_responses_are_classified(clock: VirtualClock, code: int, requests: int) -> None:
     async with DeviceSimulator.tcp(LIGHT, 1) as sim, connected(sim, clock, retries=2, offline_after=1) as (_b, dev):
         sim.model.fail("cct", code)
+        waits: list[float] = []
         with pytest.raises(DeviceException) as info:
-            await dev.read_point("cct")
+            await drive(clock, dev.read_point("cct"), waits=waits)
+        # busy/gateway: retried after a short, growing wait (drivers.backoff: [d/2, d], d = 0.2 s, 0.4 s)
+        assert len(waits) == requests - 1
+        assert all(0.1 * 2**i <= w <= 0.2 * 2**i for i, w in enumerate(waits)), waits
         err = info.value
         assert (err.code, err.device, err.unit_id, err.address) == (code, "dev", 1, 10)
         assert err.endpoint == f"tcp://127.0.0.1:{sim.port}"
@@ -199,7 +206,7 @@ async def test_slow_device_times_out_goes_offline_and_comes_back(clock: VirtualC
             await dev.read_point("cct")
         assert dev.requests == 3  # fast fail: nothing sent while waiting for the next probe
         sim.model.delay_s = 0.0
-        clock.advance(1.3)  # past the first probe delay (1 s ± 20 %)
+        await clock.advance(1.0)  # past the first probe delay (0.5-1 s)
         assert await dev.read_point("cct") == 2700
         assert events[-1] == ("dev", True) and dev.online
         assert bus.stats.connections == 1  # timeouts never dropped the TCP connection
@@ -212,38 +219,61 @@ async def test_an_offline_device_is_probed_on_its_own_schedule_not_its_poll_inte
     ):
         assert await dev.poll_status()  # every status point read; the next polls are 5 and 10 s away
         sim.model.delay_s = 5.0
-        clock.advance(10)
+        await clock.advance(10)
         with pytest.raises((DeviceTimeout, DeviceOffline)):
             await dev.poll_status()
         assert not dev.online
         wait = dev.next_poll_in()
-        assert wait <= 1.2  # the first probe (1 s ± 20 %), not the 5 s poll interval
+        assert 0.5 <= wait <= 1.0  # the first probe (0.5-1 s), not the 5 s poll interval
         sim.model.delay_s = 0.0
-        clock.advance(wait)
+        await clock.advance(wait)
         assert await dev.poll_status()  # no point is due, yet the probe is sent: the device is back
         assert dev.online
+
+
+async def test_an_offline_device_is_probed_once_per_growing_interval(clock: VirtualClock) -> None:
+    async with DeviceSimulator.tcp(LIGHT, 1) as sim, connected(sim, clock) as (bus, _dev):
+        cfg = config(sim.port, timeout_s=0.1, retries=0, offline_after=1)
+        dev = ModbusDevice(cfg, LIGHT, bus, clock=clock, probe_backoff=Backoff(1.0, 60.0, rng=random.Random(3)))
+        twin = Backoff(1.0, 60.0, rng=random.Random(3))  # draws the same waits
+        sim.model.silent = True
+        with pytest.raises(DeviceTimeout):
+            await dev.read_point("cct")
+        assert not dev.online
+        for ceiling in (1, 2, 4, 8, 16, 32, 60, 60):  # each wait in [ceiling/2, ceiling]
+            wait = twin.next_delay()
+            assert ceiling / 2 <= wait <= ceiling
+            sent = dev.requests
+            await clock.advance(wait * 0.99)
+            with pytest.raises(DeviceOffline):  # not yet: nothing is sent
+                await dev.read_point("cct")
+            await clock.advance(wait * 0.02)
+            with pytest.raises(DeviceTimeout):  # the one probe of this interval
+                await dev.read_point("cct")
+            assert dev.requests == sent + 1
 
 
 async def test_a_reconnected_link_probes_its_offline_device_at_once(clock: VirtualClock) -> None:
     events: list[tuple[str, bool]] = []
     async with DeviceSimulator.tcp(LIGHT, 1) as sim:
         cfg = config(sim.port, timeout_s=0.5, retries=0, offline_after=1)
-        link_backoff = Backoff(initial=0.5, maximum=1.0, jitter=0.0)
-        async with ModbusBus(cfg.transport, clock=clock, sleep=clock.sleep, backoff=link_backoff) as bus:
+        link_backoff = Backoff(0.5, 1.0)
+        async with ModbusBus(cfg.transport, clock=clock, backoff=link_backoff) as bus:
             dev = ModbusDevice(
-                cfg, LIGHT, bus, clock=clock, sleep=clock.sleep,
+                cfg, LIGHT, bus, clock=clock,
                 on_availability=lambda n, up, _why: events.append((n, up)),
-                probe_backoff=Backoff(initial=100.0, maximum=100.0, jitter=0.0),
+                probe_backoff=Backoff(100.0, 100.0),
             )  # fmt: skip
             assert await dev.read_point("cct") == 2700
             await sim.stop()
             with pytest.raises(ConnectionLost):
                 await dev.read_point("cct")
             assert events == [("dev", True), ("dev", False)]
-            with pytest.raises(DeviceOffline):  # the next probe is 100 s away
+            with pytest.raises(DeviceOffline):  # the next probe is 50-100 s away
                 await dev.read_point("cct")
+            await eventually(lambda: clock.next_deadline is not None, what="the link's reconnect wait")
             await sim.start()  # same port
-            clock.advance(2)  # the link's reconnect backoff (1 s), far from the device's probe
+            await clock.advance(1)  # past the link's reconnect wait (at most 0.5 s), far from the device's probe
             await eventually(lambda: bus.connected, what="reconnect")
             assert await dev.read_point("cct") == 2700  # the link is back: probed at once, not in 100 s
             assert events[-1] == ("dev", True)
@@ -261,29 +291,52 @@ async def test_stopped_device_reconnects_with_bounded_backoff(clock: VirtualCloc
             with pytest.raises(ConnectionLost):
                 await dev.read_point("cct")
         assert events == [("dev", True), ("dev", False)]
-        await eventually(lambda: len(bus.stats.connect_attempts) >= 9, what="reconnect attempts")
-        attempts = bus.stats.connect_attempts[1:10]
+        await eventually(lambda: bus.stats.connect_attempts == 2, what="the immediate reconnect attempt")
+        for _ in range(8):
+            await reconnect_attempt(clock, bus)
+        attempts = list(bus.stats.recent_attempts)[1:]  # from the immediate attempt on
         gaps = [b - a for a, b in itertools.pairwise(attempts)]
-        expected = [0.5, 1, 2, 4, 8, 8, 8, 8]  # after one immediate attempt: doubling, capped at 8 s
-        assert all(0.8 * e <= g <= 1.2 * e for g, e in zip(gaps, expected, strict=True)), gaps
-        window = [t for t in bus.stats.connect_attempts[1:] if t - attempts[0] <= 60]
-        assert 9 <= len(window) <= 12  # never a storm: 5 doubling attempts, then one per 8 s ± 20 %
+        ceilings = [0.5, 1, 2, 4, 8, 8, 8, 8]  # doubling, capped at 8 s; each wait in [ceiling/2, ceiling]
+        assert all(c / 2 <= g <= c for g, c in zip(gaps, ceilings, strict=True)), gaps
+        while clock.now() - attempts[0] < 60:  # a whole virtual minute of a refused link
+            await reconnect_attempt(clock, bus)
+        assert 11 <= bus.stats.connect_attempts - 2 <= 19  # never a storm: 4 doubling waits, then 4-8 s apart
+        assert len(bus.stats.recent_attempts) == RECENT_ATTEMPTS  # bounded, however long the link is down
+        assert bus.stats.connections == 1 and not bus.connected
 
         await sim.start()  # same port
+        await reconnect_attempt(clock, bus)
         await eventually(lambda: bus.connected, what="reconnect")
-        clock.advance(120)  # past the device's probe delay
+        await clock.advance(120)  # past the device's probe delay
         assert await dev.read_point("cct") == 3500
         assert events == [("dev", True), ("dev", False), ("dev", True)]
         assert bus.stats.connections == 2
 
+        # That answer started the backoff over: the next loss gets an immediate attempt, then the shortest wait.
+        before = bus.stats.connect_attempts
+        await sim.stop()
+        with pytest.raises(ConnectionLost):
+            await dev.read_point("cct")
+        await eventually(lambda: clock.next_deadline is not None, what="the wait after the immediate attempt")
+        assert bus.stats.connect_attempts == before + 1
+        assert 0.25 <= (clock.next_deadline or 0) - clock.now() <= 0.5
+
+
+async def reconnect_attempt(clock: VirtualClock, bus: ModbusBus) -> None:
+    """Move the clock to the end of the connector's backoff wait and let its attempt finish."""
+    attempts = bus.stats.connect_attempts
+    await eventually(lambda: clock.next_deadline is not None, what="the connector's backoff wait")
+    clock.set(clock.next_deadline or clock.now())
+    await eventually(lambda: bus.stats.connect_attempts > attempts and not bus.busy, what="a connect attempt")
+
 
 async def test_one_slow_unit_does_not_starve_another_on_the_same_bus(clock: VirtualClock) -> None:
-    sim = DeviceSimulator(clock=clock)
+    sim = DeviceSimulator(clock=clock.now)
     fresh = sim.add_unit(FRESH, 1)
     slow = sim.add_unit(LIGHT, 2)
     async with sim:
         transport = TcpTransport(host="127.0.0.1", port=sim.port)
-        async with ModbusBus(transport, clock=clock, sleep=clock.sleep) as bus:
+        async with ModbusBus(transport, clock=clock) as bus:
             fast_dev = ModbusDevice(config(sim.port, unit_id=1, name="fresh"), FRESH, bus, clock=clock)
             slow_dev = ModbusDevice(
                 config(sim.port, unit_id=2, name="light", timeout_s=0.2, retries=0, offline_after=10), LIGHT, bus,
