@@ -38,8 +38,7 @@ from daemon.version import VERSION
 from drivers.clock import Clock
 from drivers.influx import InfluxWriter
 from drivers.modbus import AvailabilityCallback, DeviceConfig, ModbusBus, ModbusDevice
-from drivers.mqtt import Intake as Decoder
-from drivers.mqtt import MqttLink
+from drivers.mqtt import MessageDecoder, MqttLink
 
 __all__ = ["Daemon", "build_daemon"]
 
@@ -101,7 +100,7 @@ class Daemon:
             writer = InfluxWriter(cfg.influx, spool_dir=loaded.state_dir / "spool", clock=clock, on_event=self._event)
         self._recorder = recorder = Recorder(cfg.branch, writer)
         state = SensorState(loaded.sensor_infos(), started_at=clock.now())
-        decoder = Decoder(cfg.sensors, clock=clock.now)
+        decoder = MessageDecoder(cfg.sensors, clock=clock)
         prefix = f"lobbyd/{cfg.branch}/device/"
         link = MqttLink(
             cfg.mqtt,

@@ -12,8 +12,7 @@ from daemon.control import ControlLoop
 from daemon.overrides import Overrides, target_of
 from daemon.state import SensorState
 from daemon.telemetry import Recorder
-from drivers.mqtt import Intake as Decoder
-from drivers.mqtt import Message
+from drivers.mqtt import Message, MessageDecoder
 
 __all__ = ["Intake"]
 
@@ -23,7 +22,7 @@ class Intake:
 
     def __init__(
         self,
-        decoder: Decoder,
+        decoder: MessageDecoder,
         *,
         state: SensorState,
         control: ControlLoop,

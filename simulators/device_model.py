@@ -9,12 +9,12 @@ malformed answers (reads one register short, single-register writes echoed with 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pymodbus.constants import ExcCodes
 
+from drivers.clock import Clock, SystemClock
 from drivers.modbus import DeviceProfile, PointSpec, RegisterType
 
 __all__ = ["WRITE_FUNCTION_CODES", "DeviceModel", "NoAnswer", "SimWrite"]
@@ -50,10 +50,10 @@ class DeviceModel:
         profile: DeviceProfile,
         *,
         parameters: dict[str, int] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         self.profile = profile
-        self.clock = clock
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.params = profile.resolve_parameters(parameters or {})
         self.writes: list[SimWrite] = []
         self.requests = 0
@@ -162,7 +162,7 @@ class DeviceModel:
             self.tables[table][addr + i] = int(r)
 
     def _apply_due(self) -> None:
-        now = self.clock()
+        now = self.clock.now()
         due = [p for p in self._pending if p[0] <= now]
         self._pending = [p for p in self._pending if p[0] > now]
         for _, table, addr, regs in due:
@@ -212,11 +212,11 @@ class DeviceModel:
                     value = spec.from_registers(self._regs(spec, addr))
                 except ValueError:
                     continue  # another point sharing the register, with a different enum
-                self.writes.append(SimWrite(self.clock(), name, value, tuple(regs)))
+                self.writes.append(SimWrite(self.clock.now(), name, value, tuple(regs)))
                 rb = self.address(name, readback=True)
                 if rb != addr:
                     delay = self.profile.readback_delay(name)
-                    self._pending.append((self.clock() + delay, table, rb, self._regs(spec, addr)))
+                    self._pending.append((self.clock.now() + delay, table, rb, self._regs(spec, addr)))
             self._apply_due()
             self._changed.notify_all()
         return None

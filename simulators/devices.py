@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +33,7 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType as SimDataType
 from pymodbus.simulator import SimData, SimDevice
 
+from drivers.clock import Clock
 from drivers.modbus import DeviceProfile, load_profile
 from simulators.device_model import WRITE_FUNCTION_CODES, DeviceModel, NoAnswer, SimWrite
 
@@ -124,7 +124,7 @@ class DeviceSimulator:
         serial: str | None = None,
         baudrate: int = 19200,
         framer: FramerType | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -146,7 +146,7 @@ class DeviceSimulator:
         port: int = 0,
         parameters: dict[str, int] | None = None,
         framer: FramerType = FramerType.SOCKET,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> DeviceSimulator:
         """A Modbus TCP simulator for one unit; ``port=0`` picks a free port (see ``.port`` once started).
 
@@ -165,7 +165,7 @@ class DeviceSimulator:
         *,
         baudrate: int = 19200,
         parameters: dict[str, int] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> DeviceSimulator:
         """A Modbus RTU simulator on a serial device path (e.g. one end of a socat pty pair)."""
         sim = cls(serial=serial, baudrate=baudrate, clock=clock)

@@ -12,13 +12,12 @@ import contextlib
 import csv
 import io
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 import aiomqtt
 
+from drivers.clock import Clock, SystemClock
 from drivers.mqtt import TopicRouter
 from drivers.mqtt.config import MqttConfig, SensorConfig
 
@@ -67,12 +66,13 @@ async def record(
     *,
     duration_s: float | None = None,
     max_messages: int | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Clock | None = None,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
 ) -> int:
     """Subscribe to the sensors' topics and write each message to ``out`` until ``duration_s`` (real
     time) passes, ``max_messages`` were written or ``stop`` is set. Returns how many were written."""
+    clock = clock if clock is not None else SystemClock()
     password = mqtt.password()
     stop = stop or asyncio.Event()
     with FeedWriter(out) as feed, contextlib.suppress(TimeoutError):
@@ -83,7 +83,7 @@ async def record(
                 mqtt.port,
                 username=mqtt.username,
                 password=password.get_secret_value() if password is not None else None,
-                identifier=f"lobbyd-record-{int(clock())}",
+                identifier=f"lobbyd-record-{int(clock.now())}",
             ) as client,
         ):
             await client.subscribe(TopicRouter(sensors).subscriptions())
@@ -93,7 +93,7 @@ async def record(
             async def consume() -> None:
                 async for m in client.messages:
                     payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
-                    feed.write(clock(), m.topic.value, payload, m.retain)
+                    feed.write(clock.now(), m.topic.value, payload, m.retain)
                     if max_messages is not None and feed.count >= max_messages:
                         return
 

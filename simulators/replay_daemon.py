@@ -67,7 +67,7 @@ async def replay_through_daemon(
         try:
             sims = {
                 dc.name: DeviceSimulator.tcp(source.profiles[dc.name], dc.unit_id, port=free_port(),
-                                             parameters=dict(dc.parameters), clock=clock.now)
+                                             parameters=dict(dc.parameters), clock=clock)
                 for dc in source.config.devices
             }  # fmt: skip
             cfg = write_config(config, tmp / "lobbyd.yaml", mqtt_port=mosq.port,

@@ -14,13 +14,14 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
 
 from daemon.yamlsource import deep_merge
+from drivers.clock import Clock, SystemClock
 from drivers.mqtt.config import (
     Z2M_DEFAULT_KEYS,
     JsonDecoder,
@@ -98,15 +99,14 @@ class SensorSimulator:
         branch: str,
         initial: dict[str, float] | None = None,
         interval_s: float = 1.0,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Any] = asyncio.sleep,
+        clock: Clock | None = None,
         username: str | None = None,
         password: str | None = None,
     ) -> None:
         self.sensors = list(sensors)
         self.host, self.port, self.branch = host, port, branch
         self.interval_s = interval_s
-        self.clock, self.sleep = clock, sleep
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.username, self.password = username, password
         self.signals: dict[str, Signal] = {
             s.id: Signal(v, v) for s, v in ((s, (initial or {}).get(s.id, _default(s))) for s in self.sensors)
@@ -128,11 +128,11 @@ class SensorSimulator:
 
     def ramp(self, sensor: str, to: float, over_s: float) -> None:
         """Ramp linearly from the current value to ``to`` over ``over_s`` seconds."""
-        now = self.clock()
+        now = self.clock.now()
         self.signals[sensor] = Signal(self.value(sensor), to, now, now + over_s)
 
     def value(self, sensor: str) -> float:
-        return self.signals[sensor].at(self.clock())
+        return self.signals[sensor].at(self.clock.now())
 
     def values(self) -> dict[str, float]:
         return {sid: self.value(sid) for sid in self.signals if sid not in self.silent}
@@ -177,7 +177,7 @@ class SensorSimulator:
                         tg.create_task(self._commands(client))
                         while not self._stopping:
                             await self.publish_now()
-                            await self.sleep(self.interval_s)
+                            await self.clock.sleep(self.interval_s)
                         raise _Stopped
             except* _Stopped:
                 pass  # the while condition ends the loop

@@ -292,7 +292,7 @@ class _Run:
             for dc in self.source_loaded.config.devices:
                 prof = self.source_loaded.profiles[dc.name]
                 self.sims[dc.name] = DeviceSimulator.tcp(
-                    prof, dc.unit_id, port=free_port(), parameters=dict(dc.parameters), clock=self.clock.now
+                    prof, dc.unit_id, port=free_port(), parameters=dict(dc.parameters), clock=self.clock
                 )
             rules_src = scn.resolve(scn.rules) if scn.rules else self.source_loaded.rules_dir
             pm25_sensors = sum(1 for s in self.source_loaded.config.sensors

@@ -3,7 +3,7 @@
 Public API::
 
     from drivers.mqtt import (SensorConfig, Decoder, PlainDecoder, JsonDecoder, Zigbee2MqttDecoder,
-                              TasmotaDecoder, decode, Rejected, RejectReason, IntakeCounters, Intake,
+                              TasmotaDecoder, decode, Rejected, RejectReason, IntakeCounters, MessageDecoder,
                               TopicRouter, MqttConfig, TlsConfig, MqttLink, Message)
 """
 
@@ -29,7 +29,7 @@ from drivers.mqtt.errors import (
     TlsFailed,
     classify,
 )
-from drivers.mqtt.intake import Intake, IntakeCounters, RateLimitedLog, TopicRouter
+from drivers.mqtt.intake import IntakeCounters, MessageDecoder, RateLimitedLog, TopicRouter
 from drivers.mqtt.link import MqttLink
 from drivers.mqtt.message import Message
 
@@ -40,11 +40,11 @@ __all__ = [
     "BrokerUnreachable",
     "ConnectionLost",
     "Decoder",
-    "Intake",
     "IntakeCounters",
     "JsonDecoder",
     "LinkConfigError",
     "Message",
+    "MessageDecoder",
     "MqttConfig",
     "MqttLink",
     "MqttLinkError",

@@ -1,6 +1,6 @@
 """Sensor intake: topic routing, reject counting and rate-limited logging around :func:`decode`.
 
-``Intake.process(message)`` is the one call the daemon makes per MQTT message: route the topic,
+``MessageDecoder.process_message(message)`` is the one call the daemon makes per MQTT message: route the topic,
 decode, count, log (a repeated identical problem is logged once per interval, with a count).
 """
 
@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from daemon.model import Reading
+from drivers.clock import Clock
 from drivers.mqtt.config import SensorConfig
 from drivers.mqtt.decode import DEFAULT_MAX_BYTES, Rejected, RejectReason, decode
 from drivers.mqtt.message import Message
 
-__all__ = ["Intake", "IntakeCounters", "RateLimitedLog", "TopicRouter"]
+__all__ = ["IntakeCounters", "MessageDecoder", "RateLimitedLog", "TopicRouter"]
 
 _LOG = logging.getLogger("lobbyd.mqtt.intake")
 
@@ -52,7 +53,7 @@ class RateLimitedLog:
         logger: logging.Logger,
         *,
         interval_s: float,
-        clock: Callable[[], float],
+        clock: Clock,
         level: int = logging.WARNING,
     ) -> None:
         self._logger = logger
@@ -65,7 +66,7 @@ class RateLimitedLog:
 
     def log(self, key: str, message: str) -> bool:
         """Log ``message`` unless ``key`` was logged less than ``interval_s`` ago. True if logged."""
-        now = self._clock()
+        now = self._clock.now()
         last = self._last.get(key)
         if last is not None and now - last < self._interval:
             self._held[key] += 1
@@ -118,14 +119,14 @@ class TopicRouter:
         return sorted(subs.items())
 
 
-class Intake:
+class MessageDecoder:
     """Route, decode, count and log; returns the readings of one message."""
 
     def __init__(
         self,
         sensors: Sequence[SensorConfig],
         *,
-        clock: Callable[[], float],
+        clock: Clock,
         max_bytes: int = DEFAULT_MAX_BYTES,
         log_interval_s: float = 60.0,
         logger: logging.Logger = _LOG,

@@ -76,7 +76,7 @@ class MqttLink:
         self.backoff = Backoff(config.reconnect_initial_s, config.reconnect_max_s, rng=rng)
         self._client: aiomqtt.Client | None = None  # set only while connected and flushed
         self._pending: OrderedDict[str, tuple[str | bytes, int]] = OrderedDict()
-        self._errors = RateLimitedLog(_LOG, interval_s=60.0, clock=clock.now)
+        self._errors = RateLimitedLog(_LOG, interval_s=60.0, clock=clock)
         self._wire_log = _WIRE_LOG.getChild(self.client_id)  # aiomqtt's and paho's log for this link
         self._discards = _Discards(self._discarded)
         self._started_at: float | None = None

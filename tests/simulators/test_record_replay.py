@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from daemon.whatif import read_feed
+from drivers.clock import SystemClock
 from drivers.mqtt.config import MqttConfig, SensorConfig
 from simulators.record import record
 from simulators.replay import replay_feed
@@ -42,13 +43,24 @@ FEED = [
 ]
 
 
+class Ticks(SystemClock):
+    """The real clock, except that each look at it reads the next whole second from 0 (arrival times)."""
+
+    def __init__(self) -> None:
+        self._next = 0.0
+
+    def now(self) -> float:
+        self._next += 1.0
+        return self._next - 1.0
+
+
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 async def test_record_then_replay_round_trip(mosquitto: MosquittoServer, tmp_path: Path, suffix: str) -> None:
     source = tmp_path / "source.jsonl"
     source.write_text("".join(json.dumps(m) + "\n" for m in FEED))
     out = tmp_path / f"recorded{suffix}"
     mqtt = MqttConfig.model_validate({"host": "127.0.0.1", "port": mosquitto.port})
-    ticks = iter(float(i) for i in range(1000))
+    clock = Ticks()
     ready = asyncio.Event()
     sleeps: list[float] = []
 
@@ -57,7 +69,7 @@ async def test_record_then_replay_round_trip(mosquitto: MosquittoServer, tmp_pat
 
     async with asyncio.TaskGroup() as tg:
         rec = tg.create_task(
-            record(mqtt, SENSORS, out, max_messages=len(FEED), clock=lambda: next(ticks), ready=ready, duration_s=20)
+            record(mqtt, SENSORS, out, max_messages=len(FEED), clock=clock, ready=ready, duration_s=20)
         )
         await asyncio.wait_for(ready.wait(), 10)
         sent = await replay_feed(source, host="127.0.0.1", port=mosquitto.port, speed=30.0, sleep=fake_sleep)

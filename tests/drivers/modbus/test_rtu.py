@@ -27,7 +27,7 @@ pytestmark = pytest.mark.servers
 async def test_write_and_readback_over_a_serial_line(pty_pair: tuple[str, str], clock: VirtualClock) -> None:
     device_end, client_end = pty_pair
     ecodim = profile("ecodim-dali-gw2")
-    sim = DeviceSimulator.rtu(ecodim, 7, device_end, baudrate=19200, parameters={"a": 2}, clock=clock.now)
+    sim = DeviceSimulator.rtu(ecodim, 7, device_end, baudrate=19200, parameters={"a": 2}, clock=clock)
     transport = RtuTransport(port=client_end, baudrate=19200)
     cfg = DeviceConfig(name="dali", profile="ecodim-dali-gw2", unit_id=7, transport=transport, parameters={"a": 2})
     async with sim, ModbusBus(transport, clock=clock) as bus:

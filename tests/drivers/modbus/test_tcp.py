@@ -138,7 +138,7 @@ async def test_a_busy_device_keeps_its_runs(clock: VirtualClock) -> None:
 
 async def test_readback_after_the_declared_cache_delay(clock: VirtualClock) -> None:
     ecodim = profile("ecodim-dali-gw2")
-    async with DeviceSimulator.tcp(ecodim, 3, parameters={"a": 5}, clock=clock.now) as sim:
+    async with DeviceSimulator.tcp(ecodim, 3, parameters={"a": 5}, clock=clock) as sim:
         cfg = config(sim.port, unit_id=3, parameters={"a": 5})
         async with ModbusBus(cfg.transport, clock=clock) as bus:
             dev = ModbusDevice(cfg, ecodim, bus, clock=clock)
@@ -331,7 +331,7 @@ async def reconnect_attempt(clock: VirtualClock, bus: ModbusBus) -> None:
 
 
 async def test_one_slow_unit_does_not_starve_another_on_the_same_bus(clock: VirtualClock) -> None:
-    sim = DeviceSimulator(clock=clock.now)
+    sim = DeviceSimulator(clock=clock)
     fresh = sim.add_unit(FRESH, 1)
     slow = sim.add_unit(LIGHT, 2)
     async with sim:

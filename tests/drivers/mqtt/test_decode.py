@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.model import Quantity
+from drivers.clock import VirtualClock
 from drivers.mqtt import (
     DEFAULT_PLAUSIBLE,
-    Intake,
+    MessageDecoder,
     RejectReason,
     SensorConfig,
     TopicRouter,
@@ -196,22 +197,22 @@ def test_router_subscriptions_and_unknown_topic() -> None:
         ("zigbee2mqtt/+", 0),
     ]
     assert [s.id for s in TopicRouter(sensors).route("lobby/a/temp")] == ["a", "a2"]
-    intake = Intake(sensors, clock=lambda: TS)
+    intake = MessageDecoder(sensors, clock=VirtualClock(TS))
     readings, rejected = intake.process("zigbee2mqtt/bridge", b"{}", ts=TS, retained=False)
     assert readings == []
     assert [r.reason for r in rejected] == [RejectReason.UNKNOWN_TOPIC]
 
 
 def test_intake_counts_and_rate_limits_logging(caplog: pytest.LogCaptureFixture) -> None:
-    now = [TS]
-    intake = Intake([sensor(PLAIN, "pm25", topic="p")], clock=lambda: now[0], log_interval_s=60)
+    clock = VirtualClock(TS)
+    intake = MessageDecoder([sensor(PLAIN, "pm25", topic="p")], clock=clock, log_interval_s=60)
     with caplog.at_level("WARNING", logger="lobbyd.mqtt.intake"):
         for _ in range(10):
-            intake.process("p", b"oops", ts=now[0], retained=False)
-        intake.process("p", b"12", ts=now[0], retained=False)
-        intake.process("q", b"12", ts=now[0], retained=False)
-        now[0] += 61
-        intake.process("p", b"oops", ts=now[0], retained=False)
+            intake.process("p", b"oops", ts=clock.now(), retained=False)
+        intake.process("p", b"12", ts=clock.now(), retained=False)
+        intake.process("q", b"12", ts=clock.now(), retained=False)
+        clock.set(clock.now() + 61)
+        intake.process("p", b"oops", ts=clock.now(), retained=False)
     snap = intake.counters.snapshot()
     assert snap["accepted"] == 1
     assert snap["wrong_type"] == 11

@@ -8,7 +8,6 @@ import os
 import random
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import aiomqtt
 import pytest
 
 from drivers.clock import SystemClock, VirtualClock
-from drivers.mqtt import ConnectionLost, Intake, MqttConfig, MqttLink, SensorConfig
+from drivers.mqtt import ConnectionLost, MessageDecoder, MqttConfig, MqttLink, SensorConfig
 from simulators.servers import MosquittoServer
 from tests.drivers.mqtt.helpers import Collector, RecordingClock, eventually, probe
 
@@ -73,7 +72,7 @@ async def test_online_subscribe_deliver_retained_flag_and_clean_offline(mosquitt
              "decoder": {"type": "plain"}, "qos": 1}
         ),
     ]  # fmt: skip
-    intake = Intake(sensors, clock=time.time)
+    intake = MessageDecoder(sensors, clock=SystemClock())
     got = Collector()
     async with probe(mosquitto.port, STATUS) as watch:
         await watch.client.publish("sensors/hall/t", "19.5", qos=1, retain=True)  # before the link exists
