@@ -32,13 +32,6 @@ from simulators.servers import InfluxServer, MosquittoServer, free_port
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def eventually(predicate: Callable[[], bool], *, timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll ``predicate`` without blocking the event loop (the simulators run in it) until it holds."""
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - polling a server, there is no event to await
-            await asyncio.sleep(0.05)
-
-
 def write_config(
     tmp: Path,
     *,

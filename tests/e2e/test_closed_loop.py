@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from simulators.servers import wait_until
 from tests.e2e.harness import lobby
+from tests.polling import eventually
 
 pytestmark = pytest.mark.servers
 
@@ -71,7 +71,7 @@ async def test_pm25_hysteresis_lux_curve_and_time_series(tmp_path: Path) -> None
             return [v for s in series for v in s["values"]]
 
         # Readings and writes are queryable, with the rule that caused each write.
-        wait_until(
+        await eventually(
             lambda: bool(rows("SELECT value FROM reading WHERE sensor = 'hall-pm25' AND value = 50")),
             what="pm25 reading in influx",
         )

@@ -13,7 +13,8 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from tests.e2e.harness import eventually, lobby
+from tests.e2e.harness import lobby
+from tests.polling import eventually
 
 pytestmark = pytest.mark.servers
 

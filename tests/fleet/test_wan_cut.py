@@ -30,6 +30,7 @@ from drivers.modbus import load_profile
 from simulators.devices import DeviceSimulator
 from simulators.sensors import SensorSimulator
 from simulators.servers import MosquittoServer, free_port
+from tests.polling import eventually
 
 pytestmark = pytest.mark.servers
 BRANCH = "b0042"
@@ -64,13 +65,6 @@ class CentralWatcher:
     def stop(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
-
-
-async def until(pred: Callable[[], bool], timeout: float, what: str) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():  # noqa: ASYNC110 - the counter is fed by paho's thread; polled with a deadline
-            await asyncio.sleep(0.05)
-    assert pred(), what
 
 
 def _start_daemon(cfg: Path, log_path: Path) -> subprocess.Popen[bytes]:
@@ -139,12 +133,16 @@ async def test_wan_cut_control_goes_on_and_bridge_reconnects(tmp_path: Path) -> 
             return await request(sock, {"cmd": "status"})
 
         # Up: the branch's sensors and the daemon's own topics reach the centre through the bridge.
-        await until(lambda: watcher.count(lambda t, _p: t == f"sensors/{BRANCH}/hall/pm25") > 0, 20, "sensors bridged")
+        await eventually(
+            lambda: watcher.count(lambda t, _p: t == f"sensors/{BRANCH}/hall/pm25") > 0,
+            timeout=20,
+            what="sensors bridged",
+        )
         await fresh.wait_for_write("fan_speed", lambda v: v == 1, timeout=20)
-        await until(lambda: watcher.count(lambda t, p: t == f"lobbyd/{BRANCH}/status" and p == b"online") > 0, 10,
-                    "status bridged")  # fmt: skip
-        await until(lambda: watcher.count(lambda t, _p: t == f"lobbyd/{BRANCH}/decision/fresh_air/fan_speed") > 0,
-                    10, "decision bridged")  # fmt: skip
+        await eventually(lambda: watcher.count(lambda t, p: t == f"lobbyd/{BRANCH}/status" and p == b"online") > 0,
+                         timeout=10, what="status bridged")  # fmt: skip
+        await eventually(lambda: watcher.count(lambda t, _p: t == f"lobbyd/{BRANCH}/decision/fresh_air/fan_speed") > 0,
+                         timeout=10, what="decision bridged")  # fmt: skip
         assert watcher.count(lambda t, _p: f"/{BRANCH}/" not in t and not t.startswith("$")) == 0
 
         # WAN cut: the central broker is gone. A PM2.5 spike still raises the fan.
@@ -161,8 +159,8 @@ async def test_wan_cut_control_goes_on_and_bridge_reconnects(tmp_path: Path) -> 
         # WAN back: the bridge reconnects by itself and traffic flows to the centre again.
         n_before = watcher.count(lambda t, _p: t == f"sensors/{BRANCH}/hall/pm25")
         central.start()
-        await until(lambda: watcher.count(lambda t, _p: t == f"sensors/{BRANCH}/hall/pm25") > n_before + 2, 30,
-                    "sensors bridged again after the cut")  # fmt: skip
+        await eventually(lambda: watcher.count(lambda t, _p: t == f"sensors/{BRANCH}/hall/pm25") > n_before + 2,
+                         timeout=30, what="sensors bridged again after the cut")  # fmt: skip
 
         # And overrides from the centre come back in: a manual fan level set centrally reaches the device.
         since = len(fresh.writes)

@@ -3,7 +3,6 @@ every query of the dashboard returns series from a real influxd filled through t
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import importlib.util
 import json
@@ -17,9 +16,9 @@ import pytest
 
 from daemon.yamlsource import load_yaml
 from drivers.mqtt.decode import RejectReason
-from simulators.servers import wait_until
 from tests.e2e.harness import Lobby, lobby
 from tests.grafana.grafana_queries import interpolate, nice_interval, queries, regex_escape
+from tests.polling import eventually
 from tests.timeseries.helpers import KnownPublisher, influx_query
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,7 +146,7 @@ async def _fill(lob: Lobby) -> tuple[int, int]:
             return int(res["series"][0]["values"][0][1]) if "series" in res else 0
 
         async def wait_health(n: int) -> None:
-            await asyncio.to_thread(wait_until, lambda: health_records() >= n, timeout=25, what=f"{n} health records")
+            await eventually(lambda: health_records() >= n, timeout=25, what=f"{n} health records", every=0.2)
 
         await wait_health(1)
         await client.publish(pm25.topic, b"not a number", qos=1)

@@ -7,7 +7,6 @@ the old rules and names the config sections that need a restart.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from pathlib import Path
@@ -17,8 +16,8 @@ import aiomqtt
 import pytest
 
 from daemon.systemd import TEST_HOOK_ENV
-from simulators.servers import wait_until
 from tests.e2e.harness import Lobby, lobby
+from tests.polling import eventually
 from tests.service.fake_systemd import FakeSystemd, fake_systemd
 
 pytestmark = pytest.mark.servers
@@ -84,7 +83,7 @@ async def test_watchdog_pings_stop_while_the_loop_is_wedged(tmp_path: Path, monk
 
         hook.write_text("3")
         # The daemon removes the file right before blocking its loop.
-        await asyncio.to_thread(wait_until, lambda: not hook.exists(), timeout=10, what="hook taken")
+        await eventually(lambda: not hook.exists(), timeout=10, what="hook taken")
         pings_at_block = len(sd.with_key("WATCHDOG"))
         after = await sd.wait_key("WATCHDOG", "1", after=len(sd.received))
         before = max((n for n in sd.with_key("WATCHDOG")[:pings_at_block]), key=lambda n: n.at, default=last_before)

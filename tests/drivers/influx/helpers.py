@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from drivers.clock import SystemClock
 from drivers.influx import InfluxWriter
 from simulators.servers import InfluxServer
-
-
-async def until(predicate: Callable[[], bool], *, timeout: float = 15.0, what: str = "condition") -> None:
-    """Poll ``predicate`` on the event loop until true; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager

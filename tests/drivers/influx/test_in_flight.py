@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from drivers.influx import InfluxV2Config, InfluxWriter
-
-from .helpers import until
+from tests.polling import eventually
 
 
 class GatedTransport:
@@ -43,10 +42,10 @@ async def test_a_backlog_is_sent_with_at_most_max_in_flight_requests(tmp_path: P
         task = tg.create_task(w.run())
         for line in lines:
             w.submit(line)
-        await until(lambda: fake.in_flight == 2, what="two requests in flight")
+        await eventually(lambda: fake.in_flight == 2, what="two requests in flight")
         assert w.stats().queue_depth == 30  # the third batch waits for a free slot
         fake.gate.set()
-        await until(lambda: w.stats().sent_points == 50, what="the backlog sent")
+        await eventually(lambda: w.stats().sent_points == 50, what="the backlog sent")
         task.cancel()
     assert fake.peak == 2
     assert sorted(line for batch in fake.written for line in batch) == sorted(lines)

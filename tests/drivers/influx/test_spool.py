@@ -12,8 +12,9 @@ import pytest
 from drivers.influx import InfluxWriter
 from drivers.influx.spool import MAGIC
 from simulators.servers import InfluxServer
+from tests.polling import eventually
 
-from .helpers import FastBackoffClock, dead_url, influx_rows, running, until
+from .helpers import FastBackoffClock, dead_url, influx_rows, running
 from .test_writer import DB, now_ns, points, v1
 
 pytestmark = pytest.mark.servers
@@ -42,7 +43,7 @@ def _read_until(proc: subprocess.Popen[str], at_least: int) -> int:
 async def _replay(server: InfluxServer, spool: Path, expect: int) -> InfluxWriter:
     w = InfluxWriter(v1(server.url), spool_dir=spool, clock=FastBackoffClock())
     async with running(w):
-        await until(lambda: w.stats().replayed_points >= expect and w.stats().spooled_bytes == 0, what="replay")
+        await eventually(lambda: w.stats().replayed_points >= expect and w.stats().spooled_bytes == 0, what="replay")
     return w
 
 
@@ -101,7 +102,7 @@ async def test_damaged_tail_record_is_skipped_and_reported(damage: str, influxd:
         v1(influxd.url), spool_dir=spool, clock=FastBackoffClock(), on_event=lambda k, t: events.append((k, t))
     )
     async with running(w2):
-        await until(lambda: w2.stats().replayed_points == 20 and not w2.stats().spooled_bytes, what="replay")
+        await eventually(lambda: w2.stats().replayed_points == 20 and not w2.stats().spooled_bytes, what="replay")
     got = sorted(int(r["time"]) for r in influx_rows(influxd, DB, "reading"))
     assert got == [base + i * 1_000_000 for i in range(20)]
     assert w2.stats().corrupt_records == 1

@@ -14,8 +14,9 @@ import pytest
 from drivers.influx import InfluxConfigError, InfluxV1Config, InfluxV2Config, InfluxWriter, line
 from drivers.timegrid import next_slot, until_next_slot
 from simulators.servers import InfluxServer, VictoriaMetricsServer
+from tests.polling import eventually
 
-from .helpers import FastBackoffClock, dead_url, influx_rows, running, until
+from .helpers import FastBackoffClock, dead_url, influx_rows, running
 
 pytestmark = pytest.mark.servers
 
@@ -53,7 +54,7 @@ async def test_v1_write_reads_back_exact_values(influxd: InfluxServer, tmp_path:
     async with running(w):
         for p in points(120, base):
             w.submit(p)
-        await until(lambda: w.stats().sent_points == 120, what="120 points sent")
+        await eventually(lambda: w.stats().sent_points == 120, what="120 points sent")
     rows = influx_rows(influxd, DB, "reading")
     assert sorted((r["time"], r["sensor"], r["value"]) for r in rows) == [
         (base + i * 1_000_000, f"s{i % 3}", i + 0.25) for i in range(120)
@@ -78,14 +79,14 @@ async def test_a_trickle_is_one_request_per_flush_interval_and_idle_makes_none(
         for p in pts:  # well inside one interval
             w.submit(p)
             await asyncio.sleep(0)
-        await until(lambda: w.stats().sent_points == 10, what="the trickle sent")
+        await eventually(lambda: w.stats().sent_points == 10, what="the trickle sent")
         assert time.time() >= slot - 0.01  # held until the slot, not sent point by point
         assert slot - t0 <= interval * (1 + 1e-3)  # and the slot is at most one interval away
         assert w.stats().requests == 1
         await asyncio.sleep(3 * interval)  # an observation window: nothing queued, nothing sent
         assert w.stats().requests == 1
         w.submit(points(1, now_ns() + 10**9)[0])  # the next point waits for its own slot
-        await until(lambda: w.stats().sent_points == 11, what="the next point sent")
+        await eventually(lambda: w.stats().sent_points == 11, what="the next point sent")
         assert w.stats().requests == 2
 
 
@@ -95,7 +96,9 @@ async def test_a_full_batch_goes_at_once(influxd: InfluxServer, tmp_path: Path) 
     async with running(w):
         for p in points(100, now_ns()):
             w.submit(p)
-        await until(lambda: w.stats().sent_points == 100, timeout=10, what="two full batches sent long before 60 s")
+        await eventually(
+            lambda: w.stats().sent_points == 100, timeout=10, what="two full batches sent long before 60 s"
+        )
         assert w.stats().requests == 2
 
 
@@ -105,7 +108,7 @@ async def test_v2_write_to_victoria(victoria: VictoriaMetricsServer, tmp_path: P
     async with running(w):
         for p in points(90, base):
             w.submit(p)
-        await until(lambda: w.stats().sent_points == 90, what="90 points sent")
+        await eventually(lambda: w.stats().sent_points == 90, what="90 points sent")
     samples = vm_samples(victoria, 90)
     assert sorted(samples) == sorted((f"s{i % 3}", (base // 1_000_000) + i, i + 0.25) for i in range(90))
 
@@ -134,17 +137,17 @@ async def test_outage_spools_and_replays_every_point_once(
     async with running(w):
         for p in pts[:100]:
             w.submit(p)
-        await until(lambda: w.stats().sent_points == 100, what="first 100 sent")
+        await eventually(lambda: w.stats().sent_points == 100, what="first 100 sent")
         server.stop()
         for p in pts[100:250]:
             w.submit(p)
-        await until(lambda: w.stats().spooled_points == 150, what="150 points spooled")
+        await eventually(lambda: w.stats().spooled_points == 150, what="150 points spooled")
         assert w.stats().spooled_bytes > 0
         assert w.stats().last_error is not None
         server.start()
         for p in pts[250:]:
             w.submit(p)
-        await until(lambda: w.stats().sent_points == 300, timeout=30, what="all 300 sent")
+        await eventually(lambda: w.stats().sent_points == 300, timeout=30, what="all 300 sent")
     st = w.stats()
     assert st.replayed_points >= 150
     assert (st.spooled_bytes, st.dropped_points, st.rejected_points) == (0, 0, 0)
@@ -165,7 +168,7 @@ async def test_backoff_is_exponential_bounded_and_jittered(tmp_path: Path) -> No
     w = InfluxWriter(cfg, spool_dir=tmp_path / "spool", clock=clock, rng=random.Random(7))
     async with running(w):
         w.submit(points(1, now_ns())[0])
-        await until(lambda: len(clock.delays) >= 7, what="7 retries")
+        await eventually(lambda: len(clock.delays) >= 7, what="7 retries")
     for i, d in enumerate(clock.delays[:7]):
         cap = min(8.0, 2.0**i)
         assert cap / 2 <= d <= cap, (i, d)
@@ -196,14 +199,14 @@ async def test_backoff_starts_over_after_a_replay(influxd: InfluxServer, tmp_pat
     async with running(w):
         influxd.stop()
         w.submit(points(1, base)[0])
-        await until(lambda: len(clock.delays) >= 5, what="5 retries")
+        await eventually(lambda: len(clock.delays) >= 5, what="5 retries")
         influxd.start()
-        await until(lambda: w.stats().replayed_points == 1 and not w.stats().spooled_bytes, what="replayed")
+        await eventually(lambda: w.stats().replayed_points == 1 and not w.stats().spooled_bytes, what="replayed")
         first = len(clock.delays)
         assert clock.delays[first - 1] >= 4, "the first outage reached the 8 s ceiling"
         influxd.stop()
         w.submit(points(2, base)[1])
-        await until(lambda: len(clock.delays) > first, what="a retry in the second outage")
+        await eventually(lambda: len(clock.delays) > first, what="a retry in the second outage")
         influxd.start()
     assert 0.5 <= clock.delays[first] <= 1.0, clock.delays
 
@@ -220,10 +223,10 @@ async def test_bad_point_is_set_aside_and_the_rest_written(influxd: InfluxServer
     w = InfluxWriter(v1(influxd.url), spool_dir=tmp_path / "spool", on_event=lambda k, t: events.append((k, t)))
     async with running(w):
         w.submit(good[0])
-        await until(lambda: w.stats().sent_points == 1, what="float field created")
+        await eventually(lambda: w.stats().sent_points == 1, what="float field created")
         for p in [*good[1:20], bad[0], *good[20:30], bad[1], *good[30:]]:
             w.submit(p)
-        await until(lambda: w.stats().sent_points + w.stats().rejected_points == 42, what="all handled")
+        await eventually(lambda: w.stats().sent_points + w.stats().rejected_points == 42, what="all handled")
     st = w.stats()
     assert (st.sent_points, st.rejected_points, st.spooled_points) == (40, 2, 0)
     assert len(influx_rows(influxd, DB, "reading")) == 40
@@ -242,7 +245,7 @@ async def test_queue_full_goes_to_the_spool_nothing_dropped(influxd: InfluxServe
     assert w.stats().queue_depth <= 10
     assert w.stats().spooled_points >= 90
     async with running(w):
-        await until(lambda: w.stats().sent_points == 100, what="100 sent")
+        await eventually(lambda: w.stats().sent_points == 100, what="100 sent")
     got = sorted(int(r["time"]) for r in influx_rows(influxd, DB, "reading"))
     assert got == [base + i * 1_000_000 for i in range(100)]
     assert w.stats().dropped_points == 0
@@ -280,7 +283,7 @@ async def test_secrets_never_logged_or_repr(
         w = InfluxWriter(cfg, spool_dir=tmp_path / f"spool-{cfg.api}", clock=FastBackoffClock())
         async with running(w):
             w.submit(points(1, now_ns())[0])
-            await until(lambda w=w: w.stats().last_error is not None, what="an error")  # type: ignore[misc]
+            await eventually(lambda w=w: w.stats().last_error is not None, what="an error")  # type: ignore[misc]
         assert secret not in repr(w) + repr(cfg) + str(w.stats())
     assert secret not in caplog.text
     monkeypatch.delenv("LOBBYD_TEST_SECRET")

@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,19 +14,11 @@ import pytest
 
 from drivers.clock import VirtualClock
 from drivers.modbus import DeviceProfile, load_profile
+from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 DEVICES = ROOT / "config" / "devices"
 T = TypeVar("T")
-
-
-async def eventually(predicate: Callable[[], bool], *, timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll ``predicate`` (real time) until true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 async def drive(clock: VirtualClock, aw: Awaitable[T], *, waits: list[float] | None = None) -> T:

@@ -29,7 +29,8 @@ from drivers.modbus import (
 )
 from simulators.devices import DeviceSimulator
 from simulators.servers import free_port
-from tests.drivers.modbus.helpers import eventually, profile
+from tests.drivers.modbus.helpers import profile
+from tests.polling import eventually
 
 LIGHT = profile("lighting-standard")
 HOLDING = RegisterType.HOLDING

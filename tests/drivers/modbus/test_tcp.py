@@ -26,7 +26,8 @@ from drivers.modbus import (
 )
 from drivers.modbus.bus import RECENT_ATTEMPTS
 from simulators.devices import DeviceSimulator
-from tests.drivers.modbus.helpers import drive, eventually, profile
+from tests.drivers.modbus.helpers import drive, profile
+from tests.polling import eventually
 
 LIGHT = profile("lighting-standard")
 FRESH = profile("freshair-standard")

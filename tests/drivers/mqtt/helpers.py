@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import json
 import subprocess
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,15 +16,6 @@ import pytest
 from drivers.clock import SystemClock
 from drivers.mqtt import Message
 from simulators.servers import MosquittoServer
-
-
-async def eventually(predicate: Callable[[], bool], *, within_s: float = 10.0, what: str = "condition") -> None:
-    """Poll ``predicate`` on the event loop until true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + within_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class RecordingClock(SystemClock):

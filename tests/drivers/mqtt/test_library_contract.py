@@ -23,7 +23,8 @@ from packaging.requirements import Requirement
 
 from drivers.mqtt import classify
 from simulators.servers import MosquittoServer
-from tests.drivers.mqtt.helpers import eventually, probe, subscribe_acl_broker
+from tests.drivers.mqtt.helpers import probe, subscribe_acl_broker
+from tests.polling import eventually
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -17,7 +17,8 @@ import pytest
 from drivers.clock import SystemClock, VirtualClock
 from drivers.mqtt import ConnectionLost, MessageDecoder, MqttConfig, MqttLink, SensorConfig
 from simulators.servers import MosquittoServer
-from tests.drivers.mqtt.helpers import Collector, RecordingClock, eventually, probe
+from tests.drivers.mqtt.helpers import Collector, RecordingClock, probe
+from tests.polling import eventually
 
 REPO = Path(__file__).resolve().parents[3]
 STATUS = "lobbyd/b42/status"
@@ -187,7 +188,7 @@ async def test_lwt_offline_when_the_process_dies(mosquitto: MosquittoServer) -> 
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )  # fmt: skip
         try:
-            await eventually(lambda: watch.payloads(STATUS) == [b"online"], within_s=20, what="child online")
+            await eventually(lambda: watch.payloads(STATUS) == [b"online"], timeout=20, what="child online")
             child.send_signal(signal.SIGKILL)
             assert await child.wait() == -signal.SIGKILL
             await eventually(lambda: watch.payloads(STATUS) == [b"online", b"offline"], what="will")
@@ -256,7 +257,7 @@ async def test_a_burst_arrives_whole_and_in_order(mosquitto: MosquittoServer) ->
             async with aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
                 for topic, payload in sent:
                     await pub.publish(topic, payload)
-            await eventually(lambda: len(got.messages) >= n, within_s=30, what="the whole burst")
+            await eventually(lambda: len(got.messages) >= n, timeout=30, what="the whole burst")
     assert [(m.topic, m.payload) for m in got.messages] == sent  # QoS 0 on loopback, one connection each way
     assert link.received == n
 

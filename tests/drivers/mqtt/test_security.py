@@ -18,11 +18,11 @@ from tests.drivers.mqtt.helpers import (
     Collector,
     Pki,
     RecordingClock,
-    eventually,
     make_pki,
     probe,
     subscribe_acl_broker,
 )
+from tests.polling import eventually
 
 ACL = """\
 user lobbyd
