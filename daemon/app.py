@@ -55,7 +55,7 @@ def build_daemon(
 ) -> Daemon:
     """Read the rules (unless given) and what the state directory holds, wire a daemon on them, and open
     the time-series writer (its secret and spool): everything start-up reads, in one place."""
-    store = StateStore(loaded.state_dir, clock_slack_s=loaded.config.resume_grace_s / 2)
+    store = StateStore(loaded.state_dir, clock_slack_s=loaded.config.resume_grace_s / 2, clock=clock)
     memory, gate = store.load()
     daemon = Daemon(
         loaded,
@@ -136,6 +136,7 @@ class Daemon:
             resume_grace_s=cfg.resume_grace_s,
             evaluate_every_s=cfg.evaluate_every_s,
             evaluate_min_gap_s=cfg.evaluate_min_gap_s,
+            evaluate_max_gap_s=max(cfg.evaluate_min_gap_s, cfg.evaluate_max_gap_s),
         )
         control = ControlLoop(
             settings,

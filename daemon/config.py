@@ -80,8 +80,14 @@ class DaemonConfig(_Strict):
         0.002,
         ge=0,
         le=1,
-        description="under a flood of readings, at most one rule evaluation per this interval; every reading "
-        "still moves hysteresis and for: timers on, so none is skipped",
+        description="at most one rule evaluation per this interval; every reading still moves hysteresis and "
+        "for: timers on, so none is skipped",
+    )
+    evaluate_max_gap_s: float = Field(
+        0.025,
+        ge=0,
+        le=1,
+        description="under a sustained flood of readings the interval between evaluations doubles up to this",
     )
     safety_defaults: SafetyConfig = SafetyConfig()
     safety: dict[str, SafetyConfig] = Field(default_factory=dict)  # "device.point" -> limits

@@ -2,8 +2,8 @@
 
 :meth:`ControlLoop.reading` is called for every reading a rule reads. It moves the engine's memory on
 at once (:func:`daemon.engine.advance`: hysteresis latches and ``for:`` timers see every reading) and
-wakes :meth:`run`, which evaluates the rules — at once for a lone reading, at most once per
-``evaluate_min_gap_s`` under a flood — and hands the decisions to the actuation. :meth:`run_ticker`
+evaluates the rules at once for a lone reading; under a flood :meth:`run` evaluates them less often
+(:meth:`_evaluate_paced`). The decisions go to the actuation. :meth:`run_ticker`
 evaluates when time alone can change an outcome: it sleeps until the first slot of the
 ``evaluate_every_s`` grid at which the last evaluation's ``next_due`` has come (a reading going stale,
 a ``for:`` completing, a window edge, a ramp step, an override ending), or until the heartbeat.
@@ -31,10 +31,11 @@ from daemon.telemetry import Recorder
 from drivers.clock import Clock, Timer
 from drivers.timegrid import next_slot
 
-__all__ = ["HEARTBEAT_S", "ControlLoop", "ControlSettings", "ControlStats", "Outputs"]
+__all__ = ["FLOOD_READINGS", "HEARTBEAT_S", "ControlLoop", "ControlSettings", "ControlStats", "Outputs"]
 
 _LOG = logging.getLogger("lobbyd")
 HEARTBEAT_S = 15.0  # an evaluation at least this often even when nothing is due (the watchdog wants 30 s)
+FLOOD_READINGS = 4  # more readings than this since the last evaluation: a flood, the gap between evaluations grows
 
 
 class Outputs(Protocol):
@@ -55,6 +56,7 @@ class ControlSettings:
     resume_grace_s: float = 120.0
     evaluate_every_s: float = 1.0
     evaluate_min_gap_s: float = 0.002
+    evaluate_max_gap_s: float = 0.025
 
 
 @dataclass
@@ -100,6 +102,10 @@ class ControlLoop:
         self._announced: dict[str, Decision] = {}  # last decision recorded and published, per point
         self._previous: dict[str, float] = {}  # the announced value before the current one, per point
         self._dirty = asyncio.Event()
+        self._readings_since_eval = 0
+        self._paced_at = -math.inf  # event-loop time of the last paced evaluation (after readings)
+        self._gap = settings.evaluate_min_gap_s
+        self._stale_at = -math.inf  # from then on, advance() steps every condition (see engine.advance)
         self._last_eval_at = -math.inf
         self._heartbeat_s = min(HEARTBEAT_S, settings.resume_grace_s / 2)
         self._tick_at = -math.inf  # when the ticker's timer fires
@@ -107,19 +113,28 @@ class ControlLoop:
         self._tick_timer: Timer | None = None
 
     # ---- inputs ------------------------------------------------------------------------------------
-    def reads(self, sensor: str) -> bool:
-        """Whether any rule reads this sensor (a reading no rule reads changes no decision)."""
-        return sensor in self._read
-
     def reading(self, sensor: str) -> None:
-        """A new reading of ``sensor`` is in the sensor state: let the rules see it."""
+        """A new reading of ``sensor`` is in the sensor state: let the rules see it (a reading no rule
+        reads changes no decision)."""
         if sensor not in self._read:
             return
-        s = self.settings
-        self.memory = advance(
-            self.rules.ruleset, self._state.view(), self._clock.now(), self.memory, resume_grace_s=s.resume_grace_s
+        self._readings_since_eval += 1
+        mono = asyncio.get_running_loop().time()
+        if not self._dirty.is_set() and mono >= self._paced_at + self._gap:
+            self._evaluate_paced(mono)  # a lone reading: decided at once (the evaluation steps every condition)
+            return
+        grace = self.settings.resume_grace_s
+        moved = advance(
+            self.rules.ruleset,
+            self._state.view(),
+            self._clock.now(),
+            self.memory,
+            sensor=sensor,
+            stale_at=self._stale_at,
+            resume_grace_s=grace,
         )
-        self._dirty.set()
+        self.memory, self._stale_at = moved.memory, moved.stale_at
+        self._dirty.set()  # run() evaluates once the gap has passed, with whatever readings follow
 
     def set_override(self, target: str, override: Override | None) -> None:
         """Put a manual override in force on ``target`` (``None`` clears it)."""
@@ -130,6 +145,7 @@ class ControlLoop:
         """Evaluate from now on with ``rules`` (a reload)."""
         self.rules = rules
         self._read = self._sensors_read(rules)
+        self._stale_at = -math.inf  # the new rules' conditions were never stepped
         self._dirty.set()
 
     def _sensors_read(self, rules: LoadedRules) -> frozenset[str]:
@@ -152,7 +168,9 @@ class ControlLoop:
         )
         self.memory = ev.memory
         self.evaluation = ev
+        self._stale_at = ev.stale_at
         self._last_eval_at = now
+        self._readings_since_eval = 0
         self.rearm()
         self.stats.evaluations += 1
         self.stats.eval_ms_max = max(self.stats.eval_ms_max, (time.perf_counter() - t0) * 1000.0)
@@ -197,17 +215,26 @@ class ControlLoop:
         }
 
     async def run(self) -> None:
-        """Evaluate after readings: a lone one at once, a flood at most once per ``evaluate_min_gap_s``."""
-        loop = asyncio.get_running_loop()  # real time: this paces CPU, not rules
-        last = -math.inf
+        """Evaluate what :meth:`reading`, an override or a reload left pending, once its gap has passed."""
+        loop = asyncio.get_running_loop()
         while True:
             await self._dirty.wait()
-            wait = last + self.settings.evaluate_min_gap_s - loop.time()
+            wait = self._paced_at + self._gap - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
-            self._dirty.clear()
-            last = loop.time()
-            self.evaluate()
+            if self._dirty.is_set():  # else a reading evaluated it meanwhile
+                self._evaluate_paced(loop.time())
+
+    def _evaluate_paced(self, mono: float) -> None:
+        """Evaluate now and set the gap to the next one: ``evaluate_min_gap_s``, doubled (up to
+        ``evaluate_max_gap_s``) while readings keep coming faster — more than ``FLOOD_READINGS`` since the
+        last evaluation. Real time (``mono``, the event loop's): this paces CPU, not rules."""
+        s = self.settings
+        flood = self._readings_since_eval > FLOOD_READINGS
+        self._gap = min(2 * self._gap, s.evaluate_max_gap_s) if flood else s.evaluate_min_gap_s
+        self._paced_at = mono
+        self._dirty.clear()
+        self.evaluate()
 
     @property
     def pending(self) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 from daemon.engine import EngineMemory
 from daemon.safety import SafetyGate
+from drivers.clock import Clock
 
 __all__ = ["StateStore", "load_engine_memory", "load_safety_gate", "save_state"]
 
@@ -24,9 +25,12 @@ GATE_FILE = "safety-gate.json"
 
 
 def load_engine_memory(state_dir: Path) -> EngineMemory:
-    """``for:`` start times, hysteresis latches, ramp positions and overrides of the last run."""
+    """``for:`` start times, hysteresis latches, ramp positions and overrides of the last run, knowing
+    no input after the file was saved (the time the daemon was down counts as a gap in every input)."""
     try:
-        return EngineMemory.from_json(json.loads((state_dir / ENGINE_FILE).read_text()))
+        data = json.loads((state_dir / ENGINE_FILE).read_text())
+        memory = EngineMemory.from_json(data)
+        return memory.seen_until(float(data["saved_at"])) if "saved_at" in data else memory
     except FileNotFoundError:
         return EngineMemory()
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
@@ -56,15 +60,17 @@ def save_state(
     *,
     last: dict[str, bytes] | None = None,
     clock_slack_s: float = 0.0,
+    saved_at: float | None = None,
 ) -> None:
     """Persist engine timers and safety-gate history atomically.
 
     With ``last`` (the caller's record of what it wrote before), a file whose content has not changed
     is not rewritten: no write and no fsync every few seconds on a gateway's SD card for nothing. With
-    ``clock_slack_s`` too, neither is an engine file in which only the two clocks that every evaluation
-    moves on have moved, each by less than that: when each input was last known and when each output
-    was last set. The file then lags by less than ``clock_slack_s``; a timer, latch, output value or
-    override that changes is written at once.
+    ``clock_slack_s`` too, neither is an engine file in which only the two clocks that readings and
+    evaluations move on have moved, each by less than that: until when each input is known and when
+    each output was last set. The file then lags by less than ``clock_slack_s``; a timer, latch, output
+    value or override that changes is written at once. ``saved_at`` (the clock's time) is written with
+    the engine file: what it says is known only up to then.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     for name, data in ((ENGINE_FILE, memory.to_json()), (GATE_FILE, gate.to_json())):
@@ -81,8 +87,11 @@ def save_state(
             continue
         path = state_dir / name
         tmp = path.with_suffix(".tmp")
+        written = body
+        if name == ENGINE_FILE and saved_at is not None:
+            written = json.dumps({**data, "saved_at": saved_at}).encode()
         with tmp.open("wb") as f:
-            f.write(body)
+            f.write(written)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(path)
@@ -91,11 +100,11 @@ def save_state(
 
 
 def _only_clocks_moved(old: Mapping[str, Any], new: Mapping[str, Any], slack: float) -> bool:
-    """Whether engine memory ``new`` differs from ``old`` (both as JSON) only in ``known_at`` and in the
+    """Whether engine memory ``new`` differs from ``old`` (both as JSON) only in ``known_until`` and in the
     time of each output, each moved forward by less than ``slack``."""
-    if old.keys() != new.keys() or any(old[k] != new[k] for k in old if k not in ("known_at", "outputs")):
+    if old.keys() != new.keys() or any(old[k] != new[k] for k in old if k not in ("known_until", "outputs")):
         return False
-    known_old, known_new = old.get("known_at", {}), new.get("known_at", {})
+    known_old, known_new = old.get("known_until", {}), new.get("known_until", {})
     out_old, out_new = old.get("outputs", {}), new.get("outputs", {})
     if known_old.keys() != known_new.keys() or out_old.keys() != out_new.keys():
         return False
@@ -107,9 +116,10 @@ def _only_clocks_moved(old: Mapping[str, Any], new: Mapping[str, Any], slack: fl
 class StateStore:
     """The daemon's state directory: loads at start, saves what changed (see :func:`save_state`)."""
 
-    def __init__(self, state_dir: Path, *, clock_slack_s: float) -> None:
+    def __init__(self, state_dir: Path, *, clock_slack_s: float, clock: Clock) -> None:
         self.state_dir = state_dir
         self._slack = clock_slack_s
+        self._clock = clock
         self._written: dict[str, bytes] = {}  # what was last written, per file (unchanged: not rewritten)
 
     def load(self) -> tuple[EngineMemory, SafetyGate]:
@@ -118,4 +128,5 @@ class StateStore:
     def save(self, memory: EngineMemory, gate: SafetyGate, *, exact: bool = False) -> None:
         """Persist; unless ``exact`` (shutdown), the clocks every evaluation moves may lag by the slack."""
         slack = 0.0 if exact else self._slack
-        save_state(self.state_dir, memory, gate, last=self._written, clock_slack_s=slack)
+        now = self._clock.now()
+        save_state(self.state_dir, memory, gate, last=self._written, clock_slack_s=slack, saved_at=now)

@@ -44,17 +44,19 @@ def action_value(action: Action, view: SensorView, site: Site, now: float) -> Ac
         inp = view.value(action.curve.input, now)
         key = action.curve.input.key
         if inp.value is None:
-            return ActionOutcome(None, f"{key} is unknown", inp.used)
+            return ActionOutcome(None, f"{key} is unknown", view.sources(action.curve.input, now))
         out = interpolate(action.curve.points, inp.value)
-        return ActionOutcome(out, f"curve of {key} = {inp.value:.4g} gives {out:.4g}", inp.used, inp.changes_at)
+        words = f"curve of {key} = {inp.value:.4g} gives {out:.4g}"
+        return ActionOutcome(out, words, view.sources(action.curve.input, now), inp.changes_at)
     if action.steps is not None:
         inp = view.value(action.steps.input, now)
         key = action.steps.input.key
         if inp.value is None:
-            return ActionOutcome(None, f"{key} is unknown", inp.used)
+            return ActionOutcome(None, f"{key} is unknown", view.sources(action.steps.input, now))
         xs = [row[0] for row in action.steps.table]
         step = action.steps.table[max(0, bisect.bisect_right(xs, inp.value) - 1)][1]
-        return ActionOutcome(step, f"step table of {key} = {inp.value:.4g} gives {step:g}", inp.used, inp.changes_at)
+        words = f"step table of {key} = {inp.value:.4g} gives {step:g}"
+        return ActionOutcome(step, words, view.sources(action.steps.input, now), inp.changes_at)
     assert action.circadian is not None
     circ = action.circadian
     due = now + CIRCADIAN_EVERY_S
@@ -65,10 +67,10 @@ def action_value(action: Action, view: SensorView, site: Site, now: float) -> Ac
     if circ.daylight is not None:
         inp = view.value(circ.daylight, now)
         if inp.value is None:
-            return ActionOutcome(None, f"{circ.daylight.key} is unknown", inp.used, due)
+            return ActionOutcome(None, f"{circ.daylight.key} is unknown", view.sources(circ.daylight, now), due)
         d = min(max(inp.value / circ.full_daylight_lux, 0.0), 1.0)
         frac = (1 - circ.daylight_weight) * frac + circ.daylight_weight * d
         text += f", daylight {inp.value:.4g} lx ({d:.0%} of full)"
-        used, due = inp.used, min(due, inp.changes_at)
+        used, due = view.sources(circ.daylight, now), min(due, inp.changes_at)
     out = circ.min_k + (circ.max_k - circ.min_k) * frac
     return ActionOutcome(out, f"circadian: {text} gives {out:.0f} K", used, due)

@@ -1,13 +1,14 @@
 """Conditions: numbers with hysteresis and ``for:`` timers, and clock windows (schedule, time, sun, cron).
 
 A numeric condition is evaluated in two steps. :func:`step_numeric` moves its memory on (latch, ``for:``
-start, when its inputs were last known) and reports what it saw; :func:`numeric_words` puts that in
-words. The step alone is what :func:`daemon.engine.advance` runs for every reading of a burst, so that
-a coalesced evaluation afterwards ends in the same memory as evaluating after each reading.
+start, until when its inputs are known) and reports what it saw; :func:`numeric_words` puts that in
+words. The step alone is what :func:`daemon.engine.advance` runs for a reading of a burst, so that a
+coalesced evaluation afterwards ends in the same memory as evaluating after each reading.
 
 Hysteresis: ``above: 35, off_below: 25`` switches on above 35 and off only below 25. Coming back from
 unknown is not a crossing: the latch starts off and ``for`` starts again, unless the input was unknown
-for less than ``resume_grace_s`` (a restart, a short gap).
+for less than ``resume_grace_s`` (a restart, a short gap) — counted from the moment its last reading
+went stale, so the answer depends on the readings, not on when evaluations happened to run.
 """
 
 from __future__ import annotations
@@ -21,10 +22,19 @@ from daemon.engine.types import EngineMemory
 from daemon.engine.view import SensorView, Used
 from daemon.model import Quantity
 from daemon.rules.cron import cron_trigger
-from daemon.rules.model import Condition, Input
+from daemon.rules.model import Condition
 from daemon.sun import Site, sun_day
 
-__all__ = ["Clock", "NumericOutcome", "Status", "clock_condition", "fmt", "numeric_words", "step_numeric"]
+__all__ = [
+    "Clock",
+    "NumericOutcome",
+    "Status",
+    "clock_condition",
+    "fmt",
+    "numeric_sources",
+    "numeric_words",
+    "step_numeric",
+]
 
 Status = Literal["true", "false", "unknown"]
 
@@ -33,7 +43,6 @@ class NumericOutcome(NamedTuple):
     """What one step of a numeric condition saw and decided."""
 
     status: Status
-    used: tuple[Used, ...]
     value: float | None = None  # the input's value
     limit: float | None = None  # the threshold's value (above/below)
     was: bool = False  # the latch before this step
@@ -43,36 +52,27 @@ class NumericOutcome(NamedTuple):
     unknown: str = ""  # why it is unknown, in words
 
 
-def _threshold(c: Condition) -> float | Input | None:
-    return c.above if c.above is not None else c.below
-
-
 def step_numeric(
     mem: EngineMemory, key: str, c: Condition, view: SensorView, now: float, *, resume_grace_s: float
 ) -> NumericOutcome:
     """Move the condition's memory on to ``now`` (``mem`` is the caller's own copy) and say what it saw."""
     inp = view.value(c.input, now)
     if inp.value is None:
-        return NumericOutcome("unknown", inp.used, unknown=f"{c.input.key} is unknown (no fresh reading)")
-    value = inp.value
-    if now - mem.known_at.get(key, now) > resume_grace_s:
+        return NumericOutcome("unknown", unknown=f"{c.input.key} is unknown (no fresh reading)")
+    value, changes_at, known_until = inp.value, inp.changes_at, inp.known_until
+    limit = c.threshold_value
+    reads = c.threshold_input
+    if reads is not None:
+        lim = view.value(reads, now)
+        if lim.value is None:
+            return NumericOutcome("unknown", changes_at=changes_at, unknown=f"{reads.key} is unknown")
+        limit, changes_at, known_until = lim.value, min(changes_at, lim.changes_at), min(known_until, lim.known_until)
+    if now - mem.known_until.get(key, now) > resume_grace_s:
         # Back from unknown after a real gap: not a crossing. Start over.
         mem.latched.pop(key, None)
         mem.since.pop(key, None)
-    mem.known_at[key] = now
+    mem.known_until[key] = known_until
     was = mem.latched.get(key, False)
-    used, changes_at = inp.used, inp.changes_at
-    threshold = _threshold(c)
-    limit: float | None = None
-    if threshold is not None:
-        if isinstance(threshold, Input):
-            lim = view.value(threshold, now)
-            if lim.value is None:
-                return NumericOutcome("unknown", used, changes_at=changes_at, unknown=f"{threshold.key} is unknown")
-            used, changes_at = used + lim.used, min(changes_at, lim.changes_at)
-            limit = lim.value
-        else:
-            limit = float(threshold)
     if c.above is not None:
         assert limit is not None
         raw = value > limit or (was and c.off_below is not None and value >= c.off_below)
@@ -85,11 +85,19 @@ def step_numeric(
     mem.latched[key] = raw
     if not raw:
         mem.since.pop(key, None)
-        return NumericOutcome("false", used, value, limit, was, raw, None, changes_at)
+        return NumericOutcome("false", value, limit, was, raw, None, changes_at)
     start = mem.since.setdefault(key, now)
     if c.for_ and now - start < c.for_:
-        return NumericOutcome("false", used, value, limit, was, raw, start, min(changes_at, start + c.for_))
-    return NumericOutcome("true", used, value, limit, was, raw, start, changes_at)
+        return NumericOutcome("false", value, limit, was, raw, start, min(changes_at, start + c.for_))
+    return NumericOutcome("true", value, limit, was, raw, start, changes_at)
+
+
+def numeric_sources(c: Condition, out: NumericOutcome, view: SensorView, now: float) -> tuple[Used, ...]:
+    """What the condition's outcome was computed from (its threshold's sensors too, when it had a value)."""
+    used = view.sources(c.input, now)
+    if c.threshold_input is not None and out.limit is not None:
+        used += view.sources(c.threshold_input, now)
+    return used
 
 
 def numeric_words(c: Condition, out: NumericOutcome, quantity: Quantity | None, now: float) -> str:
@@ -98,8 +106,8 @@ def numeric_words(c: Condition, out: NumericOutcome, quantity: Quantity | None, 
         return out.unknown
     key = c.input.key
     shown = f"{key} = {fmt(out.value, quantity)}"
-    threshold = _threshold(c)
-    lim_text = f"{threshold.key} ({fmt(out.limit)})" if isinstance(threshold, Input) else fmt(out.limit)
+    reads = c.threshold_input
+    lim_text = f"{reads.key} ({fmt(out.limit)})" if reads is not None else fmt(out.limit)
     assert out.value is not None
     if c.above is not None:
         assert out.limit is not None

@@ -12,12 +12,12 @@ that comes back is a new one). Semantics, in short (``rules/README.md`` says the
   ``min..max`` first, then to the nearest allowed value, ties downwards — as the profile does). A rule
   with ``ramp_per_minute`` moves its point towards its value no faster than that.
 * Readings may come faster than evaluations are worth making. :func:`advance` moves only the memory
-  (latches, ``for:`` starts, when inputs were last known) on to a reading's time; evaluating after a
+  (latches, ``for:`` starts, until when inputs are known) on to a reading's time; evaluating after a
   burst of advanced readings ends in the same memory and decisions as evaluating after each one
   (tests/engine/test_coalescing.py). The one exception is a ramp: its output moves at its rate towards
   the value asked for at the evaluation, not towards each value asked for in between.
-* The caller evaluates at least every ``resume_grace_s``: a longer pause (the daemon was down) counts
-  as a gap in every input.
+* A daemon that was down did not see its inputs meanwhile: it loads its memory with
+  :meth:`EngineMemory.seen_until` the time it was saved, so the time it was down counts as a gap.
 """
 
 from __future__ import annotations
@@ -28,7 +28,15 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from daemon.engine.actions import action_value
-from daemon.engine.conditions import Clock, NumericOutcome, Status, clock_condition, numeric_words, step_numeric
+from daemon.engine.conditions import (
+    Clock,
+    NumericOutcome,
+    Status,
+    clock_condition,
+    numeric_sources,
+    numeric_words,
+    step_numeric,
+)
 from daemon.engine.explain import lost_because
 from daemon.engine.ruleset import RuleSet
 from daemon.engine.types import EngineMemory, Evaluation, PointLimits, RuleTrace, TraceState
@@ -37,7 +45,14 @@ from daemon.model import Decision, Quantity, Reason
 from daemon.rules.model import Input, Rule
 from daemon.sun import Site
 
-__all__ = ["advance", "evaluate"]
+__all__ = ["Advanced", "advance", "evaluate"]
+
+
+class Advanced(NamedTuple):
+    """The memory after :func:`advance`, and when the next one must step every condition again."""
+
+    memory: EngineMemory
+    stale_at: float
 
 
 class _Candidate(NamedTuple):
@@ -54,22 +69,44 @@ def _step(
     seen = {
         n.key: step_numeric(mem, n.key, n.condition, view, now, resume_grace_s=resume_grace_s) for n in rules.numeric
     }
-    for store in (mem.latched, mem.since, mem.known_at):  # timers of edited or removed conditions
+    for store in (mem.latched, mem.since, mem.known_until):  # timers of edited or removed conditions
         for key in [k for k in store if k not in seen]:
             del store[key]
     return mem, seen
 
 
 def advance(
-    rules: RuleSet, view: SensorView, now: float, memory: EngineMemory, *, resume_grace_s: float = 120.0
-) -> EngineMemory:
-    """The memory after looking at the readings in ``view`` at ``now``, without deciding anything.
+    rules: RuleSet,
+    view: SensorView,
+    now: float,
+    memory: EngineMemory,
+    *,
+    sensor: str | None = None,
+    stale_at: float = -math.inf,
+    resume_grace_s: float = 120.0,
+) -> Advanced:
+    """The memory after a new reading of ``sensor`` in ``view`` at ``now``, without deciding anything.
 
-    Every hysteresis latch, ``for:`` start time and "last known" time moves on exactly as
-    :func:`evaluate` would move it, so a reading that is only advanced is never skipped: a later
-    evaluation sees every crossing it caused.
+    The numeric conditions that read ``sensor`` step exactly as in :func:`evaluate` (the same
+    :func:`step_numeric`), so no reading is skipped: a later evaluation sees every crossing it caused.
+    The others cannot have changed, unless ``now`` has reached ``stale_at`` (from the last evaluation,
+    then from the last advance): then every condition steps, as an evaluation would. With no
+    ``sensor``, every condition steps. Timers of conditions that no longer exist are left for
+    :func:`evaluate` to forget; outputs and overrides are shared, unchanged.
     """
-    return _step(rules, view, now, memory, resume_grace_s)[0]
+    info = view.sensors.get(sensor) if sensor is not None else None
+    everything = info is None or now >= stale_at
+    stepped = rules.numeric if info is None or everything else rules.numeric_reading(info)
+    if not stepped:  # e.g. a reading that only a curve or a step table reads: nothing to remember
+        return Advanced(memory, math.inf if everything else stale_at)
+    mem = EngineMemory(
+        dict(memory.latched), dict(memory.since), dict(memory.known_until), memory.outputs, memory.overrides
+    )
+    edge = math.inf if everything else stale_at
+    for n in stepped:
+        out = step_numeric(mem, n.key, n.condition, view, now, resume_grace_s=resume_grace_s)
+        edge = min(edge, out.changes_at)
+    return Advanced(mem, edge)
 
 
 def evaluate(
@@ -84,6 +121,7 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate every rule at ``now``: the winning decision per point, a trace per rule, new memory."""
     mem, seen = _step(rules, view, now, memory, resume_grace_s)
+    stale_at = min((out.changes_at for out in seen.values()), default=math.inf)
     clock = Clock.at(site, now)
     due = math.inf
     traces: list[RuleTrace] = []
@@ -101,7 +139,7 @@ def evaluate(
                 out = seen[rules.numeric_by_place[(rule.id, i)].key]
                 statuses.append(out.status)
                 lines.append(numeric_words(c, out, _quantity_of(c.input, view), now))
-                inputs.extend(out.used)
+                inputs.extend(numeric_sources(c, out, view, now))
                 due = min(due, out.changes_at)
             else:
                 status, words, when = clock_condition(rules, clock, c)
@@ -160,7 +198,7 @@ def evaluate(
     mem.overrides = overrides
     for target, d in decisions.items():
         mem.outputs[target] = (d.value, now)
-    return Evaluation(decisions, tuple(traces), mem, now, max(due, now))
+    return Evaluation(decisions, tuple(traces), mem, now, max(due, now), stale_at)
 
 
 def _waiting(rule: Rule, view: SensorView, now: float) -> tuple[list[str], float]:

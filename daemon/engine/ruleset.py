@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from daemon.engine.types import SensorInfo
 from daemon.model import Quantity
-from daemon.rules.model import Condition, Rule, Schedule
+from daemon.rules.model import Condition, Input, Rule, Schedule
 
 __all__ = ["NumericCondition", "RuleSet", "ScheduleDay", "condition_key", "day_stamps"]
 
@@ -71,6 +71,18 @@ class RuleSet:
             if c.is_numeric
         )
 
+    def numeric_reading(self, sensor: SensorInfo) -> tuple[NumericCondition, ...]:
+        """The numeric conditions that read ``sensor`` (by id or through its zone's aggregate, as their input
+        or their threshold): the ones a new reading of it can change. Kept per sensor."""
+        got = self._numeric_reading.get(sensor)
+        if got is None:
+            got = self._numeric_reading[sensor] = tuple(n for n in self.numeric if _reads(n.condition, sensor))
+        return got
+
+    @functools.cached_property
+    def _numeric_reading(self) -> dict[SensorInfo, tuple[NumericCondition, ...]]:
+        return {}
+
     @functools.cached_property
     def numeric_by_place(self) -> dict[tuple[str, int], NumericCondition]:
         """:attr:`numeric` by (rule id, position in its ``when``)."""
@@ -110,6 +122,11 @@ class ScheduleDay(NamedTuple):
 
     def next_boundary(self, now: float) -> float:
         return self.boundaries[bisect.bisect_right(self.boundaries, now)]
+
+
+def _reads(c: Condition, sensor: SensorInfo) -> bool:
+    inputs = [c.input] + [t for t in (c.above, c.below) if isinstance(t, Input)]
+    return any(i.sensor == sensor.id or (i.zone == sensor.zone and i.quantity == sensor.quantity) for i in inputs)
 
 
 def condition_key(rule: Rule, index: int, cond: Condition) -> str:

@@ -61,20 +61,29 @@ class EngineMemory:
     """What the engine remembers between evaluations; JSON-serialisable for the state directory.
 
     Per numeric condition (keyed by :func:`daemon.engine.ruleset.condition_key`): its hysteresis latch,
-    when it last became true (``for:``), and when its inputs were last known (a gap resets the other
-    two). Per point: the last output and when it was set (ramps). And the manual overrides in force.
+    when it last became true (``for:``), and until when its inputs were known — the moment the
+    readings it last saw go stale, so it depends on the readings alone, not on when evaluations ran (a
+    gap longer than ``resume_grace_s`` resets the other two). Per point: the last output and when it
+    was set (ramps). And the manual overrides in force.
     """
 
     latched: dict[str, bool] = field(default_factory=dict)
     since: dict[str, float] = field(default_factory=dict)
-    known_at: dict[str, float] = field(default_factory=dict)
+    known_until: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, tuple[float, float]] = field(default_factory=dict)
     overrides: dict[str, Override] = field(default_factory=dict)
 
     def copy(self) -> EngineMemory:
         return EngineMemory(
-            dict(self.latched), dict(self.since), dict(self.known_at), dict(self.outputs), dict(self.overrides)
+            dict(self.latched), dict(self.since), dict(self.known_until), dict(self.outputs), dict(self.overrides)
         )
+
+    def seen_until(self, t: float) -> EngineMemory:
+        """A copy that knows no input after ``t``: the memory of a daemon that stopped looking then (loaded
+        after a restart, so that the time it was down counts as a gap in every input)."""
+        out = self.copy()
+        out.known_until = {k: min(v, t) for k, v in self.known_until.items()}
+        return out
 
     def with_override(self, target: str, override: Override | None) -> EngineMemory:
         """A copy with ``override`` in force on ``target`` (``None``: cleared)."""
@@ -89,7 +98,7 @@ class EngineMemory:
         return {
             "latched": self.latched,
             "since": self.since,
-            "known_at": self.known_at,
+            "known_until": self.known_until,
             "outputs": {k: list(v) for k, v in self.outputs.items()},
             "overrides": {k: [o.value, o.until, o.source] for k, o in self.overrides.items()},
         }
@@ -99,7 +108,8 @@ class EngineMemory:
         return cls(
             latched={str(k): bool(v) for k, v in data.get("latched", {}).items()},
             since={str(k): float(v) for k, v in data.get("since", {}).items()},
-            known_at={str(k): float(v) for k, v in data.get("known_at", {}).items()},
+            # "known_at" (before issue 16): when an evaluation last saw the input, a safe "known until"
+            known_until={str(k): float(v) for k, v in data.get("known_until", data.get("known_at", {})).items()},
             outputs={str(k): (float(v[0]), float(v[1])) for k, v in data.get("outputs", {}).items()},
             overrides={
                 str(k): Override(float(v[0]), float(v[1]), str(v[2])) for k, v in data.get("overrides", {}).items()
@@ -135,3 +145,6 @@ class Evaluation:
     memory: EngineMemory
     at: float
     next_due: float = math.inf
+    # When a condition's value may change with no reading of its own inputs (a zone member or an input
+    # going stale, a for: completing): from then on :func:`daemon.engine.advance` steps every condition.
+    stale_at: float = math.inf

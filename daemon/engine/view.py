@@ -28,11 +28,11 @@ _AGGREGATES: dict[str, Callable[[list[float]], float]] = {
 
 
 class InputValue(NamedTuple):
-    """An input's value (``None``: unknown, no fresh reading), its sources, and until when it holds."""
+    """An input's value (``None``: unknown, no fresh reading), until when it holds, until when it is known."""
 
     value: float | None
-    used: tuple[Used, ...]
-    changes_at: float = math.inf  # the first moment a reading it used goes stale
+    changes_at: float = math.inf  # the first moment a reading it used goes stale (its value may change)
+    known_until: float = math.inf  # the moment its last fresh reading goes stale (it becomes unknown)
 
 
 def zone_index(sensors: Mapping[str, SensorInfo]) -> dict[tuple[str, Quantity], tuple[str, ...]]:
@@ -94,21 +94,26 @@ class SensorView:
     def value(self, inp: Input, now: float) -> InputValue:
         """The input's value (times its factor) now, or None when no sensor it reads is fresh."""
         if inp.sensor is not None:
-            last = self.readings.get(inp.sensor)
-            used: tuple[Used, ...] = ((inp.sensor, last.value if last else None, (now - last.ts) if last else None),)
             r = self.fresh(inp.sensor, now)
             if r is None:
-                return InputValue(None, used)
-            return InputValue(r.value * inp.times, used, r.ts + self.sensors[inp.sensor].stale_after_s)
+                return InputValue(None)
+            stale = r.ts + self.sensors[inp.sensor].stale_after_s
+            return InputValue(r.value * inp.times, stale, stale)
         values: list[float] = []
-        sources: list[Used] = []
-        changes_at = math.inf
+        changes_at, known_until = math.inf, -math.inf
         for sid in self.members(inp):
             r = self.fresh(sid, now)
             if r is not None:
                 values.append(r.value)
-                sources.append((sid, r.value, now - r.ts))
-                changes_at = min(changes_at, r.ts + self.sensors[sid].stale_after_s)
+                stale = r.ts + self.sensors[sid].stale_after_s
+                changes_at, known_until = min(changes_at, stale), max(known_until, stale)
         if not values:
-            return InputValue(None, tuple(sources))
-        return InputValue(float(_AGGREGATES[inp.aggregate](values)) * inp.times, tuple(sources), changes_at)
+            return InputValue(None)
+        return InputValue(float(_AGGREGATES[inp.aggregate](values)) * inp.times, changes_at, known_until)
+
+    def sources(self, inp: Input, now: float) -> tuple[Used, ...]:
+        """What the input is computed from, for words: its sensor (fresh or not), or a zone's fresh sensors."""
+        if inp.sensor is not None:
+            last = self.readings.get(inp.sensor)
+            return ((inp.sensor, last.value if last else None, (now - last.ts) if last else None),)
+        return tuple((sid, r.value, now - r.ts) for sid in self.members(inp) if (r := self.fresh(sid, now)) is not None)

@@ -200,6 +200,18 @@ class Condition(_Strict):
         """The value this condition reads (built once: the engine asks on every evaluation)."""
         return Input(sensor=self.sensor, zone=self.zone, quantity=self.quantity, aggregate=self.aggregate)
 
+    @functools.cached_property
+    def threshold_input(self) -> Input | None:
+        """The input an ``above``/``below`` threshold reads, if it is one (built once, as :attr:`input`)."""
+        t = self.above if self.above is not None else self.below
+        return t if isinstance(t, Input) else None
+
+    @functools.cached_property
+    def threshold_value(self) -> float | None:
+        """A fixed ``above``/``below`` threshold, if it is one."""
+        t = self.above if self.above is not None else self.below
+        return None if t is None or isinstance(t, Input) else float(t)
+
     @property
     def is_numeric(self) -> bool:
         return self.sensor is not None or self.zone is not None

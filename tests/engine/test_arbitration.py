@@ -101,4 +101,4 @@ def test_reload_keeps_timers_of_unchanged_rules_and_resets_edited_ones() -> None
     # Removed rules leave nothing behind in memory.
     run.rules = RuleSet()
     run.step(T0 + 600)
-    assert run.memory.since == {} and run.memory.latched == {} and run.memory.known_at == {}
+    assert run.memory.since == {} and run.memory.latched == {} and run.memory.known_until == {}

@@ -10,6 +10,7 @@ middle of a burst keeps no record of that output (it was never decided, so never
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hypothesis import given, settings
@@ -59,7 +60,7 @@ def _state(ev: Evaluation) -> tuple[Any, ...]:
     m = ev.memory
     decisions = {t: (d.value, d.reason.rule, d.reason.fallback) for t, d in ev.decisions.items()}
     outputs = {t: v for t, v in m.outputs.items() if t in ev.decisions}
-    return (m.latched, m.since, m.known_at, outputs, m.overrides, decisions, ev.next_due)
+    return (m.latched, m.since, m.known_until, outputs, m.overrides, decisions, ev.next_due, ev.stale_at)
 
 
 def _one_by_one(rules: RuleSet, bursts: list[list[tuple[str, float, float]]]) -> list[tuple[Any, ...]]:
@@ -77,16 +78,17 @@ def _one_by_one(rules: RuleSet, bursts: list[list[tuple[str, float, float]]]) ->
 
 
 def _coalesced(rules: RuleSet, bursts: list[list[tuple[str, float, float]]]) -> list[tuple[Any, ...]]:
-    """Advance on every reading, evaluate once at the end of each burst (at its last reading's time)."""
+    """Advance on every reading (as the control loop does: the conditions that read it, or all of them
+    once ``stale_at`` has come), evaluate once at the end of each burst (at its last reading's time)."""
     readings: dict[str, Reading] = {}
-    mem, t, out = EngineMemory(), T0, []
+    mem, t, out, stale_at = EngineMemory(), T0, [], -math.inf
     for b in bursts:
         for sensor, value, gap in b:
             t += gap
             readings[sensor] = reading(sensor, value, t)
-            mem = advance(rules, _view(readings), t, mem)
+            mem, stale_at = advance(rules, _view(readings), t, mem, sensor=sensor, stale_at=stale_at)
         ev = evaluate(rules, _view(readings), t, mem, site=SITE, limits=LIMITS)
-        mem = ev.memory
+        mem, stale_at = ev.memory, ev.stale_at
         out.append(_state(ev))
     return out
 
@@ -111,11 +113,11 @@ def test_a_crossing_inside_a_burst_is_not_lost() -> None:
     readings = {"hall-pm25": reading("hall-pm25", 40, T0)}
     before = evaluate(rules, _view(readings), T0, EngineMemory(), site=SITE, limits=LIMITS)
     assert before.decisions[FAN].value == 3
-    mem, t = before.memory, T0
+    mem, t, stale_at = before.memory, T0, before.stale_at
     for value in (20.0, 30.0):
         t += 0.001
         readings["hall-pm25"] = reading("hall-pm25", value, t)
-        mem = advance(rules, _view(readings), t, mem)
+        mem, stale_at = advance(rules, _view(readings), t, mem, sensor="hall-pm25", stale_at=stale_at)
     assert evaluate(rules, _view(readings), t, mem, site=SITE, limits=LIMITS).decisions[FAN].value == 1
     skipped = evaluate(rules, _view(readings), t, before.memory, site=SITE, limits=LIMITS)
     assert skipped.decisions[FAN].value == 3  # what a reading skipped by the latch would have done
@@ -126,9 +128,39 @@ def test_advance_changes_neither_its_arguments_nor_any_decision() -> None:
     readings = {"hall-pm25": reading("hall-pm25", 50, T0)}
     mem = EngineMemory()
     view = _view(readings)
-    moved = advance(rules, view, T0, mem)
+    moved = advance(rules, view, T0, mem, sensor="hall-pm25").memory
     assert mem == EngineMemory() and moved is not mem
     assert moved.latched and moved.outputs == {}  # a latch, no output: only evaluate decides
+
+
+def test_a_reading_steps_only_the_conditions_that_read_it() -> None:
+    rules = ruleset(PM25_HIGH, MENU[3], MENU[6])  # hall's max PM2.5; outdoor vs hall × 3; hall lux
+    names = {s: {n.rule.id for n in rules.numeric_reading(SENSORS[s])} for s in SENSOR_IDS}
+    assert names == {
+        "hall-pm25": {"pm25-high", "dirty-out"},  # a zone member, and the outdoor rule's threshold
+        "hall-pm25-b": {"pm25-high"},
+        "hall-lux": {"dim"},
+        "outdoor-pm25": {"dirty-out"},
+    }
+    readings = {s: reading(s, 10, T0) for s in SENSOR_IDS}
+    first = evaluate(rules, _view(readings), T0, EngineMemory(), site=SITE, limits=LIMITS)
+    readings["hall-lux"] = reading("hall-lux", 700, T0 + 1)
+    moved = advance(rules, _view(readings), T0 + 1, first.memory, sensor="hall-lux", stale_at=first.stale_at)
+    changed = {k for k in moved.memory.known_until if moved.memory.known_until[k] != first.memory.known_until[k]}
+    assert {k.split("#")[0] for k in changed} == {"dim"}
+    late = advance(rules, _view(readings), first.stale_at, first.memory, sensor="hall-lux", stale_at=first.stale_at)
+    assert late.memory.known_until.keys() == first.memory.known_until.keys()  # at stale_at: every condition
+
+
+def test_a_condition_changed_by_a_reading_going_stale_is_stepped_at_the_next_reading() -> None:
+    """The hall's mean PM2.5 enters the band when one sensor's high reading goes stale, with no reading of
+    the hall's PM2.5 at all: the next reading of anything steps every condition, as evaluating would."""
+    rules = ruleset(MENU[2], MENU[6])  # elevated: mean(hall.pm25) between 12 and 35 for 20 s; dim: hall lux
+    burst = [("hall-pm25", 60.0, 0.0), ("hall-pm25-b", 20.0, 100.0)]  # mean 40: not in the band
+    burst += [("hall-lux", 100.0, 25.0), ("hall-lux", 200.0, 5.0), ("hall-lux", 300.0, 30.0)]  # hall-pm25 stale at 120
+    coalesced, reference = _coalesced(rules, [burst]), _one_by_one(rules, [burst])
+    assert coalesced == reference
+    assert list(coalesced[0][1].values()) == [T0 + 125]  # `for:` started at the first reading after it
 
 
 @settings(max_examples=100, deadline=None)
@@ -138,11 +170,11 @@ def test_a_ramp_after_a_burst_moves_no_faster_than_its_rate(burst: list[tuple[st
     rules = ruleset({**MENU[5], "ramp_per_minute": rate})
     readings = {"hall-lux": reading("hall-lux", 0, T0)}
     first = evaluate(rules, _view(readings), T0, EngineMemory(), site=SITE, limits=LIMITS)
-    mem, t = first.memory, T0
+    mem, t, stale_at = first.memory, T0, first.stale_at
     for sensor, value, gap in burst:
         t += gap
         readings[sensor] = reading(sensor, value, t)
-        mem = advance(rules, _view(readings), t, mem)
+        mem, stale_at = advance(rules, _view(readings), t, mem, sensor=sensor, stale_at=stale_at)
     ev = evaluate(rules, _view(readings), t, mem, site=SITE, limits=LIMITS)
     moved = abs(ev.decisions[CCT].value - first.decisions[CCT].value)
     assert moved <= rate * (t - T0) / 60 + 1e-6
