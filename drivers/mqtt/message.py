@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Message"]
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """An MQTT message as received: ``ts`` is the injected clock's time of arrival."""
+class Message(NamedTuple):
+    """An MQTT message as received: ``ts`` is the injected clock's time of arrival (a named tuple: one
+    is built per message)."""
 
     topic: str
     payload: bytes
