@@ -63,7 +63,7 @@ def _sub(args: list[str], timeout: float) -> str:
 def e2e(quick: bool) -> str:
     from bench import bench_e2e
 
-    res = asyncio.run(bench_e2e.bench(20_000 if quick else 60_000, 100 if quick else 300))
+    res = asyncio.run(bench_e2e.bench(20_000 if quick else 60_000, 100 if quick else 300, rounds=2 if quick else 5))
     return (
         "## End to end: throughput with zero loss, latency, profile\n\n"
         "Targets: throughput ≥ 0.5× the bare aiomqtt subscriber with zero loss; p99 publish → Modbus write ≤ 3 ms;\n"

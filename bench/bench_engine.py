@@ -3,11 +3,11 @@
 Run: ``python -m bench.bench_engine [--seconds 600]``. Not a test; no servers. The budget bench's
 sensors (the shipped config plus 45 plain ones: 50 sensors, 49 topics) report at their own phases,
 ``rate`` times a second, for ``seconds`` of virtual time. Each reading goes through what the daemon
-does with it: the sensor state, :func:`daemon.engine.advance` when a rule reads it, and a full
+does with a lone reading: the sensor state and, when a rule reads it, a full
 :func:`daemon.engine.evaluate` (the daemon's ``evaluate_min_gap_s`` of 2 ms never merges two of these
-readings: they are at least 20 ms apart). Reported: CPU time of the engine per second of lobby time
-(the share of one core it needs) and per evaluation. Compare with the bare subscriber's CPU in the
-budget bench to see what the engine can weigh in the daemon's ratio.
+readings: they are at least 20 ms apart, so none is only advanced). Reported: CPU time of the engine
+per second of lobby time (the share of one core it needs) and per evaluation. Compare with the bare
+subscriber's CPU in the budget bench to see what the engine can weigh in the daemon's ratio.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.rig import daemon_config
 from daemon.config import load_config
-from daemon.engine import EngineMemory, advance, evaluate
+from daemon.engine import EngineMemory, evaluate
 from daemon.model import Quantity, Reading
 from daemon.reload import load_rules_of
 from daemon.state import SensorState
@@ -53,7 +53,7 @@ def run(seconds: float, rate: float, tmp: Path) -> dict[str, float]:
     rnd = random.Random(49)
     phases = sorted((rnd.random() / rate, sid) for sid in infos)
     memory = EngineMemory()
-    evaluations = advances = readings = 0
+    evaluations = readings = 0
     cpu = 0.0
     period = 1.0 / rate
     for k in range(int(seconds * rate)):
@@ -70,17 +70,15 @@ def run(seconds: float, rate: float, tmp: Path) -> dict[str, float]:
             if sid not in read:
                 continue
             t0 = time.process_time()
-            memory = advance(ruleset, state.view(), now, memory, resume_grace_s=grace)
             ev = evaluate(ruleset, state.view(), now, memory, site=site, limits=limits, resume_grace_s=grace)
             memory = ev.memory
             cpu += time.process_time() - t0
-            advances += 1
             evaluations += 1
     return {
         "rate": rate,
         "lobby_seconds": seconds,
         "readings": readings,
-        "read_by_rules": advances,
+        "read_by_rules": evaluations,
         "evaluations": evaluations,
         "cpu_s": cpu,
         "core_share": cpu / seconds,
