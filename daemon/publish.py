@@ -34,11 +34,6 @@ class Publisher:
         self._wake = asyncio.Event()
         self._stopping = False
 
-    @property
-    def pending(self) -> int:
-        """Topics waiting to be sent."""
-        return len(self._pending)
-
     def soon(self, topic: str, payload: str, *, retain: bool) -> None:
         """Queue a publish without waiting; a newer payload for the same topic replaces the older."""
         self._pending.pop(topic, None)
@@ -60,10 +55,7 @@ class Publisher:
         self.soon(f"{self.prefix}/device/{result.device}/{result.point}/state", json.dumps(payload), retain=True)
 
     def availability(self, device: str, online: bool) -> None:
-        self.soon(self.availability_topic(device), "online" if online else "offline", retain=True)
-
-    def availability_topic(self, device: str) -> str:
-        return f"{self.prefix}/device/{device}/availability"
+        self.soon(f"{self.prefix}/device/{device}/availability", "online" if online else "offline", retain=True)
 
     def rules_status(self, errors: list[str], ts: float) -> None:
         payload = {"ok": not errors, "errors": errors, "ts": ts}

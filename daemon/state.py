@@ -43,11 +43,6 @@ class SensorState:
         """The configured sensors, by id."""
         return self._sensors
 
-    def reconfigure(self, sensors: Mapping[str, SensorInfo]) -> None:
-        self._sensors = dict(sensors)
-        self._zones = zone_index(self._sensors)
-        self._latest = {k: v for k, v in self._latest.items() if k in self._sensors}
-
     def update(self, reading: Reading) -> bool:
         """Store ``reading`` if it is newer than the one held; return whether it was stored."""
         held = self._latest.get(reading.sensor)
