@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.rig import (
-    REPO,
     RawPublisher,
     daemon_config,
     daemon_status,
@@ -43,6 +42,7 @@ from bench.rig import (
     proc_sample,
     publish_packet,
     py,
+    receiver_run,
     stop,
     wait_for,
 )
@@ -106,35 +106,9 @@ def message_mix(config_path: Path, n: int) -> tuple[bytes, int]:
 
 # ---- reference receivers ------------------------------------------------------------------------
 def reference_run(kind: str, port: int, blob: bytes, n: int) -> Throughput:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.receivers", kind, "--port", str(port), "--n", str(n)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"{kind} receiver did not start")
-        s0 = proc_sample(proc.pid)
-        pub = RawPublisher(port, f"bench-pub-{kind}")
-        t0 = time.monotonic()
-        pub.send(blob)
-        line = proc.stdout.readline()
-        s1 = proc_sample(proc.pid) if proc.poll() is None else None
-        pub.close()
-        out = json.loads(line)
-    finally:
-        proc.wait(30)
+    got = receiver_run(kind, port, blob, n)
     name = {"aiomqtt": "bare aiomqtt subscriber (async for)", "paho": "raw paho callback loop"}[kind]
-    return Throughput(
-        name,
-        n,
-        out["count"],
-        out["t_done"] - t0,
-        cpu_s=(s1.cpu_s - s0.cpu_s) if s1 else None,
-        rss_mb=s1.rss_mb if s1 else None,
-    )
+    return Throughput(name, n, got.count, got.seconds, cpu_s=got.cpu_s, rss_mb=got.rss_mb)
 
 
 # ---- the daemon -----------------------------------------------------------------------------------

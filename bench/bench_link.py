@@ -14,16 +14,12 @@ Run: ``.venv/bin/python -m bench.bench_link [--n 60000] [--rounds 5]``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.rig import REPO, RawPublisher, proc_sample, publish_packet
+from bench.rig import publish_packet, receiver_run
 
 TOPIC_FILTER = "bench/#"
 KINDS = ("aiomqtt", "link")
@@ -55,27 +51,10 @@ def burst(n: int) -> bytes:
 
 def receive(kind: str, port: int, blob: bytes, n: int) -> Run:
     """Start the receiver, send the burst, return its figures."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.receivers", kind, "--port", str(port), "--n", str(n), "--topic", TOPIC_FILTER],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"{kind} receiver did not start")
-        s0 = proc_sample(proc.pid)
-        pub = RawPublisher(port, f"bench-pub-{kind}")
-        t0 = time.monotonic()
-        pub.send(blob)
-        line = proc.stdout.readline()
-        s1 = proc_sample(proc.pid)
-        pub.close()
-        out = json.loads(line)
-    finally:
-        proc.wait(30)
-    return Run(kind, n, out["count"], out["t_done"] - t0, s1.cpu_s - s0.cpu_s, s1.rss_mb)
+    got = receiver_run(kind, port, blob, n, topic=TOPIC_FILTER)
+    if got.cpu_s is None or got.rss_mb is None:
+        raise RuntimeError(f"{kind} receiver exited before it was sampled")
+    return Run(kind, n, got.count, got.seconds, got.cpu_s, got.rss_mb)
 
 
 def bench(n: int, rounds: int) -> list[dict[str, Run]]:

@@ -8,6 +8,7 @@ Only 127.0.0.1 is ever used; every loop is bounded.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -206,3 +207,37 @@ def daemon_status(control_socket: Path, cmd: str = "status") -> dict[str, Any]:
             buf += chunk
     answer: dict[str, Any] = json.loads(buf)
     return answer
+
+
+@dataclass(frozen=True)
+class ReceiverRun:
+    """A reference receiver's burst: messages it counted, seconds to the last, its CPU and memory."""
+
+    count: int
+    seconds: float
+    cpu_s: float | None  # None when it exited before it could be sampled
+    rss_mb: float | None
+
+
+def receiver_run(kind: str, port: int, blob: bytes, n: int, *, topic: str | None = None) -> ReceiverRun:
+    """Start ``bench.receivers`` of ``kind``, send ``blob`` (``n`` messages) to the broker, time it."""
+    argv = [sys.executable, "-m", "bench.receivers", kind, "--port", str(port), "--n", str(n)]
+    proc = subprocess.Popen(
+        [*argv, *(["--topic", topic] if topic else [])], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{kind} receiver did not start")
+        s0 = proc_sample(proc.pid)
+        pub = RawPublisher(port, f"bench-pub-{kind}")
+        t0 = time.monotonic()
+        pub.send(blob)
+        line = proc.stdout.readline()
+        s1 = proc_sample(proc.pid) if proc.poll() is None else None
+        pub.close()
+        out = json.loads(line)
+    finally:
+        proc.wait(30)
+    cpu = (s1.cpu_s - s0.cpu_s) if s1 else None
+    return ReceiverRun(out["count"], out["t_done"] - t0, cpu, s1.rss_mb if s1 else None)
