@@ -156,8 +156,14 @@ def daemon_run(cfg: Path, burst: Burst, influx: tuple[str, str], *, profile: Pat
         t0 = time.monotonic()
         pub.send(blob)
         # polled every 5 ms: the light "counters" query, so the polling itself costs the daemon little
-        t1 = wait_for(lambda: daemon_status(sock, "counters")["accepted"] >= a0 + readings, timeout=120,
-                      what="daemon accepted all readings", every=0.005)  # fmt: skip
+        try:
+            t1 = wait_for(lambda: daemon_status(sock, "counters")["accepted"] >= a0 + readings, timeout=120,
+                          what="daemon accepted all readings", every=0.005)  # fmt: skip
+        except TimeoutError as exc:
+            mq, ct = daemon_status(sock)["mqtt"], daemon_status(sock, "counters")
+            seen = {k: mq.get(k) for k in ("discarded", "connected", "connects")}
+            seen |= {k: ct[k] for k in ("received", "accepted", "rejected", "evaluations")}
+            raise TimeoutError(f"{exc}: expected {readings} more accepted than {a0}; daemon shows {seen}") from None
         s1 = proc_sample(proc.pid)
         pub.close()
         st1 = daemon_status(sock)
@@ -332,7 +338,7 @@ async def bench(n: int, samples: int, *, profile: bool = True, rounds: int = 3) 
 
     res = E2EResult(n)
     tmp = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    mosq = MosquittoServer(tmp / "mosquitto")
+    mosq = MosquittoServer(tmp / "mosquitto", extra_config="log_type notice")  # notices say when it drops messages
     idb = InfluxServer(tmp / "influxd")
     mosq.start()
     idb.start()
