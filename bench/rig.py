@@ -241,3 +241,11 @@ def receiver_run(kind: str, port: int, blob: bytes, n: int, *, topic: str | None
         proc.wait(30)
     cpu = (s1.cpu_s - s0.cpu_s) if s1 else None
     return ReceiverRun(out["count"], out["t_done"] - t0, cpu, s1.rss_mb if s1 else None)
+
+
+def mqtt_connected(control_socket: Path) -> bool:
+    """Whether a running daemon says it is connected to its broker (False while it cannot answer yet)."""
+    try:
+        return bool(daemon_status(control_socket)["mqtt"]["connected"])
+    except (OSError, ValueError, KeyError):
+        return False
