@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from daemon.config import DaemonConfig
+from daemon.control import HEARTBEAT_S
 from daemon.parts import Parts
 from drivers.timegrid import until_next_slot
 
@@ -66,10 +67,14 @@ class HealthPolicy:
 
     @classmethod
     def for_config(cls, cfg: DaemonConfig, *, watchdog_s: float | None) -> HealthPolicy:
-        """Bounds derived from the config (evaluation tick, MQTT backoff and timeouts)."""
+        """Bounds derived from the config (evaluation tick, MQTT backoff and timeouts).
+
+        A healthy control loop evaluates at least once per heartbeat (``HEARTBEAT_S``, or half of
+        ``resume_grace_s`` if shorter), rounded up to the ``evaluate_every_s`` grid; twice that is stuck."""
+        heartbeat_s = min(HEARTBEAT_S, cfg.resume_grace_s / 2)
         return cls(
             max_loop_lag_s=(watchdog_s / 2) if watchdog_s else 10.0,
-            max_eval_gap_s=max(30.0, 10 * cfg.evaluate_every_s),
+            max_eval_gap_s=2 * (heartbeat_s + cfg.evaluate_every_s),
             max_mqtt_retry_gap_s=2 * (cfg.mqtt.reconnect_max_s + cfg.mqtt.timeout_s) + 10.0,
         )
 
