@@ -153,10 +153,22 @@ class MessageDecoder:
         self.counters.accepted += len(readings)
         for r in rejects:
             self.counters.rejected[r.reason] += 1
+            # Unknown topics share one key: a sender inventing topics would otherwise get one log line,
+            # and one remembered key, per topic.
+            key = r.reason.value if r.reason is RejectReason.UNKNOWN_TOPIC else f"{r.topic}\0{r.sensor}\0{r.reason}"
             self._log.log(
-                f"{r.topic}\0{r.sensor}\0{r.reason}",
-                f"rejected {r.reason.value} on {r.topic}"
+                key,
+                f"rejected {r.reason.value} on {_shown(r.topic)}"
                 + (f" for sensor {r.sensor}" if r.sensor else "")
                 + f": {r.detail}",
             )
         return readings, rejects
+
+
+def _shown(topic: str, limit: int = 120) -> str:
+    """A topic for a log line: as it is when short and printable, else quoted and cut (no forged lines)."""
+    return (
+        topic
+        if len(topic) <= limit and topic.isprintable()
+        else repr(topic[:limit]) + ("…" if len(topic) > limit else "")
+    )
