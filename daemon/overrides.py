@@ -270,7 +270,6 @@ class Overrides:
         now = self._clock.now()
         if req.clear:
             if target not in self._sink.memory.overrides:
-                self.accepted += 1
                 return f"{target}: no manual override in force; nothing to clear"
             self._within_rate(target, now)
             self._sink.set_override(target, None)
