@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -235,6 +236,8 @@ def cmd_override(args: argparse.Namespace) -> int:
     req.update({"clear": True} if args.clear else {"value": args.value})
     if args.duration is not None:
         req["duration"] = args.duration
+    if os.environ.get("SUDO_USER"):  # who ran sudo (recorded as said, next to the socket's own user, root)
+        req["by"] = os.environ["SUDO_USER"]
     answer = _ask(args, req)
     if answer is None:
         return EXIT_FAIL

@@ -33,10 +33,13 @@ async def _publish(lob: Lobby, point: str, payload: str) -> None:
         await c.publish(f"lobbyd/{lob.loaded.config.branch}/device/{device}/{name}/set", payload, qos=1)
 
 
-async def _cli(lob: Lobby, *args: str) -> subprocess.CompletedProcess[str]:
+async def _cli(lob: Lobby, *args: str, sudo_user: str | None = None) -> subprocess.CompletedProcess[str]:
     """``lobbyd <args>`` against the running daemon (in a thread: the simulators run on this loop)."""
     argv = [sys.executable, "-m", "daemon", *args[:1], "--config", str(lob.config_path), *args[1:]]
-    return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, cwd=REPO, timeout=30)
+    env = {k: v for k, v in os.environ.items() if k != "SUDO_USER"}
+    if sudo_user is not None:
+        env["SUDO_USER"] = sudo_user
+    return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, cwd=REPO, timeout=30, env=env)
 
 
 async def test_an_endless_override_neither_crashes_the_daemon_nor_takes_effect(tmp_path: Path) -> None:
@@ -112,8 +115,9 @@ async def test_mqtt_overrides_are_off_by_default_and_lobbyd_override_records_the
         why = await _cli(lob, "why", FAN)
         assert f"manual override (control socket, {ME})" in why.stdout, why.stdout
 
-        r = await _cli(lob, "override", FAN, "--clear")
-        assert r.returncode == 0 and f"cleared by control socket, {ME}" in r.stdout, r
+        r = await _cli(lob, "override", FAN, "--clear", sudo_user="alice")
+        assert r.returncode == 0, r
+        assert f"cleared by control socket, {ME} (says by 'alice'; not authenticated)" in r.stdout, r
         await lob.wait_status(
             lambda st: st["points"][FAN]["rule"] != "manual-override" and not st["overrides"]["in_force"]
         )
