@@ -15,6 +15,7 @@ import pytest
 
 from daemon.app import Daemon, build_daemon
 from daemon.config import load_config
+from daemon.status import format_status
 from drivers.clock import VirtualClock
 from drivers.mqtt.message import Message
 from tests.e2e.harness import copy_rules, write_config
@@ -129,3 +130,14 @@ def test_a_point_written_once_an_hour_leaves_no_room_for_overrides(
     send(d, "lights.brightness", {"value": 50}, clock)
     assert d.parts.overrides.rejected_by["rate"] == 1
     assert "may be written 1 time(s) an hour; that is all the rules'" in caplog.text
+
+
+def test_status_lists_the_overrides_in_force_with_their_source_and_the_rejections(tmp_path: Path) -> None:
+    d, clock = make_daemon(tmp_path)
+    send(d, FAN, {"value": 2, "duration": "30m", "by": "alice"}, clock)
+    send(d, FAN, {"value": 7}, clock)
+    d.parts.control.evaluate()
+    text = format_status(d.status(), [])
+    assert "overrides: 1 accepted, 1 rejected (out_of_range 1); over MQTT on" in text
+    source = "mqtt lobbyd/demo-001/device/fresh_air/fan_speed/set (says by 'alice'; not authenticated)"
+    assert f"  {FAN:<28} 2 for 0h 30m more, by {source}" in text
