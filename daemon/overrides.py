@@ -263,7 +263,7 @@ class Overrides:
         lim = self._limits.get(target)
         if lim is None:
             known = ", ".join(sorted(self._limits)) or "none"
-            raise OverrideRejected("unknown_point", f"unknown device point '{target}' (points: {known})")
+            raise OverrideRejected("unknown_point", f"unknown device point {_short(target)} (points: {known})")
         if req.by is not None:
             source += f" (says by {req.by!r}; not authenticated)"
         device, point = target.split(".", 1)
@@ -312,7 +312,7 @@ class Overrides:
     def _reject(self, target: str, source: str, exc: OverrideRejected) -> None:
         self.rejected += 1
         self.rejected_by[exc.kind] = self.rejected_by.get(exc.kind, 0) + 1
-        _LOG.warning("override of %s from %s rejected: %s", target, source, str(exc))
+        _LOG.warning("override of %s from %s rejected: %s", target[:100], source[:200], str(exc))
 
     def _at(self, t: float) -> str:
         return f"{dt.datetime.fromtimestamp(t, self._tz):%Y-%m-%d %H:%M}"

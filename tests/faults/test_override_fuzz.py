@@ -17,7 +17,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.overrides import REJECTION_KINDS
+from daemon.overrides import REJECTION_KINDS, OverrideRejected
 from drivers.mqtt.message import Message
 from tests.faults.test_override_limits import T0, make_daemon
 
@@ -122,3 +122,30 @@ def test_override_payloads_never_crash_and_every_rejection_has_a_reason() -> Non
         assert cases[0] >= 10_000
         assert o.accepted > 500 and set(o.rejected_by) == set(REJECTION_KINDS)
         assert all(o.rejected_by[k] for k in ("retained", "malformed", "value", "duration", "out_of_range"))
+
+
+def test_control_socket_requests_never_crash_and_every_rejection_has_a_reason() -> None:
+    """The same checks behind ``lobbyd override``: any JSON fields, any target."""
+    with tempfile.TemporaryDirectory() as tmp:
+        d, clock = make_daemon(Path(tmp))
+        o, control = d.parts.overrides, d.parts.control
+        cases = [0]
+
+        @settings(max_examples=2000, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+        @given(target=st.one_of(st.sampled_from(["fresh_air.fan_speed", "lights.cct"]), st.text(max_size=300)),
+               req=st.one_of(plausible, fields))  # fmt: skip
+        def one(target: str, req: dict[str, object]) -> None:
+            cases[0] += 1
+            clock.set(T0 + cases[0] * 3600.0)
+            before = o.rejected
+            try:
+                text = o.request(target, req, "control socket, user test (uid 0)")
+            except OverrideRejected as exc:
+                assert o.rejected == before + 1 and len(str(exc)) > 10 and exc.kind in REJECTION_KINDS
+                return
+            assert o.rejected == before and target in text
+            control.evaluate()
+
+        one()
+        assert o.accepted > 30 and o.rejected > 1000
