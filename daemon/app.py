@@ -148,7 +148,15 @@ class Daemon:
             publisher=publisher,
             clock=clock,
         )
-        overrides = Overrides(settings.limits, sink=control, recorder=recorder, clock=clock)
+        overrides = Overrides(
+            settings.limits,
+            sink=control,
+            recorder=recorder,
+            clock=clock,
+            config=cfg.overrides,
+            safety_for=loaded.safety_for,
+            tz=loaded.site.tz,
+        )
         intake = Intake(
             decoder, state=state, control=control, overrides=overrides, recorder=recorder, override_prefix=prefix
         )

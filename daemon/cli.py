@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -73,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reload", help="ask the running daemon to reload its rules (same as SIGHUP)")
     _config_arg(p)
+
+    p = sub.add_parser(
+        "override", help="set a device point by hand for a while, or clear that (asks the running daemon)"
+    )
+    _config_arg(p)
+    p.add_argument("target", help="device.point, e.g. fresh_air.fan_speed")
+    p.add_argument("value", nargs="?", help="the value to hold, e.g. 2 (omit with --clear)")
+    p.add_argument("--for", dest="duration", metavar="DURATION", help="how long, e.g. 30m or 2h (default 1h)")
+    p.add_argument("--clear", action="store_true", help="end the override now; the rules decide again")
 
     p = sub.add_parser("simulate", help="run a scenario day through the real daemon on a virtual clock; report and PNG")
     p.add_argument("scenario", help="scenario file, or a name in simulators/scenarios (e.g. pollution-episode)")
@@ -218,6 +228,26 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return EXIT_OK if answer.get("ok") else EXIT_INVALID
 
 
+def cmd_override(args: argparse.Namespace) -> int:
+    if args.clear == (args.value is not None) or (args.clear and args.duration):
+        print("lobbyd override: give a value (and --for), or --clear", file=sys.stderr)
+        return EXIT_INVALID
+    req: dict[str, Any] = {"cmd": "override", "target": args.target}
+    req.update({"clear": True} if args.clear else {"value": args.value})
+    if args.duration is not None:
+        req["duration"] = args.duration
+    if os.environ.get("SUDO_USER"):  # who ran sudo (recorded as said, next to the socket's own user, root)
+        req["by"] = os.environ["SUDO_USER"]
+    answer = _ask(args, req)
+    if answer is None:
+        return EXIT_FAIL
+    if "error" in answer:
+        print(f"lobbyd override: refused: {answer['error']}", file=sys.stderr)
+        return EXIT_INVALID
+    print(answer.get("text", answer))
+    return EXIT_OK
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators.day import simulate_day
 
@@ -244,6 +274,7 @@ COMMANDS = {
     "status": cmd_status,
     "why": cmd_why,
     "reload": cmd_reload,
+    "override": cmd_override,
     "simulate": cmd_simulate,
     "record": cmd_record,
 }

@@ -59,6 +59,19 @@ class SafetyConfig(_Strict):
     max_writes_per_hour: int = Field(120, ge=1, description="hard cap on writes to one point per hour")
 
 
+class OverridesConfig(_Strict):
+    """Manual overrides (``lobbyd override``, or MQTT ``lobbyd/<branch>/device/<device>/<point>/set``)."""
+
+    mqtt: bool = Field(
+        False,
+        description="accept overrides over MQTT; off by default: give only an operators' account the right to "
+        "publish .../set on the broker first (docs/install.md, Security)",
+    )
+    max_duration_s: float = Field(
+        8 * 3600.0, gt=0, le=7 * 86400.0, description="the longest override accepted (seconds; default 8 h)"
+    )
+
+
 class DaemonConfig(_Strict):
     branch: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     site: SiteConfig
@@ -92,6 +105,7 @@ class DaemonConfig(_Strict):
     safety_defaults: SafetyConfig = SafetyConfig()
     safety: dict[str, SafetyConfig] = Field(default_factory=dict)  # "device.point" -> limits
     resume_grace_s: float = Field(120.0, ge=0)
+    overrides: OverridesConfig = OverridesConfig()
     extends: Path | None = None
 
 

@@ -3,7 +3,9 @@
 A unix socket in the state directory, mode 0660 (owner and group only). One JSON request per
 connection (``{"cmd": "status"}``, ``{"cmd": "why", "target": "fresh_air.fan_speed"}``,
 ``{"cmd": "reload"}``, ``{"cmd": "counters"}``: messages received, readings accepted, rejections by
-reason, rule evaluations and clock ticks — cheap enough to poll), one JSON answer.
+reason, rule evaluations and clock ticks — cheap enough to poll; ``{"cmd": "override", "target":
+"fresh_air.fan_speed", "value": 2, "duration": "30m"}`` or ``..., "clear": true}``), one JSON answer.
+An override records the local user who asked, from the kernel (SO_PEERCRED), never from the request.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import pwd
+import socket
+import struct
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from daemon.introspect import collect_counters, collect_status
 from daemon.parts import Parts
@@ -22,14 +27,31 @@ from daemon.parts import Parts
 __all__ = ["ControlServer", "commands", "request"]
 
 _LOG = logging.getLogger("lobbyd.control")
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 MAX_REQUEST = 64 * 1024
 
 
-def commands(p: Parts) -> Handler:
-    """The daemon's answers: ``status``, ``counters``, ``reload``, ``why`` (a ValueError is the client's)."""
+class Handler(Protocol):
+    def __call__(self, req: dict[str, Any], peer: str = ...) -> Awaitable[dict[str, Any]]: ...
 
-    async def handle(req: dict[str, Any]) -> dict[str, Any]:
+
+def peer_of(writer: asyncio.StreamWriter) -> str:
+    """``user alice (uid 1000)``: who is at the other end of a unix socket connection, as the kernel says."""
+    sock = writer.get_extra_info("socket")
+    try:
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    except (AttributeError, OSError):
+        return "an unknown local user"
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def commands(p: Parts) -> Handler:
+    """The daemon's answers: ``status``, ``counters``, ``reload``, ``why``, ``override`` (a ValueError is the
+    client's)."""
+
+    async def handle(req: dict[str, Any], peer: str = "an unknown local user") -> dict[str, Any]:
         cmd = req.get("cmd")
         if cmd == "status":
             return collect_status(p)
@@ -39,6 +61,10 @@ def commands(p: Parts) -> Handler:
             return p.reload.reload("requested")
         if cmd == "why":
             return {"points": p.control.why(str(req.get("target", "")))}
+        if cmd == "override":
+            fields = {k: v for k, v in req.items() if k not in ("cmd", "target")}
+            text = p.overrides.request(str(req.get("target", "")), fields, f"control socket, {peer}")
+            return {"ok": True, "text": text}
         raise ValueError(f"unknown command {cmd!r}")
 
     return handle
@@ -71,7 +97,7 @@ class ControlServer:
                 req = json.loads(raw)
                 if not isinstance(req, dict):
                     raise TypeError("request must be a JSON object")
-                answer = await self._handler(req)
+                answer = await self._handler(req, peer_of(writer))
             except (ValueError, TypeError, KeyError) as exc:
                 answer = {"error": str(exc)}
             writer.write(json.dumps(answer, default=str).encode() + b"\n")

@@ -63,6 +63,7 @@ def collect_status(p: Parts) -> dict[str, Any]:
             "mismatch": actuation.stats.writes_mismatch,
         },
         "influx": dataclasses.asdict(p.writer.stats()) if p.writer is not None else None,
+        "overrides": p.overrides.snapshot(),
     }
 
 
@@ -75,4 +76,5 @@ def collect_counters(p: Parts) -> dict[str, Any]:
         "rejected": rejected,
         "evaluations": p.control.stats.evaluations,
         "ticks": p.control.stats.ticks,
+        "overrides": {"accepted": p.overrides.accepted, "rejected": p.overrides.rejected},
     }

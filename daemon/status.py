@@ -87,5 +87,20 @@ def format_status(st: dict[str, Any], problems: list[str]) -> str:
         )
     else:
         lines.append("time series: not configured")
+    lines += _overrides(st.get("overrides"))
     lines.append("OK" if not problems else "NEEDS ATTENTION:\n  " + "\n  ".join(problems))
     return "\n".join(lines)
+
+
+def _overrides(o: dict[str, Any] | None) -> list[str]:
+    if not o:
+        return []
+    rejected = ", ".join(f"{k} {v}" for k, v in sorted(o["rejected_by"].items()))
+    lines = [
+        f"overrides: {o['accepted']} accepted, {o['rejected']} rejected"
+        + (f" ({rejected})" if rejected else "")
+        + f"; over MQTT {'on' if o['mqtt'] else 'off'}"
+    ]
+    for t, ov in o["in_force"].items():
+        lines.append(f"  {t:<28} {ov['value']:g} for {_duration(ov['ends_in_s'])} more, by {ov['source']}")
+    return lines

@@ -174,6 +174,6 @@ async def test_the_counters_query_is_small_and_counts_rejections_by_reason(tmp_p
         d.parts.intake.on_message(msg("sensors/demo-001/hall/pm25", "not a number", clock.now()))
         await settled(d)
         c = await commands(d.parts)({"cmd": "counters"})
-        assert set(c) == {"received", "accepted", "rejected", "evaluations", "ticks"}
+        assert set(c) == {"received", "accepted", "rejected", "evaluations", "ticks", "overrides"}
         assert c["accepted"] == 1 and c["evaluations"] == 1
         assert sum(c["rejected"].values()) == 1 and c["rejected"]["wrong_type"] == 1

@@ -192,13 +192,22 @@ def evaluate(
     overrides = {t: ov for t, ov in mem.overrides.items() if now < ov.until}
     for target, ov in overrides.items():
         due = min(due, ov.until)
-        ends = dt.datetime.fromtimestamp(ov.until, site.tz)
-        reason = Reason(rule="manual-override", text=f"manual override ({ov.source}) until {ends:%H:%M}")
+        reason = Reason(
+            rule="manual-override", text=f"manual override ({ov.source}) until {_clock_time(ov.until, site)}"
+        )
         decisions[target] = _decision(target, ov.value, reason, now, limits)
     mem.overrides = overrides
     for target, d in decisions.items():
         mem.outputs[target] = (d.value, now)
     return Evaluation(decisions, tuple(traces), mem, now, max(due, now), stale_at)
+
+
+def _clock_time(t: float, site: Site) -> str:
+    """``HH:MM`` local; never raises (overrides are bounded on the way in, but not in an old memory file)."""
+    try:
+        return f"{dt.datetime.fromtimestamp(t, site.tz):%H:%M}"
+    except (OverflowError, OSError, ValueError):
+        return "an unrepresentable time"
 
 
 def _waiting(rule: Rule, view: SensorView, now: float) -> tuple[list[str], float]:

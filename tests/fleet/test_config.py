@@ -83,7 +83,8 @@ def test_bridge_template_renders_every_placeholder() -> None:
     text = render_bridge("b0007", 18830)
     assert "${" not in text
     assert "address 127.0.0.1:18830" in text
-    assert "topic lobbyd/b0007/device/+/+/set in 1" in text
+    assert "\ntopic lobbyd/b0007/device/+/+/set" not in text  # overrides from the centre: only on opt-in
+    assert "\ntopic lobbyd/b0007/device/+/+/set in 1\n" in render_bridge("b0007", 18830, central_overrides=True)
     assert "topic sensors/b0007/# out 0" in text
     assert BRIDGE_TEMPLATE.read_text().count("${BRANCH}") >= 10
 

@@ -81,7 +81,7 @@ async def branch_with_bridge(tmp: Path) -> AsyncIterator[dict[str, Any]]:
     central = MosquittoServer(tmp / "central")
     central.start()
     local = MosquittoServer(tmp / "local")
-    local.extra_config = render_bridge(BRANCH, central.port)
+    local.extra_config = render_bridge(BRANCH, central.port, central_overrides=True)  # the opt-in, for its test
     local.start()
     profiles = REPO / "config" / "devices"
     fresh = DeviceSimulator.tcp(load_profile(profiles / "freshair-standard.yaml"), 1, port=free_port())
@@ -93,6 +93,7 @@ async def branch_with_bridge(tmp: Path) -> AsyncIterator[dict[str, Any]]:
         device_ports={"fresh_air": fresh.port, "lights": lights.port},
         influx=None,
         safety={"fresh_air.fan_speed": {"min_hold_s": 0}},
+        mqtt_overrides=True,
     )
     loaded = load_config(cfg)
     watcher = CentralWatcher(central.port)
