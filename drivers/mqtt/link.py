@@ -59,7 +59,7 @@ class MqttLink:
     Observable state: ``connected``, ``connects`` (successful connects), ``failures`` (by kind),
     ``connect_attempts`` (since the last good connection) and ``connect_attempts_total``,
     ``last_error`` (cleared by a good connection) and ``last_error_at`` (kept), ``last_disconnect``
-    (why the last connection ended, in plain words) and ``down_since`` (None while connected),
+    (why the last connection ended, in plain words) and ``last_disconnect_at``, ``down_since`` (None while connected),
     ``last_message_at``, ``received``, ``discarded`` (incoming messages that found
     the queue full), ``published``, ``dropped`` (non-retained publishes while down),
     ``retained_overflow``, ``handler_errors``, ``subscribe_refused``, and :meth:`silent_for`.
@@ -97,6 +97,7 @@ class MqttLink:
         self.last_error: MqttLinkError | None = None
         self.last_error_at: float | None = None
         self.last_disconnect: str | None = None
+        self.last_disconnect_at: float | None = None
         self.down_since: float | None = None
         self.last_message_at: float | None = None
         self.received = 0
@@ -190,6 +191,7 @@ class MqttLink:
                 self._failed(err)
                 if up_since is not None:
                     self.last_disconnect = f"connection to the broker lost: {exc}"
+                    self.last_disconnect_at = self._clock.now()
             finally:
                 self._client = None
                 if self.down_since is None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from drivers.clock import SystemClock
 from drivers.mqtt import MessageDecoder, MqttConfig, MqttLink, SensorConfig
 from simulators.servers import MosquittoServer
 from tests.drivers.mqtt.helpers import Collector, RecordingClock
+from tests.e2e.harness import REPO, Lobby, lobby
 from tests.faults.proxy import tcp_proxy
 from tests.polling import eventually
 
@@ -220,3 +224,37 @@ async def test_readings_across_a_broker_restart_every_acknowledged_one_arrives(b
     )
     assert lost_acked == 0
     assert len(acked) + len(failed) == total
+
+
+async def _status_text(lob: Lobby) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "daemon", "status", "--config", str(lob.config_path)]
+    return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, cwd=REPO, check=False)
+
+
+@pytest.mark.servers
+async def test_status_says_why_and_since_when_the_broker_is_not_connected(tmp_path: Path) -> None:
+    """The real daemon: the broker goes away and comes back; ``lobbyd status`` names the reason and
+    the time, then clears the error and keeps the last disconnect with its age."""
+    async with lobby(tmp_path, influx=False) as lob:
+        lob.start_daemon()
+        await lob.wait_status(lambda st: st["mqtt"]["connected"], timeout=30)
+        await asyncio.to_thread(lob.mosquitto.stop)
+        st = await lob.wait_status(lambda st: st["mqtt"]["connect_attempts"] >= 2)
+        m = st["mqtt"]
+        assert not m["connected"] and m["last_disconnect"].startswith("connection to the broker lost")
+        assert m["down_for_s"] >= 0 and "refused" in m["last_error"]
+        down = await _status_text(lob)
+        assert down.returncode == 1
+        assert re.search(
+            r"MQTT broker not connected since \d\d:\d\d:\d\d \(\d+s\): connection to the broker lost: .+; "
+            r"\d+ attempts to reconnect, the last failed: .*refused",
+            down.stdout,
+        ), down.stdout
+        await asyncio.to_thread(lob.mosquitto.start)
+        st = await lob.wait_status(lambda st: st["mqtt"]["connected"] and st["mqtt"]["connect_attempts"] == 0)
+        m = st["mqtt"]
+        assert m["last_error"] is None and m["last_error_s_ago"] is not None and m["down_for_s"] is None
+        assert m["connect_attempts_total"] >= 3
+        up = await _status_text(lob)
+        assert re.search(r"last disconnect \d+s ago: connection to the broker lost", up.stdout), up.stdout
+        assert await lob.stop_daemon() == 0
