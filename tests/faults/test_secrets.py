@@ -19,14 +19,18 @@ from typing import Any
 
 import pytest
 
+from drivers.backoff import Backoff
 from drivers.clock import VirtualClock
 from drivers.influx import InfluxWriter
 from drivers.influx.config import redact_text, redact_url
 from drivers.influx.spool import MAGIC
+from drivers.modbus import DeviceConfig, ModbusBus, ModbusDevice, ModbusError
 from drivers.mqtt import MqttConfig, MqttLink, RateLimitedLog
+from simulators.devices import DeviceSimulator
 from simulators.servers import InfluxServer, MosquittoServer
 from tests.drivers.influx.helpers import FastBackoffClock, dead_url, influx_rows, running
 from tests.drivers.influx.test_writer import DB, now_ns, points, v1, v2
+from tests.drivers.modbus.helpers import profile
 from tests.drivers.mqtt.helpers import Collector, RecordingClock
 from tests.e2e.harness import REPO, Lobby, lobby
 from tests.polling import eventually
@@ -249,3 +253,34 @@ async def test_influx_url_credentials_never_in_the_daemons_log_status_or_events(
         ("events", json.dumps(events)),
     ):
         assert SECRET not in text, f"the InfluxDB password is in the {name}"
+
+
+async def test_a_device_clears_its_last_error_when_it_answers_again() -> None:
+    """A real pymodbus device stops and starts again on the same port: while it is away the bus counts
+    attempts since its last connection; once it answers, ``last_error`` is cleared, its time kept."""
+    clock = VirtualClock(1_000.0)
+    light = profile("lighting-standard")
+    async with DeviceSimulator.tcp(light, 1) as sim:
+        cfg = DeviceConfig.model_validate(
+            {"name": "dev", "profile": "x", "unit_id": 1, "timeout_s": 0.5, "retries": 0, "offline_after": 1,
+             "transport": {"type": "tcp", "host": "127.0.0.1", "port": sim.port}}
+        )  # fmt: skip
+        async with ModbusBus(cfg.transport, clock=clock, backoff=Backoff(0.5, 1.0)) as bus:
+            dev = ModbusDevice(cfg, light, bus, clock=clock, probe_backoff=Backoff(100.0, 100.0))
+            assert await dev.read_point("cct") == 2700
+            assert (dev.last_error, dev.last_error_at, bus.stats.attempts_since_connect) == (None, None, 0)
+            await sim.stop()
+            with pytest.raises(ModbusError):
+                await dev.read_point("cct")
+            failed_at = dev.last_error_at
+            assert dev.last_error is not None and failed_at == clock.now() and not dev.online
+            for n in range(1, 4):
+                await eventually(lambda: clock.next_deadline is not None, what="the bus's reconnect wait")
+                await clock.advance(1)
+                await eventually(lambda n=n: bus.stats.attempts_since_connect >= n, what=f"failed attempt {n}")  # type: ignore[misc]
+            await sim.start()
+            await clock.advance(1)
+            await eventually(lambda: bus.connected, what="reconnect")
+            assert bus.stats.attempts_since_connect == 0 and bus.stats.connect_attempts >= 5
+            assert await dev.read_point("cct") == 2700
+            assert dev.online and dev.last_error is None and dev.last_error_at == failed_at
