@@ -108,7 +108,7 @@ async def test_reconnect_within_seconds_after_each_of_five_broker_restarts(broke
             assert link.connect_attempts == 0 and link.last_error is None and link.last_error_at is not None
         assert link.connect_attempts_total == 5 + 1 + link.failures["unreachable"] + link.failures["protocol"]
     print(f"\nseconds to reconnect after the broker was back: {', '.join(f'{s:.2f}' for s in seconds)}")
-    assert max(seconds) <= 2.0
+    assert max(seconds) <= 3.0  # the first retry (<= 1 s), or the second if the broker was not up yet
 
 
 async def test_backoff_while_the_broker_stays_down_starts_within_1_s_and_is_capped_at_30_s(tmp_path: Path) -> None:
