@@ -136,7 +136,14 @@ def health_records(p: Parts) -> list[tuple[str, dict[str, float | int]]]:
     if p.writer is not None:
         stats = dataclasses.asdict(p.writer.stats())
         out.append(
-            ("influx", {k: v for k, v in stats.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+            (
+                "influx",
+                {
+                    k: v
+                    for k, v in stats.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool) and not k.endswith("_at")
+                },
+            )
         )
     return out
 

@@ -40,6 +40,7 @@ def collect_status(p: Parts) -> dict[str, Any]:
             "subscribed": p.subscribed.is_set() and p.link.connected,
             "connects": p.link.connects,
             "silent_for_s": p.link.silent_for(now),
+            **_link_health(p, now),
             "discarded": p.link.discarded,
             **p.intake.decoder.counters.snapshot(),
         },
@@ -64,6 +65,24 @@ def collect_status(p: Parts) -> dict[str, Any]:
         },
         "influx": dataclasses.asdict(p.writer.stats()) if p.writer is not None else None,
         "overrides": p.overrides.snapshot(),
+    }
+
+
+def _link_health(p: Parts, now: float) -> dict[str, Any]:
+    """Why the broker link is (or was last) down, and since when (seconds ago)."""
+    link = p.link
+
+    def ago(t: float | None) -> float | None:
+        return None if t is None else max(0.0, now - t)
+
+    return {
+        "down_for_s": ago(link.down_since),
+        "last_disconnect": link.last_disconnect,
+        "last_disconnect_s_ago": ago(link.last_disconnect_at),
+        "last_error": str(link.last_error) if link.last_error is not None else None,
+        "last_error_s_ago": ago(link.last_error_at),
+        "connect_attempts": link.connect_attempts,
+        "connect_attempts_total": link.connect_attempts_total,
     }
 
 

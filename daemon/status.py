@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 __all__ = ["SPOOL_ATTENTION_S", "format_status", "needs_attention"]
+
+#: The broker link's health in the ``mqtt`` section (not message counts).
+_MQTT_LINK = (
+    "down_for_s",
+    "last_disconnect",
+    "last_disconnect_s_ago",
+    "last_error",
+    "last_error_s_ago",
+    "connect_attempts",
+    "connect_attempts_total",
+)
 
 #: A spool older than this means InfluxDB has been away long enough for someone to look.
 SPOOL_ATTENTION_S = 600.0
@@ -14,7 +26,7 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
     """Everything an operator should look at; empty when all is well (exit 0)."""
     problems: list[str] = []
     if not st["mqtt"]["connected"]:
-        problems.append("MQTT broker not connected")
+        problems.append("MQTT broker not connected" + _mqtt_down(st["mqtt"], st.get("wall_time")))
     if st["mqtt"].get("discarded"):
         problems.append(f"MQTT: {st['mqtt']['discarded']} incoming messages discarded (the daemon fell behind a flood)")
     problems += [f"rules: {e}" for e in st["rules"]["errors"]]
@@ -34,7 +46,37 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
     return problems
 
 
-_MQTT_NOT_REJECTS = {"connected", "subscribed", "connects", "silent_for_s", "accepted", "discarded"}
+_MQTT_NOT_REJECTS = {"connected", "subscribed", "connects", "silent_for_s", "accepted", "discarded", *_MQTT_LINK}
+
+
+def _mqtt_down(m: dict[str, Any], wall_time: float | None) -> str:
+    """Since when and why the broker link is down, in plain words ("" for an older daemon's answer)."""
+    if m.get("down_for_s") is None:
+        return ""
+    text = f" for {_span(m['down_for_s'])}"
+    if wall_time is not None:
+        text = f" since {datetime.fromtimestamp(wall_time - m['down_for_s']):%H:%M:%S} ({_span(m['down_for_s'])})"
+    ago = m.get("last_disconnect_s_ago")
+    if m.get("last_disconnect") and ago is not None and abs(ago - m["down_for_s"]) < 1.0:  # this outage's
+        text += f": {m['last_disconnect']}"
+    attempts = m.get("connect_attempts", 0)
+    if attempts:
+        text += f"; {attempts} attempt{'s' if attempts != 1 else ''} to reconnect"
+        if m.get("last_error"):
+            text += f", the last failed: {m['last_error']}"
+    return text
+
+
+def _mqtt_lines(m: dict[str, Any], wall_time: float | None) -> list[str]:
+    if not m["connected"]:
+        return [f"       down{_mqtt_down(m, wall_time)}"] if m.get("down_for_s") is not None else []
+    if m.get("last_disconnect") and m.get("last_disconnect_s_ago") is not None:
+        return [f"       last disconnect {_age(m['last_disconnect_s_ago'])}: {m['last_disconnect']}"]
+    return []
+
+
+def _span(v: float) -> str:
+    return f"{v:.0f}s" if v < 120 else f"{v / 60:.0f}m" if v < 7200 else f"{v / 3600:.1f}h"
 
 
 def _age(v: float | None) -> str:
@@ -56,6 +98,7 @@ def format_status(st: dict[str, Any], problems: list[str]) -> str:
         f"rules  {st['rules']['count']} loaded; last reload: {st['rules']['last_reload']}",
         f"mqtt   {'connected' if st['mqtt']['connected'] else 'DISCONNECTED'} ({st['mqtt']['connects']} connects), "
         f"{st['mqtt']['accepted']} readings accepted, {st['mqtt'].get('discarded', 0)} messages discarded",
+        *_mqtt_lines(st["mqtt"], st.get("wall_time")),
         "sensors:",
     ]
     for s in st["sensors"]:

@@ -188,7 +188,9 @@ class MosquittoServer(_Server):
     """A mosquitto broker with its own config.
 
     ``users`` creates a password file (and disables anonymous access); ``acl`` is the text of an
-    ACL file; ``tls`` is a tuple (cafile, certfile, keyfile) for a TLS listener on ``port``.
+    ACL file; ``tls`` is a tuple (cafile, certfile, keyfile) for a TLS listener on ``port``;
+    ``persistence`` keeps sessions, subscriptions and queued messages in ``workdir`` across a
+    restart (saved when mosquitto stops, as a broker's ``systemctl restart`` does).
     """
 
     name = "mosquitto"
@@ -201,8 +203,10 @@ class MosquittoServer(_Server):
         acl: str | None = None,
         tls: tuple[Path, Path, Path] | None = None,
         extra_config: str = "",
+        persistence: bool = False,
     ) -> None:
         super().__init__(workdir)
+        self.persistence = persistence
         self.users = users
         self.acl = acl
         self.tls = tls
@@ -213,7 +217,11 @@ class MosquittoServer(_Server):
         binary = _require("mosquitto")
         lines = [
             f"listener {self.port} {LOOPBACK}",
-            "persistence false",
+            *(
+                ["persistence true", f"persistence_location {self.workdir}/"]
+                if self.persistence
+                else ["persistence false"]
+            ),
             "log_dest stdout",
             "log_type error",
             "log_type warning",

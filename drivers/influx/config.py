@@ -7,6 +7,7 @@ and the secret is read once when the writer is opened (:func:`resolve_secret`) i
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,7 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from .errors import InfluxConfigError
 
-__all__ = ["FsyncPolicy", "InfluxConfig", "InfluxV1Config", "InfluxV2Config", "resolve_secret"]
+__all__ = [
+    "FsyncPolicy",
+    "InfluxConfig",
+    "InfluxV1Config",
+    "InfluxV2Config",
+    "redact_text",
+    "redact_url",
+    "resolve_secret",
+]
 
 FsyncPolicy = Literal["batch", "always", "never"]
 
@@ -81,6 +90,22 @@ class InfluxV1Config(_Common):
 
 InfluxConfig = Annotated[InfluxV2Config | InfluxV1Config, Field(discriminator="api")]
 """Either API's config; pydantic picks the class from the ``api`` key."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` as logs, status and events may show it: credentials (``user:password@``) become ``***@``."""
+    u = urllib.parse.urlsplit(url)
+    if "@" not in u.netloc:
+        return url
+    return urllib.parse.urlunsplit(u._replace(netloc="***@" + u.netloc.rpartition("@")[2]))
+
+
+def redact_text(text: str, url: str) -> str:
+    """``text`` (a library's error message) with the credentials of ``url`` replaced by ``***``."""
+    userinfo = urllib.parse.urlsplit(url).netloc.rpartition("@")[0]
+    for secret in {userinfo, urllib.parse.unquote(userinfo)} - {""}:
+        text = text.replace(secret, "***")
+    return text
 
 
 def resolve_secret(env: str | None, file: Path | None, what: str) -> SecretStr | None:

@@ -248,39 +248,43 @@ class Spool:
         self._rotate()
 
     # -- reading -------------------------------------------------------------------------------
-    def _read(self, seq: int, off: int) -> tuple[SpoolRecord | None, int, str]:
-        """Read the record at ``off``: (record or None if corrupt, offset after it, problem)."""
+    def _read(self, seq: int, off: int) -> tuple[SpoolRecord | None, int, str, int]:
+        """Read the record at ``off``: (record or None if corrupt, offset after it, problem, points lost).
+
+        The points of a torn or corrupt record are those its header names, if it is whole and plausible
+        (at most one point per body byte); a torn header loses an unknown number, counted as 0."""
         size = self._sizes[seq]
         with self._path(seq).open("rb") as f:
             if off < len(MAGIC):
                 if f.read(len(MAGIC)) != MAGIC:
-                    return None, size, "bad segment header"
+                    return None, size, "bad segment header", 0
                 off = len(MAGIC)
                 if off >= size:
-                    return None, off, ""
+                    return None, off, "", 0
             f.seek(off)
             hdr = f.read(_HDR.size)
             if len(hdr) < _HDR.size:
-                return None, size, "truncated record header"
+                return None, size, "truncated record header", 0
             length, crc, count, spooled_at = _HDR.unpack(hdr)
+            lost = count if count <= length + 1 else 0
             if length > _MAX_BODY or off + _HDR.size + length > size:
-                return None, size, "truncated record"
+                return None, size, "truncated record", lost
             body = f.read(length)
         end = off + _HDR.size + length
         if zlib.crc32(body, zlib.crc32(hdr[8:])) != crc:
-            return None, end, "CRC mismatch"
+            return None, end, "CRC mismatch", lost
         try:
             lines = tuple(body.decode("utf-8").split("\n"))
         except UnicodeDecodeError:
-            return None, end, "invalid UTF-8"
+            return None, end, "invalid UTF-8", lost
         if len(lines) != count:
-            return None, end, "point count mismatch"
-        return SpoolRecord(seq, off, end, lines, spooled_at), end, ""
+            return None, end, "point count mismatch", lost
+        return SpoolRecord(seq, off, end, lines, spooled_at), end, "", 0
 
     def _records(self, seq: int, off: int) -> list[SpoolRecord]:
         out: list[SpoolRecord] = []
         while off < self._sizes[seq]:
-            rec, off, _ = self._read(seq, off)
+            rec, off, _, _ = self._read(seq, off)
             if rec is not None:
                 out.append(rec)
         return out
@@ -297,16 +301,17 @@ class Spool:
                     return None
                 self._unlink(seq)
                 continue
-            rec, end, problem = self._read(seq, off)
+            rec, end, problem, lost = self._read(seq, off)
             if rec is not None:
                 self._head = rec
                 self._oldest = rec.spooled_at
                 return rec
             if problem:
                 self.corrupt_records += 1
+                self.dropped_points += lost
                 self._event(
                     f"skipped a corrupt spool record ({problem}) in {self._path(seq).name} "
-                    f"at byte {off}: {end - off} bytes lost"
+                    f"at byte {off}: {end - off} bytes lost, {lost or 'an unknown number of'} points"
                 )
             self._cursor = (seq, end)
             self._write_cursor()

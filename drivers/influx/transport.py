@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from pydantic import SecretStr
 
-from .config import InfluxV1Config, InfluxV2Config
+from .config import InfluxV1Config, InfluxV2Config, redact_text, redact_url
 from .errors import InfluxRejected, InfluxUnavailable
 
 __all__ = ["Transport", "V1Transport", "V2Transport", "classify_status", "open_transport"]
@@ -78,7 +78,8 @@ class V1Transport:
         if config.retention_policy:
             params["rp"] = config.retention_policy
         self._path = f"{u.path.rstrip('/')}/write?{urllib.parse.urlencode(params)}"
-        self._where = f"influx v1 {u.scheme}://{u.netloc}"
+        self._url = config.url
+        self._where = f"influx v1 {redact_url(f'{u.scheme}://{u.netloc}')}"
         self._auth: SecretStr | None = None
         if config.username:
             raw = f"{config.username}:{password.get_secret_value() if password else ''}".encode()
@@ -116,7 +117,9 @@ class V1Transport:
                     stale = isinstance(e, http.client.RemoteDisconnected | BrokenPipeError | ConnectionResetError)
                     if reused and stale and attempt == 1:
                         continue  # a kept-alive connection the server closed meanwhile: one fresh try
-                    raise InfluxUnavailable(f"{self._where}: {type(e).__name__}: {e}") from None
+                    raise InfluxUnavailable(
+                        f"{self._where}: {type(e).__name__}: {redact_text(str(e), self._url)}"
+                    ) from None
                 if resp.will_close:
                     self._drop_conn()
                 break
@@ -152,7 +155,8 @@ class V2Transport:
         self._precision = WritePrecision.NS
         self._bucket = config.bucket
         self._org = config.org
-        self._where = f"influx v2 {config.url}"
+        self._url = config.url
+        self._where = f"influx v2 {redact_url(config.url)}"
         self._client: Any = InfluxDBClient(
             url=config.url,
             token=token.get_secret_value() if token else "",
@@ -177,12 +181,12 @@ class V2Transport:
         except self._api_exc as e:
             status, answer = int(getattr(e, "status", 0) or 0), getattr(e, "body", None)
         except (OSError, urllib3.exceptions.HTTPError) as e:
-            raise InfluxUnavailable(f"{self._where}: {type(e).__name__}: {e}") from None
+            raise InfluxUnavailable(f"{self._where}: {type(e).__name__}: {redact_text(str(e), self._url)}") from None
         else:
             return
         if status == 0:
             raise InfluxUnavailable(f"{self._where}: no HTTP status")
-        classify_status(status, answer, self._where)
+        classify_status(status, redact_text(_message(answer), self._url), self._where)
 
     def close(self) -> None:
         """Close the client's connection pool."""

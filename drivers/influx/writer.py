@@ -12,9 +12,9 @@ backoff and jitter. A 4xx answer means a bad point: the batch is split in halves
 line(s) are found; those are logged, appended to ``rejected.lp`` in the spool directory (with the
 server's message as a ``#`` comment) and counted, and the rest is written.
 
-Events for the daemon's annotations go to ``on_event(kind, text)`` with ``kind`` one of ``spool``
-(spool left by a previous run, spooling started, replay finished, corrupt record skipped, oldest
-dropped past the budget) and ``rejected`` (a point set aside).
+Events for the daemon's annotations go to ``on_event(kind, text)`` with ``kind`` one of ``spool`` (spool left by
+a previous run, spooling started, replay finished, corrupt record skipped, oldest dropped past the budget) and
+``rejected`` (a point set aside). ``last_error`` is cleared by the next successful write; ``last_error_at`` stays.
 
 The constructor does no I/O. :meth:`InfluxWriter.open` reads the secret and takes over the spool a
 previous run left; the composition root calls it once it has wired ``on_event`` (so the "left by a
@@ -40,7 +40,7 @@ from pydantic import SecretStr
 from ..backoff import Backoff
 from ..clock import Clock, SystemClock, Timer
 from ..timegrid import next_slot
-from .config import InfluxV1Config, InfluxV2Config, resolve_secret
+from .config import InfluxV1Config, InfluxV2Config, redact_url, resolve_secret
 from .errors import InfluxRejected, InfluxUnavailable
 from .spool import Spool
 from .transport import Transport, open_transport
@@ -63,8 +63,9 @@ class WriterStats:
     dropped_points: int  # lost: oldest spool segments past the budget, or spool write failures
     rejected_points: int  # refused by the server with 4xx and set aside in rejected.lp
     corrupt_records: int  # torn or corrupt spool records skipped
-    last_error: str | None  # last failure, never containing a secret
+    last_error: str | None  # the failure going on (None once a write succeeds again), never containing a secret
     requests: int = 0  # write requests the server accepted (a steady trickle: one per flush interval)
+    last_error_at: float | None = None  # clock time of the last failure (kept after recovery)
 
 
 class InfluxWriter:
@@ -97,9 +98,9 @@ class InfluxWriter:
         self._wake = asyncio.Event()
         self._spooled = asyncio.Event()
         self._transport = transport  # None: opened from the config by run()
-        self._sent = self._replayed = self._spooled_points = self._rejected = self._io_dropped = 0
-        self._requests = 0
+        self._sent = self._replayed = self._spooled_points = self._rejected = self._io_dropped = self._requests = 0
         self._last_error: str | None = None
+        self._last_error_at: float | None = None  # kept when the error is cleared
         self._failing = False
         self._head_done: tuple[int, int, int] = (-1, -1, 0)  # (seq, offset, lines already sent)
         self._last_sync = self._clock.now()
@@ -113,7 +114,7 @@ class InfluxWriter:
         )
 
     def __repr__(self) -> str:
-        return f"InfluxWriter(api={self._cfg.api}, url={self._cfg.url})"
+        return f"InfluxWriter(api={self._cfg.api}, url={redact_url(self._cfg.url)})"
 
     # -- opening ---------------------------------------------------------------------------------
     def open(self) -> None:
@@ -171,6 +172,7 @@ class InfluxWriter:
             corrupt_records=self._spool.corrupt_records,
             last_error=self._last_error,
             requests=self._requests,
+            last_error_at=self._last_error_at,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -223,6 +225,9 @@ class InfluxWriter:
             except Exception:
                 _log.exception("on_event callback failed")
 
+    def _error(self, text: str) -> None:
+        self._last_error, self._last_error_at = text, self._clock.now()
+
     def _take(self) -> list[str]:
         buf = self._buf
         if len(buf) <= self._batch_size:  # the usual case: everything queued fits one request
@@ -238,7 +243,7 @@ class InfluxWriter:
             self._open_spool()  # a queue overflowing before open(): the spool still takes it
         except OSError as e:
             self._io_dropped += len(lines)
-            self._last_error = f"cannot open the spool: {e.strerror}"
+            self._error(f"cannot open the spool: {e.strerror}")
             self._event("spool", f"cannot open the spool ({e.strerror}): {len(lines)} points lost")
             return
         was_empty = not self._spool.has_pending()
@@ -250,7 +255,7 @@ class InfluxWriter:
                 self._spooled_points += len(chunk)
             except OSError as e:
                 self._io_dropped += len(chunk)
-                self._last_error = f"spool write failed: {e.strerror}"
+                self._error(f"spool write failed: {e.strerror}")
                 self._event("spool", f"cannot write the spool ({e.strerror}): {len(chunk)} points lost")
         if was_empty and self._spool.has_pending():
             self._event("spool", f"spooling to disk: {why}")
@@ -258,7 +263,7 @@ class InfluxWriter:
 
     def _set_aside(self, line: str, err: InfluxRejected) -> None:
         self._rejected += 1
-        self._last_error = f"point rejected: HTTP {err.status}: {err.message}"
+        self._error(f"point rejected: HTTP {err.status}: {err.message}")
         _log.warning("influx rejected a point (HTTP %s: %s): %.300s", err.status, err.message, line)
         stamp = datetime.fromtimestamp(self._clock.now(), UTC).isoformat(timespec="seconds")
         note = err.message.replace("\n", " ")
@@ -286,9 +291,10 @@ class InfluxWriter:
         done[0] += len(lines)
         self._sent += len(lines)
         self._requests += 1
+        self._last_error = None  # recovered; its time stays in last_error_at
 
     def _unavailable(self, err: InfluxUnavailable) -> None:
-        self._last_error = str(err)
+        self._error(str(err))
         if not self._failing:
             _log.warning("influx unavailable, spooling: %s", err)
             self._failing = True

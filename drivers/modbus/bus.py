@@ -34,7 +34,8 @@ class BusStats:
     requests: int = 0  # sent to the link
     failures: int = 0  # failed without an answer (timeout, lost link, bad answer, queue full)
     connections: int = 0  # successful connects
-    connect_attempts: int = 0
+    connect_attempts: int = 0  # in total
+    attempts_since_connect: int = 0  # failed attempts since the last successful connect
     recent_attempts: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_ATTEMPTS))  # clock times
 
 
@@ -243,7 +244,9 @@ class ModbusBus:
                     await self._link.open(self._connect_timeout)
                 except ConnectionLost as exc:
                     self.last_error = exc
+                    self.stats.attempts_since_connect += 1
                 else:
+                    self.stats.attempts_since_connect = 0
                     self.stats.connections += 1
                     self.last_error = None
                 finally:

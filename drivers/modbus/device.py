@@ -50,7 +50,8 @@ class ModbusDevice:
         self.name = config.name
         self.online = False
         self.polling = False  # a status poll round is running (run_polls)
-        self.last_error: str | None = None
+        self._last_error: str | None = None
+        self.last_error_at: float | None = None  # when the last error happened (kept after recovery)
         self.requests = 0
         self._bus = bus
         self._params = profile.resolve_parameters(config.parameters)
@@ -67,6 +68,17 @@ class ModbusDevice:
         self._lock = asyncio.Lock()
 
     # ---- availability -------------------------------------------------------------------------
+
+    @property
+    def last_error(self) -> str | None:
+        """The last failure, until the device answers again (its time stays in ``last_error_at``)."""
+        return self._last_error
+
+    @last_error.setter
+    def last_error(self, text: str | None) -> None:
+        self._last_error = text
+        if text is not None:
+            self.last_error_at = self._clock.now()
 
     def _set_online(self, online: bool, why: str) -> None:
         changed = online != self.online
@@ -116,6 +128,7 @@ class ModbusDevice:
             exc.with_context(device=self.name, unit_id=self.config.unit_id, address=address)
             self._failed(exc)
             raise
+        self.last_error = None  # a good answer: recovered
         self._answered()
         return result
 

@@ -180,7 +180,7 @@ class SensorConfig(BaseModel):
     unit: str | None = None  # the payload's unit; converted to the quantity's unit
     stale_after_s: float = Field(default=300.0, gt=0)
     plausible: tuple[float, float] | None = None  # in the quantity's unit; default per quantity
-    qos: Literal[0, 1, 2] = 0
+    qos: Literal[0, 1, 2] = 1  # the subscription's QoS: at 1 the broker queues readings while the daemon is away
 
     @field_validator("topic")
     @classmethod
@@ -236,7 +236,7 @@ class MqttConfig(BaseModel):
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     timeout_s: float = Field(default=10.0, gt=0)  # CONNACK / SUBACK / PUBACK wait
     reconnect_initial_s: float = Field(default=1.0, gt=0)
-    reconnect_max_s: float = Field(default=60.0, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
     silence_after_s: float = Field(default=300.0, gt=0)
     retained_buffer: int = Field(default=1000, ge=1)  # latest retained values kept while down
     # messages received but not yet handled (~350 bytes each); beyond it they are discarded, and counted

@@ -45,7 +45,9 @@ class RateLimitedLog:
     """Log a message at most once per ``interval_s`` per key; report how many were held back.
 
     The first occurrence of a key is logged at once; repeats within the interval are counted and
-    the count is attached to the next message logged for that key after the interval.
+    the count is attached to the next message logged for that key after the interval. At most
+    ``max_keys`` keys are remembered (keys may come from topics a client chose): past that the
+    oldest is forgotten, and its next occurrence is logged as a first one.
     """
 
     def __init__(
@@ -55,12 +57,14 @@ class RateLimitedLog:
         interval_s: float,
         clock: Clock,
         level: int = logging.WARNING,
+        max_keys: int = 1024,
     ) -> None:
         self._logger = logger
+        self._max_keys = max_keys
         self._interval = interval_s
         self._clock = clock
         self._level = level
-        self._last: dict[str, float] = {}
+        self._last: dict[str, float] = {}  # key -> when it was last logged, oldest first
         self._held: defaultdict[str, int] = defaultdict(int)
         self.emitted = 0
 
@@ -74,7 +78,12 @@ class RateLimitedLog:
         held = self._held.pop(key, 0)
         suffix = f" (and {held} more like it in the last {now - last:.0f}s)" if held and last else ""
         self._logger.log(self._level, "%s%s", message, suffix)
+        self._last.pop(key, None)  # re-inserted last: the dict is in order of the last log per key
         self._last[key] = now
+        while len(self._last) > self._max_keys:
+            oldest = next(iter(self._last))
+            del self._last[oldest]
+            self._held.pop(oldest, None)
         self.emitted += 1
         return True
 

@@ -8,6 +8,12 @@ client.messages`` to ``handle`` until the connection drops; then a bounded, jitt
 backoff (:class:`drivers.backoff.Backoff`) on the injected :class:`drivers.clock.Clock`; then again.
 Failures are classified once (:func:`drivers.mqtt.errors.classify`) and counted by kind.
 
+No reading is lost while the daemon is away from a broker that stays up: the session is persistent
+(``clean_session=False`` under the fixed client id ``lobbyd-<branch>``), so the broker keeps the
+subscriptions and queues QoS 1 messages for the link until it is back, and hands them over right
+after the CONNACK. A good connection (connected, subscribed, flushed) resets the backoff, so the
+first retry after the next loss comes within ``reconnect_initial_s``.
+
 Messages wait in aiomqtt's queue between the socket and ``handle``; it holds at most
 ``incoming_queue`` of them, so a flood costs bounded memory. aiomqtt discards what does not fit
 and says so in a warning to the logger it is given, one per message: the link gives it its own
@@ -51,7 +57,10 @@ class MqttLink:
     """Long-running MQTT connection of the daemon. See the module docstring for the life cycle.
 
     Observable state: ``connected``, ``connects`` (successful connects), ``failures`` (by kind),
-    ``last_error``, ``last_message_at``, ``received``, ``discarded`` (incoming messages that found
+    ``connect_attempts`` (since the last good connection) and ``connect_attempts_total``,
+    ``last_error`` (cleared by a good connection) and ``last_error_at`` (kept), ``last_disconnect``
+    (why the last connection ended, in plain words) and ``last_disconnect_at``, ``down_since`` (None while connected),
+    ``last_message_at``, ``received``, ``discarded`` (incoming messages that found
     the queue full), ``published``, ``dropped`` (non-retained publishes while down),
     ``retained_overflow``, ``handler_errors``, ``subscribe_refused``, and :meth:`silent_for`.
     """
@@ -82,8 +91,14 @@ class MqttLink:
         self._started_at: float | None = None
         self.connected = False
         self.connects = 0
-        self.failures: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()  # keys: the few MqttLinkError kinds
+        self.connect_attempts = 0
+        self.connect_attempts_total = 0
         self.last_error: MqttLinkError | None = None
+        self.last_error_at: float | None = None
+        self.last_disconnect: str | None = None
+        self.last_disconnect_at: float | None = None
+        self.down_since: float | None = None
         self.last_message_at: float | None = None
         self.received = 0
         self.discarded = 0
@@ -148,7 +163,7 @@ class MqttLink:
     # -- the loop ------------------------------------------------------------------------------
     async def run(self, handle: Handler) -> None:
         """Connect and deliver forever. Returns never; raises only ``CancelledError``."""
-        self._started_at = self._clock.now()
+        self._started_at = self.down_since = self._clock.now()
         self._wire_log.addFilter(self._discards)
         try:
             await self._sessions(handle)
@@ -159,6 +174,8 @@ class MqttLink:
         while True:
             _raise_if_cancelling()
             up_since: float | None = None
+            self.connect_attempts += 1
+            self.connect_attempts_total += 1
             try:
                 async with self._new_client() as client:
                     up_since = self._clock.now()
@@ -167,16 +184,19 @@ class MqttLink:
                 raise
             except Exception as exc:  # classified at the edge; the loop itself never dies
                 err = (
-                    ConnectionLost(str(exc))
+                    ConnectionLost(str(exc), host=self.config.host, port=self.config.port)
                     if up_since is not None
                     else classify(exc, host=self.config.host, port=self.config.port)
                 )
                 self._failed(err)
+                if up_since is not None:
+                    self.last_disconnect = f"connection to the broker lost: {exc}"
+                    self.last_disconnect_at = self._clock.now()
             finally:
                 self._client = None
+                if self.down_since is None:
+                    self.down_since = self._clock.now()
                 self.connected = False
-            if up_since is not None and self._clock.now() - up_since >= self.config.reconnect_max_s:
-                self.backoff.reset()  # it stayed up: a fresh start, not a flapping connection
             _raise_if_cancelling()
             await self._clock.sleep(self.backoff.next_delay())
 
@@ -187,6 +207,7 @@ class MqttLink:
     def _failed(self, err: MqttLinkError) -> None:
         self.failures[err.kind] += 1
         self.last_error = err
+        self.last_error_at = self._clock.now()
         self._errors.log(f"link:{err.kind}", f"MQTT {err.kind}: {err}; retrying with backoff")
 
     async def _session(self, client: aiomqtt.Client, handle: Handler) -> None:
@@ -203,6 +224,7 @@ class MqttLink:
             await self._flush(client)
             _raise_if_cancelling()
             self._client = client
+            self._good_connection()
             if self._on_connect is not None:
                 try:
                     await self._on_connect()
@@ -216,6 +238,13 @@ class MqttLink:
             with contextlib.suppress(aiomqtt.MqttError):  # else the broker's will says "offline"
                 await client.publish(self.status_topic, "offline", qos=1, retain=True, timeout=2.0)
             raise
+
+    def _good_connection(self) -> None:
+        """Connected, subscribed and flushed: the next loss starts the backoff from the beginning."""
+        self.backoff.reset()
+        self.connect_attempts = 0
+        self.down_since = None
+        self.last_error = None
 
     async def _deliver(self, client: aiomqtt.Client, handle: Handler) -> None:
         """Hand each message to ``handle`` until the connection drops (aiomqtt raises ``MqttError``)."""
@@ -253,7 +282,7 @@ class MqttLink:
             password=password.get_secret_value() if password is not None else None,
             identifier=self.client_id,
             will=aiomqtt.Will(self.status_topic, "offline", qos=1, retain=True),
-            clean_session=True,
+            clean_session=False,  # the broker keeps our subscriptions and QoS 1 messages while we are away
             timeout=cfg.timeout_s,
             keepalive=cfg.keepalive_s,
             tls_context=tls,

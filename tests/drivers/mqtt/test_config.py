@@ -42,9 +42,9 @@ sensors:
 def test_a_good_section_loads() -> None:
     cfg = validate(Section, load_yaml("lobbyd.yaml", text=GOOD))
     assert cfg.mqtt.tls is not None and cfg.mqtt.tls.verify_hostname is True
-    assert (cfg.mqtt.keepalive_s, cfg.mqtt.reconnect_initial_s, cfg.mqtt.reconnect_max_s) == (30, 1.0, 60.0)
+    assert (cfg.mqtt.keepalive_s, cfg.mqtt.reconnect_initial_s, cfg.mqtt.reconnect_max_s) == (30, 1.0, 30.0)
     pm, t = cfg.sensors
-    assert isinstance(pm.decoder, TasmotaDecoder) and pm.stale_after_s == 300.0 and pm.qos == 0
+    assert isinstance(pm.decoder, TasmotaDecoder) and pm.stale_after_s == 300.0 and pm.qos == 1
     assert isinstance(t.decoder, JsonDecoder) and t.decoder.parts == ("data", "readings", 0, "t")
     assert t.plausible_range == (5.0, 40.0)
 

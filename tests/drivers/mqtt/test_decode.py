@@ -181,20 +181,20 @@ def test_router_subscriptions_and_unknown_topic() -> None:
     sensors = [
         sensor(PLAIN, id="a", topic="lobby/a/temp", qos=0),
         sensor(PLAIN, "humidity", id="a2", topic="lobby/a/temp", qos=1),
-        sensor(PLAIN, id="b", topic="lobby/b/temp"),
+        sensor(PLAIN, id="b", topic="lobby/b/temp", qos=0),
         *[sensor(Z, "pm25", id=f"z{i}", topic=f"zigbee2mqtt/air{i}") for i in range(3)],
     ]
     assert TopicRouter(sensors).subscriptions() == [
         ("lobby/a/temp", 1),
         ("lobby/b/temp", 0),
-        ("zigbee2mqtt/air0", 0),
-        ("zigbee2mqtt/air1", 0),
-        ("zigbee2mqtt/air2", 0),
+        ("zigbee2mqtt/air0", 1),  # QoS 1 unless a sensor asks for less
+        ("zigbee2mqtt/air1", 1),
+        ("zigbee2mqtt/air2", 1),
     ]
     assert TopicRouter(sensors, collapse_at=2).subscriptions() == [
         ("lobby/a/temp", 1),
         ("lobby/b/temp", 0),
-        ("zigbee2mqtt/+", 0),
+        ("zigbee2mqtt/+", 1),
     ]
     assert [s.id for s in TopicRouter(sensors).route("lobby/a/temp")] == ["a", "a2"]
     intake = MessageDecoder(sensors, clock=VirtualClock(TS))

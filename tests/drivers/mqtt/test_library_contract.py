@@ -235,3 +235,22 @@ async def test_connect_failures_are_ones_classify_knows(tmp_path: Path, mosquitt
     finally:
         secured.close()
     assert classify(denied.value).kind == "auth"
+
+
+async def test_a_persistent_session_hands_over_what_was_queued_while_away(mosquitto: MosquittoServer) -> None:
+    """``clean_session=False`` under the same identifier: the broker keeps the subscription and queues QoS 1
+    messages while the client is away; after the next connect they arrive in ``client.messages`` in order,
+    before (and without) any new subscribe. The link's "no reading lost" rests on this."""
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="contract-persistent", clean_session=False) as c:
+        await c.subscribe("persistent/#", qos=1)
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
+        for i in range(3):
+            await pub.publish(f"persistent/{i}", str(i), qos=1)
+    got = []
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="contract-persistent", clean_session=False) as c:
+        async with asyncio.timeout(10):
+            async for m in c.messages:
+                got.append((m.topic.value, m.payload))
+                if len(got) == 3:
+                    break
+    assert got == [(f"persistent/{i}", str(i).encode()) for i in range(3)]
