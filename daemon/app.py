@@ -105,7 +105,9 @@ class Daemon:
         link = MqttLink(
             cfg.mqtt,
             branch=cfg.branch,
-            subscriptions=[*decoder.router.subscriptions(), (f"{prefix}+/+/set", 1)],
+            # Overrides at QoS 0: the persistent session queues QoS 1 messages while the daemon is away, and
+            # an override sent then would take effect late, when nobody expects it. Readings use QoS 1.
+            subscriptions=[*decoder.router.subscriptions(), (f"{prefix}+/+/set", 0)],
             clock=clock,
             on_connect=self._on_connect,
         )

@@ -79,7 +79,7 @@ class MqttLink:
         self.branch = branch
         self.status_topic = f"lobbyd/{branch}/status"
         self.client_id = config.client_id or f"lobbyd-{branch}"
-        self._subscriptions = list(subscriptions)
+        self.subscriptions: tuple[tuple[str, int], ...] = tuple(subscriptions)  # (filter, QoS), fixed
         self._clock = clock
         self._on_connect = on_connect
         self.backoff = Backoff(config.reconnect_initial_s, config.reconnect_max_s, rng=rng)
@@ -217,8 +217,8 @@ class MqttLink:
         try:
             await client.publish(self.status_topic, "online", qos=1, retain=True)
             _raise_if_cancelling()
-            if self._subscriptions:
-                granted = await client.subscribe(self._subscriptions)
+            if self.subscriptions:
+                granted = await client.subscribe(list(self.subscriptions))
                 self._check_granted(granted)
                 _raise_if_cancelling()
             await self._flush(client)
@@ -262,7 +262,7 @@ class MqttLink:
 
     def _check_granted(self, granted: Sequence[object]) -> None:
         """Count and report filters the broker refused (SUBACK 0x80, e.g. an ACL in MQTT 5)."""
-        for (topic, _qos), code in zip(self._subscriptions, granted, strict=False):
+        for (topic, _qos), code in zip(self.subscriptions, granted, strict=False):
             value = getattr(code, "value", code)
             if isinstance(value, int) and value >= 0x80:
                 self.subscribe_refused += 1

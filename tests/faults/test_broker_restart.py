@@ -258,3 +258,37 @@ async def test_status_says_why_and_since_when_the_broker_is_not_connected(tmp_pa
         up = await _status_text(lob)
         assert re.search(r"last disconnect \d+s ago: connection to the broker lost", up.stdout), up.stdout
         assert await lob.stop_daemon() == 0
+
+
+SET_FILTER = "lobbyd/b42/device/+/+/set"
+
+
+async def test_an_override_sent_while_the_daemon_is_away_is_not_queued(broker: MosquittoServer) -> None:
+    """Overrides at QoS 0 in the persistent session: a reading (QoS 1) sent while the daemon was away
+    is handed over when it is back, an override sent then is not (it would take effect late). Queued
+    messages come in order, so the override, sent first, would be there before the reading."""
+    clock = SystemClock()
+    subs = [*MessageDecoder([SENSOR], clock=clock).router.subscriptions(), (SET_FILTER, 0)]
+    config = MqttConfig.model_validate({"host": "127.0.0.1", "port": broker.port})
+    first, second = Collector(), Collector()
+    async with Running(MqttLink(config, branch="b42", subscriptions=subs, clock=clock), first):
+        pass
+    async with aiomqtt.Client("127.0.0.1", broker.port) as pub:
+        await pub.publish("lobbyd/b42/device/fresh_air/fan_speed/set", '{"value": 3}', qos=1)
+        await pub.publish(TOPIC, "12", qos=1)
+    async with Running(MqttLink(config, branch="b42", subscriptions=subs, clock=clock), second):
+        await eventually(lambda: received(second) == ["12"], what="the queued reading")
+    assert [m.topic for m in second.messages] == [TOPIC]
+
+
+def test_the_daemon_subscribes_to_overrides_at_qos_0_and_to_readings_at_qos_1(tmp_path: Path) -> None:
+    from daemon.app import build_daemon
+    from daemon.config import load_config
+    from tests.e2e.harness import copy_rules, write_config
+
+    cfg = write_config(tmp_path, mqtt_port=1, device_ports={"fresh_air": 1, "lights": 1}, influx_url=None,
+                       rules_dir=copy_rules(tmp_path))  # fmt: skip
+    loaded = load_config(cfg)
+    subs = dict(build_daemon(loaded, clock=SystemClock(), watch_rules=False).parts.link.subscriptions)
+    assert subs.pop(f"lobbyd/{loaded.config.branch}/device/+/+/set") == 0
+    assert subs and set(subs.values()) == {1}
