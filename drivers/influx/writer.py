@@ -14,13 +14,13 @@ server's message as a ``#`` comment) and counted, and the rest is written.
 
 Events for the daemon's annotations go to ``on_event(kind, text)`` with ``kind`` one of ``spool``
 (spool left by a previous run, spooling started, replay finished, corrupt record skipped, oldest
-dropped past the budget) and ``rejected`` (a point set aside).
+dropped past the budget, the spool cannot be written — disk full, read-only — and written again: once
+per episode, the points dropped meanwhile counted under that reason) and ``rejected`` (a point set aside).
 
 The constructor does no I/O. :meth:`InfluxWriter.open` reads the secret and takes over the spool a
-previous run left; the composition root calls it once it has wired ``on_event`` (so the "left by a
-previous run" event reaches the annotations) and before :meth:`InfluxWriter.run`, so that a missing
-secret stops the start with its own clear error instead of surfacing from a task. ``run()`` and
-``flush()`` open a writer that was not opened, so neither depends on the caller remembering.
+previous run left; the composition root calls it once it has wired ``on_event`` and before
+:meth:`InfluxWriter.run`, so that a missing secret stops the start with its own clear error instead of
+surfacing from a task. ``run()`` and ``flush()`` open a writer that was not opened.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,31 +39,16 @@ from pydantic import SecretStr
 from ..backoff import Backoff
 from ..clock import Clock, SystemClock, Timer
 from ..timegrid import next_slot
+from ..writefault import reason_of
 from .config import InfluxV1Config, InfluxV2Config, resolve_secret
 from .errors import InfluxRejected, InfluxUnavailable
 from .spool import Spool
+from .stats import WriterStats
 from .transport import Transport, open_transport
 
 __all__ = ["InfluxWriter", "WriterStats"]
 
 _log = logging.getLogger("drivers.influx")
-
-
-@dataclass(frozen=True, slots=True)
-class WriterStats:
-    """A snapshot of the writer's counters (points unless stated otherwise)."""
-
-    queue_depth: int  # points in memory, waiting for a batch
-    sent_points: int  # accepted by the server (direct and replayed)
-    replayed_points: int  # of which came from the spool
-    spooled_points: int  # written to the spool by this process
-    spooled_bytes: int  # spool bytes waiting for replay
-    spool_oldest_s: float  # age of the oldest waiting spool record (0 when empty)
-    dropped_points: int  # lost: oldest spool segments past the budget, or spool write failures
-    rejected_points: int  # refused by the server with 4xx and set aside in rejected.lp
-    corrupt_records: int  # torn or corrupt spool records skipped
-    last_error: str | None  # last failure, never containing a secret
-    requests: int = 0  # write requests the server accepted (a steady trickle: one per flush interval)
 
 
 class InfluxWriter:
@@ -97,7 +81,9 @@ class InfluxWriter:
         self._wake = asyncio.Event()
         self._spooled = asyncio.Event()
         self._transport = transport  # None: opened from the config by run()
-        self._sent = self._replayed = self._spooled_points = self._rejected = self._io_dropped = 0
+        self._sent = self._replayed = self._spooled_points = self._rejected = 0
+        self._io_dropped: dict[str, int] = {}  # points the spool could not take, by reason ("disk full")
+        self._spool_seen = (0, True)  # the spool's fault (episodes, cleared) as last reported in an event
         self._requests = 0
         self._last_error: str | None = None
         self._failing = False
@@ -118,10 +104,9 @@ class InfluxWriter:
     # -- opening ---------------------------------------------------------------------------------
     def open(self) -> None:
         """Read the secret and take over the spool a previous run left (reported as a ``spool`` event).
-
-        Idempotent. Raises :class:`~drivers.influx.errors.InfluxConfigError` when the secret's
-        environment variable is not set or its file cannot be read.
-        """
+        Idempotent. Raises :class:`~drivers.influx.errors.InfluxConfigError` when the secret's environment
+        variable is not set or its file cannot be read; a spool that cannot be opened (disk full,
+        read-only) is not an error: it is tried again when points must be spooled."""
         if self._opened:
             return
         cfg = self._cfg
@@ -129,13 +114,19 @@ class InfluxWriter:
             self._secret = resolve_secret(cfg.token_env, cfg.token_file, "influx token")
         else:
             self._secret = resolve_secret(cfg.password_env, cfg.password_file, "influx password")
-        self._open_spool()
+        with contextlib.suppress(OSError):  # a full or read-only disk: no spool until it can be opened
+            self._open_spool()
         self._opened = True
 
     def _open_spool(self) -> None:
         if self._spool.opened:
             return
-        self._spool.open()
+        try:
+            self._spool.open()
+        except OSError as e:
+            self._spool.fault.failed(e, self._spool.directory)
+            self._spool_fault_changed()
+            raise
         if self._spool.has_pending():
             self._spooled.set()
             self._event("spool", f"{self._spool.pending_bytes} bytes left in the spool by a previous run")
@@ -159,6 +150,7 @@ class InfluxWriter:
         """Current counters."""
         oldest = self._spool.oldest_spooled_at
         pending = self._spool.has_pending()
+        by_reason = {"spool budget": self._spool.dropped_points, **self._io_dropped}
         return WriterStats(
             queue_depth=len(self._buf),
             sent_points=self._sent,
@@ -166,11 +158,13 @@ class InfluxWriter:
             spooled_points=self._spooled_points,
             spooled_bytes=self._spool.pending_bytes if pending else 0,
             spool_oldest_s=max(0.0, self._clock.now() - oldest) if oldest is not None else 0.0,
-            dropped_points=self._spool.dropped_points + self._io_dropped,
+            dropped_points=sum(by_reason.values()),
             rejected_points=self._rejected,
             corrupt_records=self._spool.corrupt_records,
             last_error=self._last_error,
             requests=self._requests,
+            dropped_by_reason={why: n for why, n in by_reason.items() if n},
+            spool_problem=self._spool.fault.problem,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -192,10 +186,8 @@ class InfluxWriter:
                 transport.close()
 
     async def flush(self, timeout: float) -> None:
-        """Send what is queued within ``timeout`` seconds, or spool it; fsync the spool.
-
-        The spool itself is not replayed here (that is :meth:`run`'s job, now or at the next start).
-        """
+        """Send what is queued within ``timeout`` seconds, or spool it; fsync the spool. The spool itself
+        is not replayed here (that is :meth:`run`'s job, now or at the next start)."""
         self.open()
         own = self._transport is None
         transport = open_transport(self._cfg, self._secret) if own else self._transport
@@ -231,27 +223,40 @@ class InfluxWriter:
             return batch
         return [buf.popleft() for _ in range(self._batch_size)]
 
+    def _spool_fault_changed(self) -> None:
+        """One event when the spool stops taking points (disk full, read-only...) and one when it takes
+        them again: never one per write, which on a full disk would record an event per batch."""
+        fault = self._spool.fault
+        seen, self._spool_seen = self._spool_seen, (fault.episodes, fault.problem is None)
+        if seen == self._spool_seen:
+            return
+        if fault.problem is not None:
+            self._last_error = f"cannot write the spool: {fault.problem}"
+            self._event("spool", f"cannot write the spool ({fault.problem}): points that must be spooled are dropped")
+        else:
+            lost = ", ".join(f"{n} ({why})" for why, n in self._io_dropped.items())
+            self._event("spool", f"the spool is written again; points lost so far: {lost or 'none'}")
+
+    def _drop(self, n: int, e: OSError) -> None:
+        self._io_dropped[reason_of(e)] = self._io_dropped.get(reason_of(e), 0) + n
+
     def _to_spool(self, lines: Sequence[str], why: str) -> None:
         if not lines:
             return
         try:
             self._open_spool()  # a queue overflowing before open(): the spool still takes it
         except OSError as e:
-            self._io_dropped += len(lines)
-            self._last_error = f"cannot open the spool: {e.strerror}"
-            self._event("spool", f"cannot open the spool ({e.strerror}): {len(lines)} points lost")
+            self._drop(len(lines), e)
             return
         was_empty = not self._spool.has_pending()
-        bs = self._cfg.batch_size
-        for i in range(0, len(lines), bs):
-            chunk = lines[i : i + bs]
+        for i in range(0, len(lines), self._batch_size):
+            chunk = lines[i : i + self._batch_size]
             try:
                 self._spool.append(chunk)
                 self._spooled_points += len(chunk)
             except OSError as e:
-                self._io_dropped += len(chunk)
-                self._last_error = f"spool write failed: {e.strerror}"
-                self._event("spool", f"cannot write the spool ({e.strerror}): {len(chunk)} points lost")
+                self._drop(len(chunk), e)
+        self._spool_fault_changed()
         if was_empty and self._spool.has_pending():
             self._event("spool", f"spooling to disk: {why}")
         self._spooled.set()
@@ -391,4 +396,5 @@ class InfluxWriter:
             replayed_this_outage += done[0]
             self._head_done = (-1, -1, 0)
             self._spool.commit(rec)
+            self._spool_fault_changed()
             self._backoff.reset()
