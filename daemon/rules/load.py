@@ -7,6 +7,7 @@ that version keeps running. Only a file that never validated contributes no rule
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from daemon.rules.model import Input, Rule, RuleFile, Schedule
 from daemon.yamlsource import ConfigError, ErrorItem, SourceDoc, did_you_mean, load_yaml, validate
 from drivers.writefault import describe
 
-__all__ = ["LoadedRules", "RuleContext", "load_rules", "rule_files"]
+__all__ = ["LoadedRules", "RuleContext", "load_rules", "rule_files", "save_last_good"]
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,16 @@ def load_rules(
 
     rules: list[Rule] = [r for gf in good.values() for r in gf.parsed.rules]
     return LoadedRules(RuleSet(tuple(rules), schedules), errors, kept, good, last_good_error=save_error)
+
+
+def save_last_good(rules: LoadedRules, last_good_dir: Path, directory: Path) -> LoadedRules:
+    """Copy the good files of ``rules`` to ``last_good_dir`` again (their copy failed: a full or read-only
+    disk); the same rules, with ``last_good_error`` as it is now."""
+    try:
+        _save_last_good(last_good_dir, directory, rules.files, rules.kept_previous, [e.file for e in rules.errors])
+    except OSError as exc:
+        return dataclasses.replace(rules, last_good_error=describe(exc, last_good_dir))
+    return dataclasses.replace(rules, last_good_error=None)
 
 
 def _save_last_good(

@@ -14,8 +14,8 @@ server's message as a ``#`` comment) and counted, and the rest is written.
 
 Events for the daemon's annotations go to ``on_event(kind, text)`` with ``kind`` one of ``spool``
 (spool left by a previous run, spooling started, replay finished, corrupt record skipped, oldest
-dropped past the budget, the spool cannot be written — disk full, read-only — and written again: once
-per episode, the points dropped meanwhile counted under that reason) and ``rejected`` (a point set aside).
+dropped past the budget, the spool cannot be written — disk full... — and is again: once per episode,
+each point lost counted under its reason) and ``rejected`` (a point set aside).
 
 The constructor does no I/O. :meth:`InfluxWriter.open` reads the secret and takes over the spool a
 previous run left; the composition root calls it once it has wired ``on_event`` and before
@@ -104,9 +104,8 @@ class InfluxWriter:
     # -- opening ---------------------------------------------------------------------------------
     def open(self) -> None:
         """Read the secret and take over the spool a previous run left (reported as a ``spool`` event).
-        Idempotent. Raises :class:`~drivers.influx.errors.InfluxConfigError` when the secret's environment
-        variable is not set or its file cannot be read; a spool that cannot be opened (disk full,
-        read-only) is not an error: it is tried again when points must be spooled."""
+        Idempotent. Raises :class:`~drivers.influx.errors.InfluxConfigError` when the secret cannot be
+        read; a spool that cannot be opened (disk full...) is tried again when points must be spooled."""
         if self._opened:
             return
         cfg = self._cfg
@@ -149,14 +148,13 @@ class InfluxWriter:
     def stats(self) -> WriterStats:
         """Current counters."""
         oldest = self._spool.oldest_spooled_at
-        pending = self._spool.has_pending()
         by_reason = {"spool budget": self._spool.dropped_points, **self._io_dropped}
         return WriterStats(
             queue_depth=len(self._buf),
             sent_points=self._sent,
             replayed_points=self._replayed,
             spooled_points=self._spooled_points,
-            spooled_bytes=self._spool.pending_bytes if pending else 0,
+            spooled_bytes=self._spool.pending_bytes if self._spool.has_pending() else 0,
             spool_oldest_s=max(0.0, self._clock.now() - oldest) if oldest is not None else 0.0,
             dropped_points=sum(by_reason.values()),
             rejected_points=self._rejected,
@@ -259,7 +257,8 @@ class InfluxWriter:
         self._spool_fault_changed()
         if was_empty and self._spool.has_pending():
             self._event("spool", f"spooling to disk: {why}")
-        self._spooled.set()
+        if self._spool.has_pending():  # not for nothing: the replayer would end the outage it found
+            self._spooled.set()
 
     def _set_aside(self, line: str, err: InfluxRejected) -> None:
         self._rejected += 1
@@ -310,6 +309,7 @@ class InfluxWriter:
         except BaseException:
             self._to_spool(batch[done[0] :], "shutdown")
             raise
+        self._failing = False
         return True
 
     async def _send_in_slot(self, batch: list[str], slots: asyncio.Semaphore) -> None:
