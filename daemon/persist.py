@@ -97,8 +97,9 @@ def save_state(
                 f.flush()
                 os.fsync(f.fileno())
             tmp.replace(path)
-        except OSError:
+        except OSError as exc:
             tmp.unlink(missing_ok=True)  # a half-written file would only take more of a full disk
+            exc.filename = str(path)  # the file that could not be saved, for the message
             raise
         if last is not None:
             last[name] = body

@@ -1,12 +1,15 @@
 """Issue 17, finding 4: a full or read-only state directory degrades the daemon; it never stops it.
 
-Real parts only: the daemon through its CLI, mosquitto, influxd, pymodbus simulators, and a real small
-tmpfs as the state directory, filled up with zeros (or remounted read-only) while the daemon runs.
+Real parts only: a real small tmpfs as the state directory, filled up with zeros (or remounted
+read-only); the state store and the spool in this process, then the daemon through its CLI with
+mosquitto, influxd and pymodbus simulators.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +17,14 @@ from typing import Any
 
 import pytest
 
+from daemon.persist import StateStore
+from drivers.clock import VirtualClock
+from drivers.influx import InfluxWriter
+from drivers.influx.spool import Spool
+from tests.drivers.influx.helpers import dead_url
+from tests.drivers.influx.test_writer import now_ns, points, v1
 from tests.e2e.harness import REPO, Lobby, lobby
 from tests.faults.disk import fill, remount, tmpfs
-
-pytestmark = pytest.mark.servers
 
 INITIAL = {"hall-pm25": 10.0, "outdoor-pm25": 20.0, "hall-lux": 300.0}
 
@@ -52,6 +59,81 @@ async def _fan_follows_pm25(lob: Lobby) -> None:
     await fan.wait_for_write("fan_speed", lambda v: v == 1, timeout=20, since=since)
 
 
+def test_state_saves_on_a_full_disk_fail_soft_and_are_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tmpfs(tmp_path / "state", "256k") as state:
+        clock = VirtualClock(1_780_000_000.0)
+        store = StateStore(state, clock_slack_s=0.0, clock=clock)
+        memory, gate = store.load()
+        store.save(memory, gate)
+        fill(state)
+        caplog.set_level(logging.WARNING, logger="lobbyd")
+        for i in range(1000):
+            gate.wrote("fresh_air.fan_speed", float(i % 4), clock.now() + i, ok=True)
+            store.save(memory, gate)  # before: OSError [Errno 28] out of the daemon
+        assert store.fault.failures == 1000
+        assert store.fault.problem is not None and store.fault.problem.startswith(f"disk full: {state}/")
+        assert [r.getMessage() for r in caplog.records if "cannot write state" in r.getMessage()] == [
+            f"cannot write state to {state} ({store.fault.problem}); running on, retrying at the next write"
+        ]
+        assert not list(state.glob("*.tmp")), "a failed save leaves no half-written file behind"
+
+        (state / "filler").unlink()
+        store.save(memory, gate)
+        assert (store.fault.problem, store.fault.episodes) == (None, 1)
+        assert json.loads((state / "safety-gate.json").read_text()) == gate.to_json()
+
+
+async def test_spooling_on_a_full_disk_counts_disk_full_and_reports_once(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "state", "256k") as state:
+        events: list[str] = []
+        cfg = v1(dead_url(), queue_size=5, batch_size=5)
+        w = InfluxWriter(cfg, spool_dir=state / "spool", on_event=lambda kind, text: events.append(text))
+        w.open()
+        fill(state)
+        for p in points(1000, now_ns()):
+            w.submit(p)  # the queue overflows into the spool, which cannot take it
+        st = w.stats()
+        assert st.dropped_by_reason == {"disk full": 1000 - st.queue_depth}, st
+        assert st.dropped_points == 1000 - st.queue_depth and st.spooled_points == 0
+        lost = st.dropped_points
+        assert st.spool_problem == f"disk full: {state / 'spool'}"
+        assert [e for e in events if "cannot write the spool" in e] == [
+            f"cannot write the spool (disk full: {state / 'spool'}): points that must be spooled are dropped"
+        ]
+
+        (state / "filler").unlink()
+        for p in points(10, now_ns()):
+            w.submit(p)
+        st = w.stats()
+        assert st.spool_problem is None and st.spooled_points > 0
+        assert [e for e in events if "written again" in e] == [
+            f"the spool is written again; points lost so far: {lost} (disk full)"
+        ]
+
+
+def test_a_record_cut_short_by_a_full_disk_leaves_the_spool_readable(tmp_path: Path) -> None:
+    """A write that stops part-way (the last free page) is cut off again: the records before it and after
+    it (once there is space) replay, and none is corrupt."""
+    with tmpfs(tmp_path / "state", "256k") as state:
+        spool = Spool(state / "spool", budget_bytes=1 << 20, clock=VirtualClock(1_780_000_000.0))
+        spool.open()
+        spool.append(["first 1"])
+        fill(state)
+        with pytest.raises(OSError, match="No space left"):
+            spool.append(["x" * 100_000])  # part of it fits the last page of the segment (below its size cap)
+        (state / "filler").unlink()
+        spool.append(["second 2"])
+        got = []
+        while (rec := spool.peek()) is not None:
+            got.extend(rec.lines)
+            spool.commit(rec)
+        assert got == ["first 1", "second 2"]
+        assert spool.corrupt_records == 0 and spool.fault.problem is None
+
+
+@pytest.mark.servers
 async def test_a_full_disk_degrades_and_the_daemon_restarts_on_it(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with tmpfs(state, "2m"):
@@ -102,6 +184,7 @@ async def test_a_full_disk_degrades_and_the_daemon_restarts_on_it(tmp_path: Path
             assert await lob.stop_daemon() == 0
 
 
+@pytest.mark.servers
 async def test_a_read_only_state_directory_degrades_and_the_daemon_starts(tmp_path: Path) -> None:
     state = tmp_path / "state"
 
