@@ -81,7 +81,8 @@ def test_state_saves_on_a_full_disk_fail_soft_and_are_logged_once(
 
         (state / "filler").unlink()
         store.save(memory, gate)
-        assert (store.fault.problem, store.fault.episodes) == (None, 1)
+        assert store.fault.problem is None, store.fault.problem
+        assert store.fault.episodes == 1
         assert json.loads((state / "safety-gate.json").read_text()) == gate.to_json()
 
 
@@ -125,7 +126,7 @@ def test_a_record_cut_short_by_a_full_disk_leaves_the_spool_readable(tmp_path: P
             spool.append(["x" * 100_000])  # part of it fits the last page of the segment (below its size cap)
         (state / "filler").unlink()
         spool.append(["second 2"])
-        got = []
+        got: list[str] = []
         while (rec := spool.peek()) is not None:
             got.extend(rec.lines)
             spool.commit(rec)
