@@ -62,18 +62,14 @@ class StateLock:
             return
         self._fd = fd
         with contextlib.suppress(OSError):  # the pid is for the message of a second daemon; best effort
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            self.path.write_text(f"{os.getpid()}\n")
 
     def _open(self) -> int | None:
-        """The lock file (created if need be), or the directory where the file cannot be created."""
-        try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError:
-            pass
-        for target in (self.path, self.state_dir):
+        """The lock file (created if need be), or the directory where the file cannot be created. Opened
+        read-only, so that holding it never keeps an operator from remounting the disk read-only."""
+        for target, flags in ((self.path, os.O_CREAT), (self.state_dir, 0)):
             with contextlib.suppress(OSError):
-                return os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+                return os.open(target, os.O_RDONLY | os.O_CLOEXEC | flags, 0o644)
         _LOG.error("cannot open %s, running without the state directory's lock", self.path)
         return None
 
