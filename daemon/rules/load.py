@@ -239,8 +239,9 @@ def _save_last_good(
         try:
             tmp.write_text(gf.text, encoding="utf-8")
             tmp.replace(target)
-        except OSError:
+        except OSError as exc:
             tmp.unlink(missing_ok=True)
+            exc.filename = str(target)  # the copy that could not be saved, for the message
             raise
     for stale in last_good_dir.glob("*.yaml"):
         if stale.name not in present and str(directory / stale.name) not in failed:
