@@ -68,7 +68,7 @@ class ControlServer:
             async with server:
                 await server.serve_forever()
         finally:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone already, or the disk went read-only meanwhile
                 self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
