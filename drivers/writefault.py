@@ -45,6 +45,7 @@ class WriteFault:
         self.what = what  # e.g. "state", "spool", "last good rules"
         self._log = logger  # None: the owner reports episodes itself (see the return values)
         self.problem: str | None = None  # the current reason in plain words, None while writes succeed
+        self._reason: str | None = None  # the reason of the current episode, without its path
         self.failures = 0  # failed writes, all episodes together
         self.episodes = 0
 
@@ -52,8 +53,8 @@ class WriteFault:
         """Count a failed write. True when it starts an episode (or changes its reason): logged then."""
         text = describe(exc, path)
         self.failures += 1
-        new = self.problem is None or reason_of(exc) != self.problem.partition(":")[0]
-        self.problem = text
+        new = self.problem is None or reason_of(exc) != self._reason
+        self.problem, self._reason = text, reason_of(exc)
         if new:
             self.episodes += 1
             if self._log is not None:

@@ -8,8 +8,10 @@ mosquitto, influxd and pymodbus simulators.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +23,7 @@ from daemon.persist import StateStore
 from drivers.clock import VirtualClock
 from drivers.influx import InfluxWriter
 from drivers.influx.spool import Spool
+from drivers.writefault import WriteFault
 from tests.drivers.influx.helpers import dead_url
 from tests.drivers.influx.test_writer import now_ns, points, v1
 from tests.e2e.harness import REPO, Lobby, lobby
@@ -57,6 +60,24 @@ async def _fan_follows_pm25(lob: Lobby) -> None:
     sensors.set("hall-pm25", 10.0)
     await sensors.publish_now("hall-pm25")
     await fan.wait_for_write("fan_speed", lambda v: v == 1, timeout=20, since=since)
+
+
+def test_each_reason_in_plain_words_and_one_log_line_per_episode(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="lobbyd")
+    fault = WriteFault("state to /var/lib/lobbyd", logging.getLogger("lobbyd"))
+    for code, words in [
+        (errno.ENOSPC, "disk full"),
+        (errno.ENOSPC, "disk full"),
+        (errno.EROFS, "read-only file system"),
+        (errno.EACCES, "permission denied"),
+        (errno.EIO, "I/O error"),
+        (errno.EIO, "I/O error"),
+    ]:
+        fault.failed(OSError(code, os.strerror(code), "/var/lib/lobbyd/engine-memory.json"))
+        assert fault.problem == f"{words}: /var/lib/lobbyd/engine-memory.json"
+    assert (fault.failures, fault.episodes) == (6, 4)  # a new reason is a new episode; a repeat is not
+    assert fault.ok() and not fault.ok() and fault.problem is None
+    assert len(caplog.records) == 5  # four episodes started, one ended
 
 
 def test_state_saves_on_a_full_disk_fail_soft_and_are_logged_once(
@@ -205,6 +226,9 @@ async def test_a_read_only_state_directory_degrades_and_the_daemon_starts(tmp_pa
                 assert f"last good rules not saved: read-only file system: {state}" in " ".join(st["degraded"])
                 assert f"state not saved: read-only file system: {state}" in " ".join(st["degraded"])
                 await _fan_follows_pm25(lob)
+                assert await lob.stop_daemon() == 0, lob.log[-3000:]  # a clean stop on a read-only disk
+                lob.start_daemon()
+                await lob.wait_status(lambda st: _running(st) and _degraded_by(st, "read-only file system"))
             finally:
                 remount(state, "rw")
             st = await lob.wait_status(lambda st: not st["degraded"], timeout=25)
