@@ -57,7 +57,8 @@ async def test_a_second_daemon_exits_1_and_touches_nothing(tmp_path: Path) -> No
         sensors.set("hall-pm25", 50.0)
         await sensors.publish_now("hall-pm25")
         await fan.wait_for_write("fan_speed", lambda v: v == 3, timeout=20)
-        await lob.seconds_after(1)
+        t0 = (await lob.status())["time"]  # a housekeeping round (10 s) saves what the spike changed
+        await lob.wait_status(lambda st: st["time"] >= t0 + 11, timeout=30)
 
         state = lob.loaded.state_dir
         before = _snapshot(state)
