@@ -205,6 +205,8 @@ class Daemon:
         p = self.parts
         for err in p.control.rules.errors:
             _LOG.error("rules: %s", err)
+        if p.control.rules.last_good_error:
+            _LOG.warning("rules: last good copies not saved: %s", p.control.rules.last_good_error)
         async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as outer:
             writer_task = outer.create_task(p.writer.run(), name="influx-writer") if p.writer else None
             for bus in p.buses.values():

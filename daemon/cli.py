@@ -126,12 +126,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     from daemon import systemd
     from daemon.app import build_daemon
+    from daemon.instance import AlreadyRunning, StateLock
     from daemon.logs import install_log_rate_limit
     from daemon.reload import load_rules_of
 
     install_log_rate_limit()
 
     loaded = _load(args.config)
+    lock = StateLock(loaded.state_dir)  # before anything touches the state directory (rules copy it there)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        print(f"lobbyd: {exc}; not starting", file=sys.stderr)
+        return EXIT_FAIL
     rules = load_rules_of(loaded)
     if rules.errors:
         for e in rules.errors:
@@ -156,6 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             notifier.close()
 
     asyncio.run(main())
+    lock.release()
     return EXIT_OK
 
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from daemon.introspect import collect_counters, collect_status
 from daemon.parts import Parts
+from drivers.writefault import describe
 
 __all__ = ["ControlServer", "commands", "request"]
 
@@ -78,16 +79,22 @@ class ControlServer:
         self._handler = handler
 
     async def run(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=MAX_REQUEST)
-        self.path.chmod(0o660)
+        """Serve until cancelled. A socket that cannot be created (a read-only or full state directory)
+        is logged and leaves the daemon running without one: controlling the lobby matters more."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=MAX_REQUEST)
+            self.path.chmod(0o660)
+        except OSError as exc:
+            _LOG.error("no control socket (lobbyd status cannot reach this daemon): %s", describe(exc, self.path))
+            return
         try:
             async with server:
                 await server.serve_forever()
         finally:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone already, or the disk went read-only meanwhile
                 self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

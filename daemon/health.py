@@ -149,7 +149,9 @@ def health_records(p: Parts) -> list[tuple[str, dict[str, float | int]]]:
 
 
 async def housekeeping(p: Parts) -> None:
-    """Every ``HOUSEKEEPING_S``: health records, a warning when no sensor speaks, the memory persisted."""
+    """Every ``HOUSEKEEPING_S``: health records, a warning when no sensor speaks, the memory persisted
+    (a full or read-only disk degrades, see :attr:`daemon.persist.StateStore.fault`), and the last good
+    rules copied again if that failed."""
     clock = p.clock
     while True:
         await clock.sleep(until_next_slot(clock.now(), HOUSEKEEPING_S))
@@ -160,3 +162,5 @@ async def housekeeping(p: Parts) -> None:
         if p.link.is_silent(now):
             _LOG.warning("no sensor message for %.0fs", p.link.silent_for(now))
         p.store.save(p.control.memory, p.actuation.gate)
+        if p.store.fault.problem is None:
+            p.reload.retry_last_good()

@@ -12,7 +12,18 @@ from typing import Any
 from daemon.parts import Parts
 from daemon.version import VERSION
 
-__all__ = ["collect_counters", "collect_status"]
+__all__ = ["collect_counters", "collect_status", "degraded"]
+
+
+def degraded(p: Parts) -> list[str]:
+    """What the daemon cannot write to disk now, in plain words ("disk full: /var/lib/lobbyd"): it goes
+    on controlling the lobby meanwhile, and each entry goes away once that write succeeds again."""
+    out = [f"state not saved: {p.store.fault.problem}"] if p.store.fault.problem else []
+    if p.control.rules.last_good_error:
+        out.append(f"last good rules not saved: {p.control.rules.last_good_error}")
+    if p.writer is not None and (spool := p.writer.stats().spool_problem):
+        out.append(f"time-series spool not written: {spool}")
+    return out
 
 
 def collect_status(p: Parts) -> dict[str, Any]:
@@ -65,6 +76,7 @@ def collect_status(p: Parts) -> dict[str, Any]:
         },
         "influx": dataclasses.asdict(p.writer.stats()) if p.writer is not None else None,
         "overrides": p.overrides.snapshot(),
+        "degraded": degraded(p),
     }
 
 

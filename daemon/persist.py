@@ -16,6 +16,7 @@ from typing import Any
 from daemon.engine import EngineMemory
 from daemon.safety import SafetyGate
 from drivers.clock import Clock
+from drivers.writefault import WriteFault
 
 __all__ = ["StateStore", "load_engine_memory", "load_safety_gate", "save_state"]
 
@@ -90,11 +91,16 @@ def save_state(
         written = body
         if name == ENGINE_FILE and saved_at is not None:
             written = json.dumps({**data, "saved_at": saved_at}).encode()
-        with tmp.open("wb") as f:
-            f.write(written)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
+        try:
+            with tmp.open("wb") as f:
+                f.write(written)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)  # a half-written file would only take more of a full disk
+            exc.filename = str(path)  # the file that could not be saved, for the message
+            raise
         if last is not None:
             last[name] = body
 
@@ -121,12 +127,21 @@ class StateStore:
         self._slack = clock_slack_s
         self._clock = clock
         self._written: dict[str, bytes] = {}  # what was last written, per file (unchanged: not rewritten)
+        self.fault = WriteFault(f"state to {state_dir}", _LOG)  # a full or read-only disk: degraded, not fatal
 
     def load(self) -> tuple[EngineMemory, SafetyGate]:
         return load_engine_memory(self.state_dir), load_safety_gate(self.state_dir)
 
     def save(self, memory: EngineMemory, gate: SafetyGate, *, exact: bool = False) -> None:
-        """Persist; unless ``exact`` (shutdown), the clocks every evaluation moves may lag by the slack."""
+        """Persist; unless ``exact`` (shutdown), the clocks every evaluation moves may lag by the slack.
+
+        A write that fails (disk full, read-only, I/O error) is reported in :attr:`fault` and tried again
+        at the next save: the daemon goes on controlling with its state in memory."""
         slack = 0.0 if exact else self._slack
         now = self._clock.now()
-        save_state(self.state_dir, memory, gate, last=self._written, clock_slack_s=slack, saved_at=now)
+        try:
+            save_state(self.state_dir, memory, gate, last=self._written, clock_slack_s=slack, saved_at=now)
+        except OSError as exc:
+            self.fault.failed(exc, self.state_dir)
+        else:
+            self.fault.ok()

@@ -14,13 +14,14 @@ from typing import Any
 from daemon.config import LoadedConfig
 from daemon.control import ControlLoop
 from daemon.publish import Publisher
-from daemon.rules.load import LoadedRules, load_rules
+from daemon.rules.load import LoadedRules, load_rules, save_last_good
 from daemon.telemetry import Recorder
 from drivers.clock import Clock
 
 __all__ = ["RuleReload", "config_changes", "load_rules_of"]
 
 _LOG = logging.getLogger("lobbyd")
+LAST_GOOD_DIR = "rules-last-good"  # in the state directory
 
 
 def load_rules_of(loaded: LoadedConfig, previous: LoadedRules | None = None) -> LoadedRules:
@@ -29,7 +30,7 @@ def load_rules_of(loaded: LoadedConfig, previous: LoadedRules | None = None) -> 
         loaded.rules_dir,
         loaded.rule_context(),
         previous=previous,
-        last_good_dir=loaded.state_dir / "rules-last-good",
+        last_good_dir=loaded.state_dir / LAST_GOOD_DIR,
     )
 
 
@@ -96,6 +97,11 @@ class RuleReload:
         self.reloads += 1
         errors = [str(e) for e in new.errors]
         self._control.set_rules(new)
+        if new.last_good_error != old.last_good_error:  # logged once per episode, not per reload
+            _LOG.warning(
+                "rules: last good copies %s",
+                f"not saved: {new.last_good_error}" if new.last_good_error else "saved again",
+            )
         if errors:
             kept = ", ".join(Path(f).name for f in new.kept_previous) or "nothing"
             text = f"rules reload ({why}): {len(errors)} error(s); kept last good version of {kept}"
@@ -110,6 +116,17 @@ class RuleReload:
         self._publisher.rules_status(errors, now)
         self.last_reload = text
         return {"ok": not errors, "text": text, "errors": errors}
+
+    def retry_last_good(self) -> None:
+        """Copy the rules in force to the state directory again if that failed (a full or read-only disk);
+        quiet while it still fails, logged once when it works."""
+        rules = self._control.rules
+        if rules.last_good_error is None:
+            return
+        new = save_last_good(rules, self._loaded.state_dir / LAST_GOOD_DIR, self._loaded.rules_dir)
+        if new.last_good_error is None:
+            _LOG.warning("rules: last good copies saved again after %s", rules.last_good_error)
+            self._control.set_rules(new)
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Reload when a rule file changes on disk (watchfiles), debounced by the library, until ``stop``."""

@@ -24,7 +24,7 @@ SPOOL_ATTENTION_S = 600.0
 
 def needs_attention(st: dict[str, Any]) -> list[str]:
     """Everything an operator should look at; empty when all is well (exit 0)."""
-    problems: list[str] = []
+    problems: list[str] = [f"degraded: {d}" for d in st.get("degraded", [])]
     if not st["mqtt"]["connected"]:
         problems.append("MQTT broker not connected" + _mqtt_down(st["mqtt"], st.get("wall_time")))
     if st["mqtt"].get("discarded"):
@@ -35,7 +35,7 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
     influx = st.get("influx")
     if influx:
         if influx.get("dropped_points"):
-            problems.append(f"time series: {influx['dropped_points']} points dropped (spool budget)")
+            problems.append(f"time series: {influx['dropped_points']} points dropped ({_reasons(influx)})")
         if influx.get("rejected_points"):
             problems.append(f"time series: {influx['rejected_points']} points rejected by the server (see rejected.lp)")
         if influx.get("spool_oldest_s", 0) > SPOOL_ATTENTION_S:
@@ -77,6 +77,12 @@ def _mqtt_lines(m: dict[str, Any], wall_time: float | None) -> list[str]:
 
 def _span(v: float) -> str:
     return f"{v:.0f}s" if v < 120 else f"{v / 60:.0f}m" if v < 7200 else f"{v / 3600:.1f}h"
+
+
+def _reasons(influx: dict[str, Any]) -> str:
+    """Dropped points by reason: "spool budget 12, disk full 40"."""
+    by = influx.get("dropped_by_reason") or {"reason unknown": influx["dropped_points"]}
+    return ", ".join(f"{why} {n}" for why, n in sorted(by.items()))
 
 
 def _age(v: float | None) -> str:
@@ -123,9 +129,10 @@ def format_status(st: dict[str, Any], problems: list[str]) -> str:
     lines.append("mqtt rejected: " + (", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "none"))
     i = st.get("influx")
     if i:
+        why = f" ({_reasons(i)})" if i["dropped_points"] else ""
         lines.append(
             f"time series: queue {i['queue_depth']}, sent {i['sent_points']}, spool {i['spooled_bytes']} bytes"
-            f" (oldest {_age(i['spool_oldest_s']) if i['spooled_bytes'] else '—'}), dropped {i['dropped_points']},"
+            f" (oldest {_age(i['spool_oldest_s']) if i['spooled_bytes'] else '—'}), dropped {i['dropped_points']}{why},"
             f" rejected {i['rejected_points']}" + (f", last error: {i['last_error']}" if i.get("last_error") else "")
         )
     else:

@@ -7,6 +7,7 @@ that version keeps running. Only a file that never validated contributes no rule
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from collections.abc import Mapping, Sequence
@@ -16,8 +17,9 @@ from pathlib import Path
 from daemon.engine import PointLimits, RuleSet, SensorInfo
 from daemon.rules.model import Input, Rule, RuleFile, Schedule
 from daemon.yamlsource import ConfigError, ErrorItem, SourceDoc, did_you_mean, load_yaml, validate
+from drivers.writefault import describe
 
-__all__ = ["LoadedRules", "RuleContext", "load_rules", "rule_files"]
+__all__ = ["LoadedRules", "RuleContext", "load_rules", "rule_files", "save_last_good"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class LoadedRules:
     errors: list[ErrorItem] = field(default_factory=list)
     kept_previous: list[str] = field(default_factory=list)  # files whose last good version is running
     files: dict[str, _GoodFile] = field(default_factory=dict)
+    last_good_error: str | None = None  # copying the good files to the state directory failed (plain words)
 
     @property
     def ok(self) -> bool:
@@ -201,20 +204,46 @@ def load_rules(
             for sname, sched in old.parsed.schedules.items():
                 schedules.setdefault(sname, sched)
 
+    save_error = None
     if last_good_dir is not None:
-        last_good_dir.mkdir(parents=True, exist_ok=True)
-        present = {Path(n).name for n in good}
-        for name, gf in good.items():
-            if name in kept:
-                continue
-            target = last_good_dir / Path(name).name
-            tmp = target.with_suffix(".tmp")
-            tmp.write_text(gf.text, encoding="utf-8")
-            tmp.replace(target)
-        for stale in last_good_dir.glob("*.yaml"):
-            if stale.name not in present and str(directory / stale.name) not in failed:
-                stale.unlink(missing_ok=True)
-        shutil.rmtree(last_good_dir / "__pycache__", ignore_errors=True)
+        try:
+            _save_last_good(last_good_dir, directory, good, kept, failed)
+        except OSError as exc:  # a full or read-only disk: the rules run, their copy waits for the next load
+            save_error = describe(exc, last_good_dir)
 
     rules: list[Rule] = [r for gf in good.values() for r in gf.parsed.rules]
-    return LoadedRules(RuleSet(tuple(rules), schedules), errors, kept, good)
+    return LoadedRules(RuleSet(tuple(rules), schedules), errors, kept, good, last_good_error=save_error)
+
+
+def save_last_good(rules: LoadedRules, last_good_dir: Path, directory: Path) -> LoadedRules:
+    """Copy the good files of ``rules`` to ``last_good_dir`` again (their copy failed: a full or read-only
+    disk); the same rules, with ``last_good_error`` as it is now."""
+    try:
+        _save_last_good(last_good_dir, directory, rules.files, rules.kept_previous, [e.file for e in rules.errors])
+    except OSError as exc:
+        return dataclasses.replace(rules, last_good_error=describe(exc, last_good_dir))
+    return dataclasses.replace(rules, last_good_error=None)
+
+
+def _save_last_good(
+    last_good_dir: Path, directory: Path, good: Mapping[str, _GoodFile], kept: Sequence[str], failed: Sequence[str]
+) -> None:
+    """Copy the good files to ``last_good_dir`` (atomically each) and remove copies of deleted files."""
+    last_good_dir.mkdir(parents=True, exist_ok=True)
+    present = {Path(n).name for n in good}
+    for name, gf in good.items():
+        if name in kept:
+            continue
+        target = last_good_dir / Path(name).name
+        tmp = target.with_suffix(".tmp")
+        try:
+            tmp.write_text(gf.text, encoding="utf-8")
+            tmp.replace(target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            exc.filename = str(target)  # the copy that could not be saved, for the message
+            raise
+    for stale in last_good_dir.glob("*.yaml"):
+        if stale.name not in present and str(directory / stale.name) not in failed:
+            stale.unlink(missing_ok=True)
+    shutil.rmtree(last_good_dir / "__pycache__", ignore_errors=True)

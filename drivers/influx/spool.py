@@ -33,6 +33,7 @@ absorbs (same series and timestamp overwrite the same point).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import zlib
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..clock import Clock
+from ..writefault import WriteFault
 from .config import FsyncPolicy
 
 __all__ = ["MAGIC", "Spool", "SpoolRecord"]
@@ -80,7 +82,8 @@ class Spool:
         self._fsync = fsync
         self._clock = clock
         self._on_event = on_event
-        self.dropped_points = 0
+        self.dropped_points = 0  # the oldest segments, past the budget
+        self.corrupt_points = 0  # in torn or corrupt records (those their headers name)
         self.corrupt_records = 0
         self._dirty = False
         self._head: SpoolRecord | None = None
@@ -90,6 +93,7 @@ class Spool:
         self._next_seq = 1
         self._oldest: float | None = None
         self.opened = False
+        self.fault = WriteFault("the time-series spool")  # the current write problem (disk full...), if any
 
     def open(self) -> None:
         """Create the directory and take over what a previous run left (segments, cursor); once.
@@ -106,7 +110,7 @@ class Spool:
                 self._sizes[int(p.stem)] = p.stat().st_size
         cur_seq, cur_off = self._read_cursor()
         for seq in [s for s in self._sizes if s < cur_seq]:
-            self._unlink(seq)
+            self._unlink(seq)  # never raises: a read-only spool keeps it until a later start
         self._cursor = (cur_seq, cur_off)
         self._next_seq = max([cur_seq, *self._sizes]) + 1
         self.opened = True
@@ -130,13 +134,19 @@ class Spool:
             return 0, 0
 
     def _write_cursor(self) -> None:
+        """Never raises: a cursor that cannot be written (disk full) lags, and replay is at-least-once."""
         tmp = self.directory / "cursor.tmp"
-        with tmp.open("w") as f:
-            f.write(f"{self._cursor[0]} {self._cursor[1]}\n")
-            if self._fsync == "always":
-                f.flush()
-                os.fsync(f.fileno())
-        tmp.replace(self.directory / "cursor")
+        try:
+            with tmp.open("w") as f:
+                f.write(f"{self._cursor[0]} {self._cursor[1]}\n")
+                if self._fsync == "always":
+                    f.flush()
+                    os.fsync(f.fileno())
+            tmp.replace(self.directory / "cursor")
+        except OSError as exc:
+            self.fault.failed(exc, self.directory / "cursor")
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
     def _fsync_dir(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY)
@@ -149,10 +159,16 @@ class Spool:
         return self._cursor[1] if seq == self._cursor[0] else 0
 
     def _unlink(self, seq: int) -> None:
+        """Forget segment ``seq`` and delete it; never raises (a read-only spool keeps the file, and the
+        cursor, past it, has the next start delete it)."""
         if self._active is not None and self._active[0] == seq:
-            os.close(self._active[1])
+            with contextlib.suppress(OSError):
+                os.close(self._active[1])
             self._active = None
-        self._path(seq).unlink(missing_ok=True)
+        try:
+            self._path(seq).unlink(missing_ok=True)
+        except OSError as exc:
+            self.fault.failed(exc, self._path(seq))
         self._sizes.pop(seq, None)
         if self._head is not None and self._head.seq == seq:
             self._head = None
@@ -174,7 +190,10 @@ class Spool:
 
     # -- writing -------------------------------------------------------------------------------
     def append(self, lines: Sequence[str]) -> None:
-        """Append one batch as one record; drop the oldest segments if past the budget."""
+        """Append one batch as one record; drop the oldest segments if past the budget.
+
+        Raises ``OSError`` when the record cannot be written (disk full, read-only, I/O error; also in
+        :attr:`fault`): nothing of it is left in the spool, which goes on with the records before it."""
         if not lines:
             return
         body = "\n".join(lines).encode("utf-8")
@@ -183,27 +202,55 @@ class Spool:
         now = self._clock.now()
         meta = struct.pack(">Id", len(lines), now)
         record = struct.pack(">II", len(body), zlib.crc32(body, zlib.crc32(meta))) + meta + body
-        if not self.has_pending():
-            self._oldest = now
+        was_empty = not self.has_pending()
         if self._active is not None and self._sizes[self._active[0]] + len(record) > self._seg_max:
             self._rotate()
-        if self._active is None:
-            seq = self._next_seq
-            self._next_seq += 1
-            fd = os.open(self._path(seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
-            self._active = (seq, fd)
+        try:
+            if self._active is None:
+                self._new_segment()
+            assert self._active is not None
+            seq, fd = self._active
+            self._write_record(seq, fd, record)
+        except OSError as exc:
+            self.fault.failed(exc, self.directory)
+            raise
+        self.fault.ok()
+        if was_empty:
+            self._oldest = now
+        self._enforce_budget()
+
+    def _new_segment(self) -> None:
+        seq = self._next_seq
+        self._next_seq += 1
+        fd = os.open(self._path(seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+        try:
             self._write_all(fd, MAGIC)
-            self._sizes[seq] = len(MAGIC)
             if self._fsync == "always":
                 self._fsync_dir()
-        seq, fd = self._active
-        self._write_all(fd, record)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                self._path(seq).unlink()
+            raise
+        self._active = (seq, fd)
+        self._sizes[seq] = len(MAGIC)
+
+    def _write_record(self, seq: int, fd: int, record: bytes) -> None:
+        """One record, whole or not at all: a write cut short is cut off again (or, if even that fails, the
+        segment is closed: readers stop at its known size, and the next record starts a new segment)."""
+        try:
+            self._write_all(fd, record)
+            if self._fsync == "always":
+                os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, self._sizes[seq])
+            except OSError:
+                self._rotate()
+            raise
         self._sizes[seq] += len(record)
-        if self._fsync == "always":
-            os.fsync(fd)
-        else:
+        if self._fsync != "always":
             self._dirty = True
-        self._enforce_budget()
 
     @staticmethod
     def _write_all(fd: int, data: bytes) -> None:
@@ -214,10 +261,15 @@ class Spool:
     def _rotate(self) -> None:
         if self._active is not None:
             _, fd = self._active
-            if self._fsync != "never":
-                os.fsync(fd)
-            os.close(fd)
             self._active = None
+            try:
+                if self._fsync != "never":
+                    os.fsync(fd)
+            except OSError as exc:
+                self.fault.failed(exc, self.directory)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def _enforce_budget(self) -> None:
         while self._sizes and sum(self._sizes.values()) > self._budget:
@@ -240,7 +292,10 @@ class Spool:
     def sync_if_dirty(self) -> None:
         """fsync the active segment if records were appended since the last sync (policy ``batch``)."""
         if self._dirty and self._active is not None and self._fsync == "batch":
-            os.fsync(self._active[1])
+            try:
+                os.fsync(self._active[1])
+            except OSError as exc:
+                self.fault.failed(exc, self.directory)
         self._dirty = False
 
     def close(self) -> None:
@@ -308,7 +363,7 @@ class Spool:
                 return rec
             if problem:
                 self.corrupt_records += 1
-                self.dropped_points += lost
+                self.corrupt_points += lost
                 self._event(
                     f"skipped a corrupt spool record ({problem}) in {self._path(seq).name} "
                     f"at byte {off}: {end - off} bytes lost, {lost or 'an unknown number of'} points"

@@ -12,15 +12,14 @@ backoff and jitter. A 4xx answer means a bad point: the batch is split in halves
 line(s) are found; those are logged, appended to ``rejected.lp`` in the spool directory (with the
 server's message as a ``#`` comment) and counted, and the rest is written.
 
-Events for the daemon's annotations go to ``on_event(kind, text)`` with ``kind`` one of ``spool`` (spool left by
-a previous run, spooling started, replay finished, corrupt record skipped, oldest dropped past the budget) and
-``rejected`` (a point set aside). ``last_error`` is cleared by the next successful write; ``last_error_at`` stays.
+Events for the daemon's annotations go to ``on_event(kind, text)``: ``spool`` (left by a previous run,
+spooling started, replay finished, a corrupt record skipped, the oldest dropped past the budget, the
+spool unwritable — disk full... — and writable again, once per episode) and ``rejected`` (a point set
+aside). Lost points are counted by reason. ``last_error`` clears on success; ``last_error_at`` stays.
 
-The constructor does no I/O. :meth:`InfluxWriter.open` reads the secret and takes over the spool a
-previous run left; the composition root calls it once it has wired ``on_event`` (so the "left by a
-previous run" event reaches the annotations) and before :meth:`InfluxWriter.run`, so that a missing
-secret stops the start with its own clear error instead of surfacing from a task. ``run()`` and
-``flush()`` open a writer that was not opened, so neither depends on the caller remembering.
+The constructor does no I/O. :meth:`InfluxWriter.open` reads the secret (a missing one stops the start
+with its own error, not from a task) and takes over the spool a previous run left; the composition
+root calls it once ``on_event`` is wired. ``run()`` and ``flush()`` open a writer not yet opened.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,32 +38,16 @@ from pydantic import SecretStr
 from ..backoff import Backoff
 from ..clock import Clock, SystemClock, Timer
 from ..timegrid import next_slot
+from ..writefault import reason_of
 from .config import InfluxV1Config, InfluxV2Config, redact_url, resolve_secret
 from .errors import InfluxRejected, InfluxUnavailable
 from .spool import Spool
+from .stats import WriterStats
 from .transport import Transport, open_transport
 
 __all__ = ["InfluxWriter", "WriterStats"]
 
 _log = logging.getLogger("drivers.influx")
-
-
-@dataclass(frozen=True, slots=True)
-class WriterStats:
-    """A snapshot of the writer's counters (points unless stated otherwise)."""
-
-    queue_depth: int  # points in memory, waiting for a batch
-    sent_points: int  # accepted by the server (direct and replayed)
-    replayed_points: int  # of which came from the spool
-    spooled_points: int  # written to the spool by this process
-    spooled_bytes: int  # spool bytes waiting for replay
-    spool_oldest_s: float  # age of the oldest waiting spool record (0 when empty)
-    dropped_points: int  # lost: oldest spool segments past the budget, or spool write failures
-    rejected_points: int  # refused by the server with 4xx and set aside in rejected.lp
-    corrupt_records: int  # torn or corrupt spool records skipped
-    last_error: str | None  # the failure going on (None once a write succeeds again), never containing a secret
-    requests: int = 0  # write requests the server accepted (a steady trickle: one per flush interval)
-    last_error_at: float | None = None  # clock time of the last failure (kept after recovery)
 
 
 class InfluxWriter:
@@ -98,20 +80,17 @@ class InfluxWriter:
         self._wake = asyncio.Event()
         self._spooled = asyncio.Event()
         self._transport = transport  # None: opened from the config by run()
-        self._sent = self._replayed = self._spooled_points = self._rejected = self._io_dropped = self._requests = 0
+        self._sent = self._replayed = self._spooled_points = self._rejected = self._requests = 0
+        self._io_dropped: dict[str, int] = {}  # points the spool could not take, by reason ("disk full")
+        self._spool_seen = (0, True)  # the spool's fault (episodes, cleared) as last reported in an event
         self._last_error: str | None = None
         self._last_error_at: float | None = None  # kept when the error is cleared
         self._failing = False
         self._head_done: tuple[int, int, int] = (-1, -1, 0)  # (seq, offset, lines already sent)
         self._last_sync = self._clock.now()
         self._rejected_path = spool_dir / "rejected.lp"
-        self._spool = Spool(
-            spool_dir,
-            budget_bytes=int(config.spool_budget_mb * 1024 * 1024),
-            fsync=config.fsync,
-            clock=self._clock,
-            on_event=self._event,
-        )
+        budget = int(config.spool_budget_mb * 1024 * 1024)
+        self._spool = Spool(spool_dir, budget_bytes=budget, fsync=config.fsync, clock=self._clock, on_event=self._event)
 
     def __repr__(self) -> str:
         return f"InfluxWriter(api={self._cfg.api}, url={redact_url(self._cfg.url)})"
@@ -119,10 +98,8 @@ class InfluxWriter:
     # -- opening ---------------------------------------------------------------------------------
     def open(self) -> None:
         """Read the secret and take over the spool a previous run left (reported as a ``spool`` event).
-
-        Idempotent. Raises :class:`~drivers.influx.errors.InfluxConfigError` when the secret's
-        environment variable is not set or its file cannot be read.
-        """
+        Idempotent. Raises :class:`~drivers.influx.errors.InfluxConfigError` when the secret cannot be
+        read; a spool that cannot be opened (disk full...) is tried again when points must be spooled."""
         if self._opened:
             return
         cfg = self._cfg
@@ -130,13 +107,19 @@ class InfluxWriter:
             self._secret = resolve_secret(cfg.token_env, cfg.token_file, "influx token")
         else:
             self._secret = resolve_secret(cfg.password_env, cfg.password_file, "influx password")
-        self._open_spool()
+        with contextlib.suppress(OSError):  # a full or read-only disk: no spool until it can be opened
+            self._open_spool()
         self._opened = True
 
     def _open_spool(self) -> None:
         if self._spool.opened:
             return
-        self._spool.open()
+        try:
+            self._spool.open()
+        except OSError as e:
+            self._spool.fault.failed(e, self._spool.directory)
+            self._spool_fault_changed()
+            raise
         if self._spool.has_pending():
             self._spooled.set()
             self._event("spool", f"{self._spool.pending_bytes} bytes left in the spool by a previous run")
@@ -159,20 +142,23 @@ class InfluxWriter:
     def stats(self) -> WriterStats:
         """Current counters."""
         oldest = self._spool.oldest_spooled_at
-        pending = self._spool.has_pending()
+        by_reason = {"spool budget": self._spool.dropped_points, "corrupt spool record": self._spool.corrupt_points}
+        by_reason |= self._io_dropped
         return WriterStats(
             queue_depth=len(self._buf),
             sent_points=self._sent,
             replayed_points=self._replayed,
             spooled_points=self._spooled_points,
-            spooled_bytes=self._spool.pending_bytes if pending else 0,
+            spooled_bytes=self._spool.pending_bytes if self._spool.has_pending() else 0,
             spool_oldest_s=max(0.0, self._clock.now() - oldest) if oldest is not None else 0.0,
-            dropped_points=self._spool.dropped_points + self._io_dropped,
+            dropped_points=sum(by_reason.values()),
             rejected_points=self._rejected,
             corrupt_records=self._spool.corrupt_records,
             last_error=self._last_error,
             requests=self._requests,
             last_error_at=self._last_error_at,
+            dropped_by_reason={why: n for why, n in by_reason.items() if n},
+            spool_problem=self._spool.fault.problem,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -194,10 +180,8 @@ class InfluxWriter:
                 transport.close()
 
     async def flush(self, timeout: float) -> None:
-        """Send what is queued within ``timeout`` seconds, or spool it; fsync the spool.
-
-        The spool itself is not replayed here (that is :meth:`run`'s job, now or at the next start).
-        """
+        """Send what is queued within ``timeout`` seconds, or spool it; fsync the spool. The spool itself
+        is not replayed here (that is :meth:`run`'s job, now or at the next start)."""
         self.open()
         own = self._transport is None
         transport = open_transport(self._cfg, self._secret) if own else self._transport
@@ -236,30 +220,43 @@ class InfluxWriter:
             return batch
         return [buf.popleft() for _ in range(self._batch_size)]
 
+    def _spool_fault_changed(self) -> None:
+        """One event when the spool stops taking points (disk full...), one when it takes them again."""
+        fault = self._spool.fault
+        seen, self._spool_seen = self._spool_seen, (fault.episodes, fault.problem is None)
+        if seen == self._spool_seen:
+            return
+        if fault.problem is not None:
+            self._error(f"cannot write the spool: {fault.problem}")
+            self._event("spool", f"cannot write the spool ({fault.problem}): points that must be spooled are dropped")
+        else:
+            lost = ", ".join(f"{n} ({why})" for why, n in self._io_dropped.items())
+            self._event("spool", f"the spool is written again; points lost so far: {lost or 'none'}")
+
+    def _drop(self, n: int, e: OSError) -> None:
+        self._io_dropped[reason_of(e)] = self._io_dropped.get(reason_of(e), 0) + n
+
     def _to_spool(self, lines: Sequence[str], why: str) -> None:
         if not lines:
             return
         try:
             self._open_spool()  # a queue overflowing before open(): the spool still takes it
         except OSError as e:
-            self._io_dropped += len(lines)
-            self._error(f"cannot open the spool: {e.strerror}")
-            self._event("spool", f"cannot open the spool ({e.strerror}): {len(lines)} points lost")
+            self._drop(len(lines), e)
             return
         was_empty = not self._spool.has_pending()
-        bs = self._cfg.batch_size
-        for i in range(0, len(lines), bs):
-            chunk = lines[i : i + bs]
+        for i in range(0, len(lines), self._batch_size):
+            chunk = lines[i : i + self._batch_size]
             try:
                 self._spool.append(chunk)
                 self._spooled_points += len(chunk)
             except OSError as e:
-                self._io_dropped += len(chunk)
-                self._error(f"spool write failed: {e.strerror}")
-                self._event("spool", f"cannot write the spool ({e.strerror}): {len(chunk)} points lost")
+                self._drop(len(chunk), e)
+        self._spool_fault_changed()
         if was_empty and self._spool.has_pending():
             self._event("spool", f"spooling to disk: {why}")
-        self._spooled.set()
+        if self._spool.has_pending():  # not for nothing: the replayer would end the outage it found
+            self._spooled.set()
 
     def _set_aside(self, line: str, err: InfluxRejected) -> None:
         self._rejected += 1
@@ -311,6 +308,7 @@ class InfluxWriter:
         except BaseException:
             self._to_spool(batch[done[0] :], "shutdown")
             raise
+        self._failing = False
         return True
 
     async def _send_in_slot(self, batch: list[str], slots: asyncio.Semaphore) -> None:
@@ -397,4 +395,5 @@ class InfluxWriter:
             replayed_this_outage += done[0]
             self._head_done = (-1, -1, 0)
             self._spool.commit(rec)
+            self._spool_fault_changed()
             self._backoff.reset()

@@ -185,9 +185,10 @@ def test_an_unusable_spool_directory_is_counted_not_raised_by_submit(tmp_path: P
         w.submit(p)
     st = w.stats()
     assert (st.queue_depth, st.dropped_points, st.spooled_points) == (0, 6, 0)
-    assert st.last_error is not None and "cannot open the spool" in st.last_error
-    with pytest.raises(NotADirectoryError):
-        w.open()  # the explicit step says so loudly
+    assert st.last_error is not None and "cannot write the spool: not a directory" in st.last_error
+    assert st.dropped_by_reason == {"not a directory": 6}
+    w.open()  # a spool that cannot be opened is a degraded writer, not a failed start
+    assert w.stats().spool_problem == f"not a directory: {tmp_path / 'file' / 'spool'}"
 
 
 async def test_backoff_starts_over_after_a_replay(influxd: InfluxServer, tmp_path: Path) -> None:
