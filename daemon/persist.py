@@ -52,13 +52,14 @@ def load_engine_memory(state_dir: Path, now: float | None = None) -> EngineMemor
         return EngineMemory()
 
 
-def load_safety_gate(state_dir: Path, now: float | None = None) -> SafetyGate:
+def load_safety_gate(state_dir: Path, now: float | None = None, *, saved_at: float | None = None) -> SafetyGate:
     """Minimum hold times and hourly write counts survive a restart; what each device holds does not
     (it is read again at start), so every known value is forgotten here. With ``now``, a file from the
-    future is moved back (see the module docstring)."""
+    future is moved back (see the module docstring) by as much as the engine's, saved ``saved_at``."""
     try:
         gate = SafetyGate.from_json(json.loads((state_dir / GATE_FILE).read_text()))
-        ahead = -math.inf if now is None else gate.latest() - now
+        latest = max(gate.latest(), -math.inf if saved_at is None else saved_at)
+        ahead = -math.inf if now is None else latest - now
         if ahead > 0:
             _clock_set_back(state_dir / GATE_FILE, ahead)
             gate = gate.shifted(-ahead)
@@ -72,7 +73,17 @@ def load_safety_gate(state_dir: Path, now: float | None = None) -> SafetyGate:
     return gate
 
 
+def _saved_at(state_dir: Path) -> float | None:
+    """When the engine file was saved (both files are saved together), if it says so."""
+    try:
+        return float(json.loads((state_dir / ENGINE_FILE).read_text())["saved_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _clock_set_back(path: Path, ahead: float) -> None:
+    if ahead < 1.0:  # the wall clock's drift from the steady line between saves, not a step
+        return
     _LOG.warning(
         "%s: its latest time is %.0fs after the clock's time now (the clock was set back?); "
         "its times are moved back by that much, so holds and timers keep what they had left",
@@ -152,14 +163,16 @@ class StateStore:
         self._written: dict[str, bytes] = {}  # what was last written, per file (unchanged: not rewritten)
 
     def load(self) -> tuple[EngineMemory, SafetyGate]:
-        now = self._wall()
-        return load_engine_memory(self.state_dir, now), load_safety_gate(self.state_dir, now)
+        now, saved = self._wall(), _saved_at(self.state_dir)
+        return load_engine_memory(self.state_dir, now), load_safety_gate(self.state_dir, now, saved_at=saved)
 
     def save(self, memory: EngineMemory, gate: SafetyGate, *, exact: bool = False) -> None:
         """Persist; unless ``exact`` (shutdown), the clocks every evaluation moves may lag by the slack."""
         slack = 0.0 if exact else self._slack
         now = self._wall()
-        skew = now - self._clock.now()  # the daemon's steady time line → the wall clock
+        # The daemon's steady time line → the wall clock, in whole seconds: the two drift apart by
+        # microseconds between saves, and an unchanged file must stay byte for byte the same.
+        skew = float(round(now - self._clock.now()))
         if skew != 0:
             memory, gate = memory.shifted(skew), gate.shifted(skew)
         save_state(self.state_dir, memory, gate, last=self._written, clock_slack_s=slack, saved_at=now)

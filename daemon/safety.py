@@ -3,6 +3,9 @@
 No rule can bypass it: every decision (rule, fallback or manual override) passes :meth:`SafetyGate.admit`
 before anything is written. It is pure bookkeeping on an injected time, so it is tested without devices.
 A value is written only when it differs from what the device is known to hold.
+
+The time is the daemon's steady line (:class:`drivers.clock.SteadyClock`), so a wall-clock step moves
+no hold and no writes/hour window; a hold whose start lies after ``now`` counts as ended.
 """
 
 from __future__ import annotations

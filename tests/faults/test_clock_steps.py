@@ -12,15 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
+import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiomqtt
 import pytest
 
 from daemon.app import Daemon, build_daemon
 from daemon.config import LoadedConfig, load_config
-from drivers.clock import Timer, VirtualClock
+from daemon.engine import EngineMemory
+from daemon.persist import ENGINE_FILE, GATE_FILE, StateStore, load_engine_memory, load_safety_gate
+from daemon.safety import SafetyGate
+from drivers.clock import SteadyClock, SystemClock, Timer, VirtualClock
 from drivers.modbus import load_profile
 from simulators.devices import DeviceSimulator
 from simulators.publisher import SimPublisher
@@ -31,6 +38,7 @@ from tests.e2e.harness import REPO, write_config
 T0 = 1_780_475_400.0  # 2026-06-03 10:30 local (Asia/Shanghai): the branch is open
 DAY = 86_400.0
 PM25 = "sensors/demo-001/hall/pm25"
+FAN = "fresh_air.fan_speed"
 
 # The fan's minimum hold is the shipped 120 s. PM2.5 above 40 asks for level 2 at once, level 3 once it
 # has lasted a minute; the light ramps from 0 to 100 % at 1 %/s while PM2.5 is high.
@@ -103,10 +111,11 @@ class Branch:
 
 
 @contextlib.asynccontextmanager
-async def branch(tmp: Path, mosquitto: MosquittoServer) -> AsyncIterator[Branch]:
+async def branch(tmp: Path, mosquitto: MosquittoServer, extra_rules: str = "") -> AsyncIterator[Branch]:
     rules = tmp / "rules"
     rules.mkdir()
-    (rules / "clock.yaml").write_text(RULES)
+    (rules / "clock.yaml").write_text(RULES + extra_rules)
+    shutil.copy(REPO / "rules" / "schedules.yaml", rules)
     devices = REPO / "config" / "devices"
     watch = Stopwatch(VirtualClock(T0))  # each daemon run points it at its own clock
     fan = DeviceSimulator.tcp(load_profile(devices / "freshair-standard.yaml"), 1, port=free_port(), clock=watch)
@@ -199,6 +208,7 @@ async def test_a_wall_clock_step_while_running_moves_no_hold_timer_or_ramp(
         # The light: 10 % at 10 s (10 s since the last output at 0 %), then 1 %/s up to 100 % at 100 s.
         light = b.writes(b.lights, "brightness")
         assert light[0] == (10, 10) and light[-1] == (100, 100) and len(light) == 91 and ramp_ok(light, 1.0)
+        assert run.daemon.parts.actuation.gate.writes_last_hour(FAN, run.daemon.parts.clock.now()) == 2
         assert state.out_of_order == 0
         assert not any(d.reason.fallback for d in run.daemon.parts.control.desired.values())
 
@@ -226,3 +236,71 @@ async def test_state_saved_in_the_future_does_not_freeze_the_fan_after_a_restart
         assert light[0][0] <= 1 and light[-1][1] == 100 and ramp_ok(light, 1.0)
         moved = [r for r in caplog.records if "the clock was set back" in r.getMessage()]
         assert len(moved) == 2  # once per state file
+
+
+CLOSED = """
+  - id: fan-closed
+    target: fresh_air.fan_speed
+    priority: 30
+    when:
+      - outside_schedule: opening-hours
+    set: 0
+"""
+
+
+@pytest.mark.parametrize("step_s", [12 * 3600, -12 * 3600], ids=["plus-12-h", "minus-12-h"])
+async def test_opening_hours_follow_the_wall_clock_after_a_step(
+    tmp_path: Path, mosquitto: MosquittoServer, step_s: float
+) -> None:
+    """Wednesday 10:30, open; stepped to 22:30 (the same day or the day before): closed at the next
+    evaluation (the reading at 50 s), while the hold and timers stay on monotonic time."""
+    async with branch(tmp_path, mosquitto, CLOSED) as b, running(b, T0) as run:
+        await run.publish(10)
+        await run.seconds(100, pm25=10, step_at=40, step_s=step_s)
+        assert b.writes(b.fan, "fan_speed") == [(50, 0)]
+        assert run.daemon.parts.control.desired["fresh_air.fan_speed"].reason.rule == "fan-closed"
+        decision = await retained(mosquitto, "lobbyd/demo-001/decision/fresh_air/fan_speed")
+        assert decision["ts"] == T0 + 50 + step_s  # published in wall time
+
+
+async def retained(mosquitto: MosquittoServer, topic: str) -> dict[str, Any]:
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client, asyncio.timeout(10):
+        await client.subscribe(topic)
+        async for m in client.messages:
+            assert isinstance(m.payload, bytes)
+            got: dict[str, Any] = json.loads(m.payload)
+            return got
+    raise AssertionError(f"nothing retained on {topic}")
+
+
+def test_on_the_real_clocks_an_unchanged_state_is_not_rewritten(tmp_path: Path) -> None:
+    """Wall and monotonic time drift apart by microseconds between saves: no rewrite for that."""
+    clock = SteadyClock(SystemClock())
+    store = StateStore(tmp_path, clock_slack_s=60.0, clock=clock)
+    memory, gate = EngineMemory(since={"r#0:abc": clock.now() - 30}), SafetyGate()
+    gate.wrote(FAN, 2.0, clock.now(), ok=True)
+    store.save(memory, gate)
+    inodes = {n: (tmp_path / n).stat().st_ino for n in (ENGINE_FILE, GATE_FILE)}
+    for _ in range(100):
+        store.save(memory, gate)
+    assert {n: (tmp_path / n).stat().st_ino for n in inodes} == inodes
+
+
+def test_state_from_the_future_is_moved_back_whole_and_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Saved 33 h ahead of the clock at load: a hold with 60 s left, a `for:` 20 s on and an override with
+    10 min left keep exactly that; a file from the past is left as it is."""
+    now, ahead = T0, 33 * 3600.0
+    saved = now + ahead
+    (tmp_path / GATE_FILE).write_text(json.dumps({FAN: {"last_change": saved - 60, "writes": [saved - 60]}}))
+    memory = {"since": {"r#0:abc": saved - 20}, "overrides": {FAN: [3, saved + 600, "mqtt"]}, "saved_at": saved}
+    (tmp_path / ENGINE_FILE).write_text(json.dumps(memory))
+    with caplog.at_level("WARNING", logger="lobbyd"):
+        gate = load_safety_gate(tmp_path, now, saved_at=saved)
+        mem = load_engine_memory(tmp_path, now)
+        assert load_safety_gate(tmp_path, saved + 1).latest() == saved - 60  # not from the future: as it was
+    assert gate.latest() == now - 60 and list(gate.track(FAN).writes) == [now - 60]
+    assert mem.since == {"r#0:abc": now - 20} and mem.overrides[FAN].until == now + 600
+    moved = [r.getMessage() for r in caplog.records]
+    assert len(moved) == 2 and all(f"{ahead:.0f}s after the clock's time now" in m for m in moved)
