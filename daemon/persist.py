@@ -28,6 +28,7 @@ __all__ = ["StateStore", "load_engine_memory", "load_safety_gate", "save_state"]
 _LOG = logging.getLogger("lobbyd")
 ENGINE_FILE = "engine-memory.json"
 GATE_FILE = "safety-gate.json"
+MAX_AHEAD_S = 10 * 365 * 86_400.0  # a state file further ahead of the clock than this is corrupt, not early
 
 
 def load_engine_memory(state_dir: Path, now: float | None = None) -> EngineMemory:
@@ -35,7 +36,7 @@ def load_engine_memory(state_dir: Path, now: float | None = None) -> EngineMemor
     no input after the file was saved (the time the daemon was down counts as a gap in every input).
     With ``now``, a file from the future is moved back (see the module docstring)."""
     try:
-        data = json.loads((state_dir / ENGINE_FILE).read_text())
+        data = _read(state_dir / ENGINE_FILE)
         memory = EngineMemory.from_json(data)
         saved = float(data["saved_at"]) if "saved_at" in data else None
         if now is not None:
@@ -57,7 +58,7 @@ def load_safety_gate(state_dir: Path, now: float | None = None, *, saved_at: flo
     (it is read again at start), so every known value is forgotten here. With ``now``, a file from the
     future is moved back (see the module docstring) by as much as the engine's, saved ``saved_at``."""
     try:
-        gate = SafetyGate.from_json(json.loads((state_dir / GATE_FILE).read_text()))
+        gate = SafetyGate.from_json(_read(state_dir / GATE_FILE))
         latest = max(gate.latest(), -math.inf if saved_at is None else saved_at)
         ahead = -math.inf if now is None else latest - now
         if ahead > 0:
@@ -76,12 +77,26 @@ def load_safety_gate(state_dir: Path, now: float | None = None, *, saved_at: flo
 def _saved_at(state_dir: Path) -> float | None:
     """When the engine file was saved (both files are saved together), if it says so."""
     try:
-        return float(json.loads((state_dir / ENGINE_FILE).read_text())["saved_at"])
+        return float(_read(state_dir / ENGINE_FILE)["saved_at"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
+def _read(path: Path) -> Any:
+    """A state file's JSON, numbers as floats; one that is not finite (NaN, Infinity, 1e999) makes it unreadable."""
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"{path}: {text[:24]} is not a finite number")
+        return value
+
+    return json.loads(path.read_text(), parse_float=finite, parse_int=finite, parse_constant=finite)
+
+
 def _clock_set_back(path: Path, ahead: float) -> None:
+    if ahead > MAX_AHEAD_S:
+        raise ValueError(f"{path}: times {ahead:.0f}s after the clock's time now are not a clock set back")
     if ahead < 1.0:  # the wall clock's drift from the steady line between saves, not a step
         return
     _LOG.warning(

@@ -304,3 +304,23 @@ def test_state_from_the_future_is_moved_back_whole_and_logged_once(
     assert mem.since == {"r#0:abc": now - 20} and mem.overrides[FAN].until == now + 600
     moved = [r.getMessage() for r in caplog.records]
     assert len(moved) == 2 and all(f"{ahead:.0f}s after the clock's time now" in m for m in moved)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["NaN", "Infinity", "-Infinity", "1e999", "1" + "0" * 400, "1e300"],
+    ids=["nan", "inf", "-inf", "1e999", "int-400-digits", "1e300"],
+)
+def test_a_state_file_with_an_impossible_time_is_set_aside_not_moved(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, bad: str
+) -> None:
+    """Not a clock set back but a damaged file: fresh state, a warning per file, no exception."""
+    (tmp_path / GATE_FILE).write_text(f'{{"{FAN}": {{"last_change": {bad}, "writes": []}}}}')
+    (tmp_path / ENGINE_FILE).write_text(f'{{"since": {{"r#0:abc": {bad}}}, "saved_at": {T0}}}')
+    with caplog.at_level("WARNING", logger="lobbyd"):
+        memory, gate = StateStore(tmp_path, clock_slack_s=60.0, clock=SteadyClock(VirtualClock(T0))).load()
+    assert memory == EngineMemory() and gate.points == {}
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "engine memory unreadable, starting with fresh timers",
+        "safety gate state unreadable, starting afresh",
+    ]
