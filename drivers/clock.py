@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Clock", "OffsetClock", "SteadyClock", "SystemClock", "Timer", "VirtualClock"]
+__all__ = ["Clock", "OffsetClock", "SteadyClock", "SystemClock", "Timer", "VirtualClock", "wall_of"]
 
 
 class Timer(Protocol):
@@ -185,3 +185,9 @@ class SteadyClock:
 
     def call_at(self, t: float, callback: Callable[[], None]) -> Timer:
         return self.inner.call_at(self.inner.now() + (t - self.now()), callback)
+
+
+def wall_of(clock: Clock, t: float) -> float:
+    """A time ``t`` of ``clock`` on the wall clock (for words and records): converted on a
+    :class:`SteadyClock`, as it is on any other."""
+    return clock.to_wall(t) if isinstance(clock, SteadyClock) else t

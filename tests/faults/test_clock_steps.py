@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import itertools
 import json
 import shutil
@@ -25,6 +26,7 @@ import pytest
 from daemon.app import Daemon, build_daemon
 from daemon.config import LoadedConfig, load_config
 from daemon.engine import EngineMemory
+from daemon.parts import Parts
 from daemon.persist import ENGINE_FILE, GATE_FILE, StateStore, load_engine_memory, load_safety_gate
 from daemon.safety import SafetyGate
 from drivers.clock import SteadyClock, SystemClock, Timer, VirtualClock
@@ -261,6 +263,18 @@ async def test_opening_hours_follow_the_wall_clock_after_a_step(
         assert run.daemon.parts.control.desired["fresh_air.fan_speed"].reason.rule == "fan-closed"
         decision = await retained(mosquitto, "lobbyd/demo-001/decision/fresh_air/fan_speed")
         assert decision["ts"] == T0 + 50 + step_s  # published in wall time
+        # An override's end, in words and in status, is told on the wall clock too.
+        p, ends = run.daemon.parts, run.clock.now() + 1800
+        text = p.overrides.request(FAN, {"value": 2, "duration": "30m"}, "control socket, test")
+        assert f"(until {ends_local(p, ends):%Y-%m-%d %H:%M})" in text
+        assert p.overrides.snapshot()["in_force"][FAN]["until"] == ends
+        await run.seconds(1, pm25=10)
+        reason = p.control.desired[FAN].reason
+        assert (reason.rule, reason.text.rsplit(" ", 1)[-1]) == ("manual-override", f"{ends_local(p, ends):%H:%M}")
+
+
+def ends_local(p: Parts, t: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(t, p.loaded.site.tz)
 
 
 async def retained(mosquitto: MosquittoServer, topic: str) -> dict[str, Any]:
