@@ -35,7 +35,7 @@ from daemon.safety import SafetyGate
 from daemon.state import SensorState
 from daemon.telemetry import Recorder
 from daemon.version import VERSION
-from drivers.clock import Clock
+from drivers.clock import Clock, SteadyClock
 from drivers.influx import InfluxWriter
 from drivers.modbus import AvailabilityCallback, DeviceConfig, ModbusBus, ModbusDevice
 from drivers.mqtt import MessageDecoder, MqttLink
@@ -55,6 +55,7 @@ def build_daemon(
 ) -> Daemon:
     """Read the rules (unless given) and what the state directory holds, wire a daemon on them, and open
     the time-series writer (its secret and spool): everything start-up reads, in one place."""
+    clock = clock if isinstance(clock, SteadyClock) else SteadyClock(clock)
     store = StateStore(loaded.state_dir, clock_slack_s=loaded.config.resume_grace_s / 2, clock=clock)
     memory, gate = store.load()
     daemon = Daemon(
@@ -91,14 +92,17 @@ class Daemon:
         on_ready: Callable[[], None] | None = None,
     ) -> None:
         cfg = loaded.config
-        self._clock = clock
+        # The parts measure time on the steady line (a wall-clock step moves no hold, timer or ramp);
+        # the wall clock is for schedules, the time series and the state directory.
+        self._clock = clock = clock if isinstance(clock, SteadyClock) else SteadyClock(clock)
         self._watch_rules = watch_rules
         self._on_ready = on_ready
         self._stop = asyncio.Event()
         writer = None
         if cfg.influx is not None:
-            writer = InfluxWriter(cfg.influx, spool_dir=loaded.state_dir / "spool", clock=clock, on_event=self._event)
-        self._recorder = recorder = Recorder(cfg.branch, writer)
+            spool_dir = loaded.state_dir / "spool"
+            writer = InfluxWriter(cfg.influx, spool_dir=spool_dir, clock=clock.inner, on_event=self._event)
+        self._recorder = recorder = Recorder(cfg.branch, writer, to_wall=clock.to_wall)
         state = SensorState(loaded.sensor_infos(), started_at=clock.now())
         decoder = MessageDecoder(cfg.sensors, clock=clock)
         prefix = f"lobbyd/{cfg.branch}/device/"
@@ -111,7 +115,7 @@ class Daemon:
             clock=clock,
             on_connect=self._on_connect,
         )
-        publisher = Publisher(cfg.branch, link)
+        publisher = Publisher(cfg.branch, link, to_wall=clock.to_wall)
         buses: dict[str, ModbusBus] = {}
         for dc in cfg.devices:
             if dc.transport.key not in buses:
@@ -149,6 +153,7 @@ class Daemon:
             recorder=recorder,
             publisher=publisher,
             clock=clock,
+            wall=clock.wall,
         )
         overrides = Overrides(
             settings.limits,

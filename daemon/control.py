@@ -86,7 +86,10 @@ class ControlLoop:
         recorder: Recorder,
         publisher: Publisher,
         clock: Clock,
+        wall: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` is the time line the rules' timers run on (the daemon's steady one); ``wall`` the
+        wall clock that schedules follow (default: ``clock.now``)."""
         self.settings = settings
         self.rules = rules
         self.memory = memory
@@ -98,6 +101,7 @@ class ControlLoop:
         self._recorder = recorder
         self._publisher = publisher
         self._clock = clock
+        self._wall = wall if wall is not None else clock.now
         self._read = self._sensors_read(rules)
         self._announced: dict[str, Decision] = {}  # last decision recorded and published, per point
         self._previous: dict[str, float] = {}  # the announced value before the current one, per point
@@ -165,6 +169,7 @@ class ControlLoop:
             site=s.site,
             limits=s.limits,
             resume_grace_s=s.resume_grace_s,
+            wall=self._wall(),
         )
         self.memory = ev.memory
         self.evaluation = ev

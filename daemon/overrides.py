@@ -33,7 +33,7 @@ from daemon.config import OverridesConfig, SafetyConfig
 from daemon.engine import EngineMemory, Override, PointLimits
 from daemon.rules.durations import parse_duration
 from daemon.telemetry import Recorder
-from drivers.clock import Clock
+from drivers.clock import Clock, wall_of
 from drivers.mqtt import Message
 
 __all__ = [
@@ -252,7 +252,12 @@ class Overrides:
             "rejected": self.rejected,
             "rejected_by": {k: v for k, v in self.rejected_by.items() if v},
             "in_force": {
-                t: {"value": o.value, "until": o.until, "ends_in_s": o.until - now, "source": o.source}
+                t: {
+                    "value": o.value,
+                    "until": wall_of(self._clock, o.until),
+                    "ends_in_s": o.until - now,
+                    "source": o.source,
+                }
                 for t, o in sorted(self._sink.memory.overrides.items())
                 if o.until > now
             },
@@ -315,7 +320,7 @@ class Overrides:
         _LOG.warning("override of %s from %s rejected: %s", target[:100], source[:200], str(exc))
 
     def _at(self, t: float) -> str:
-        return f"{dt.datetime.fromtimestamp(t, self._tz):%Y-%m-%d %H:%M}"
+        return f"{dt.datetime.fromtimestamp(wall_of(self._clock, t), self._tz):%Y-%m-%d %H:%M}"
 
 
 def _check_value(target: str, lim: PointLimits, value: float) -> None:

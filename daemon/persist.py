@@ -2,12 +2,18 @@
 
 Both files are written atomically (write, fsync, rename), so a crash leaves the old or the new version,
 never half of one. An unreadable file is logged and replaced by fresh state, never fatal.
+
+Times in the files are wall-clock times. A file whose times lie after the wall clock at load (the clock
+was set back across a restart: an RTC reset, an NTP step) is moved back as a whole so that its latest
+time is now, logged once: a hold or a ``for:`` keeps what it had left, never waits for the clock to
+catch up.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +21,7 @@ from typing import Any
 
 from daemon.engine import EngineMemory
 from daemon.safety import SafetyGate
-from drivers.clock import Clock
+from drivers.clock import Clock, SteadyClock
 from drivers.writefault import WriteFault
 
 __all__ = ["StateStore", "load_engine_memory", "load_safety_gate", "save_state"]
@@ -23,15 +29,24 @@ __all__ = ["StateStore", "load_engine_memory", "load_safety_gate", "save_state"]
 _LOG = logging.getLogger("lobbyd")
 ENGINE_FILE = "engine-memory.json"
 GATE_FILE = "safety-gate.json"
+MAX_AHEAD_S = 10 * 365 * 86_400.0  # a state file further ahead of the clock than this is corrupt, not early
 
 
-def load_engine_memory(state_dir: Path) -> EngineMemory:
+def load_engine_memory(state_dir: Path, now: float | None = None) -> EngineMemory:
     """``for:`` start times, hysteresis latches, ramp positions and overrides of the last run, knowing
-    no input after the file was saved (the time the daemon was down counts as a gap in every input)."""
+    no input after the file was saved (the time the daemon was down counts as a gap in every input).
+    With ``now``, a file from the future is moved back (see the module docstring)."""
     try:
-        data = json.loads((state_dir / ENGINE_FILE).read_text())
+        data = _read(state_dir / ENGINE_FILE)
         memory = EngineMemory.from_json(data)
-        return memory.seen_until(float(data["saved_at"])) if "saved_at" in data else memory
+        saved = float(data["saved_at"]) if "saved_at" in data else None
+        if now is not None:
+            ahead = max(memory.latest(), -math.inf if saved is None else saved) - now
+            if ahead > 0:
+                _clock_set_back(state_dir / ENGINE_FILE, ahead)
+                memory = memory.shifted(-ahead)
+                saved = None if saved is None else saved - ahead
+        return memory.seen_until(saved) if saved is not None else memory
     except FileNotFoundError:
         return EngineMemory()
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
@@ -39,11 +54,17 @@ def load_engine_memory(state_dir: Path) -> EngineMemory:
         return EngineMemory()
 
 
-def load_safety_gate(state_dir: Path) -> SafetyGate:
+def load_safety_gate(state_dir: Path, now: float | None = None, *, saved_at: float | None = None) -> SafetyGate:
     """Minimum hold times and hourly write counts survive a restart; what each device holds does not
-    (it is read again at start), so every known value is forgotten here."""
+    (it is read again at start), so every known value is forgotten here. With ``now``, a file from the
+    future is moved back (see the module docstring) by as much as the engine's, saved ``saved_at``."""
     try:
-        gate = SafetyGate.from_json(json.loads((state_dir / GATE_FILE).read_text()))
+        gate = SafetyGate.from_json(_read(state_dir / GATE_FILE))
+        latest = max(gate.latest(), -math.inf if saved_at is None else saved_at)
+        ahead = -math.inf if now is None else latest - now
+        if ahead > 0:
+            _clock_set_back(state_dir / GATE_FILE, ahead)
+            gate = gate.shifted(-ahead)
     except FileNotFoundError:
         return SafetyGate()
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
@@ -52,6 +73,39 @@ def load_safety_gate(state_dir: Path) -> SafetyGate:
     for target in gate.points:
         gate.observed(target, None)
     return gate
+
+
+def _saved_at(state_dir: Path) -> float | None:
+    """When the engine file was saved (both files are saved together), if it says so."""
+    try:
+        return float(_read(state_dir / ENGINE_FILE)["saved_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _read(path: Path) -> Any:
+    """A state file's JSON, numbers as floats; one that is not finite (NaN, Infinity, 1e999) makes it unreadable."""
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"{path}: {text[:24]} is not a finite number")
+        return value
+
+    return json.loads(path.read_text(), parse_float=finite, parse_int=finite, parse_constant=finite)
+
+
+def _clock_set_back(path: Path, ahead: float) -> None:
+    if ahead > MAX_AHEAD_S:
+        raise ValueError(f"{path}: times {ahead:.0f}s after the clock's time now are not a clock set back")
+    if ahead < 1.0:  # the wall clock's drift from the steady line between saves, not a step
+        return
+    _LOG.warning(
+        "%s: its latest time is %.0fs after the clock's time now (the clock was set back?); "
+        "its times are moved back by that much, so holds and timers keep what they had left",
+        path,
+        ahead,
+    )
 
 
 def save_state(
@@ -125,12 +179,14 @@ class StateStore:
     def __init__(self, state_dir: Path, *, clock_slack_s: float, clock: Clock) -> None:
         self.state_dir = state_dir
         self._slack = clock_slack_s
-        self._clock = clock
+        self._clock = clock  # times in memory and gate are on its line
+        self._wall = clock.wall if isinstance(clock, SteadyClock) else clock.now
         self._written: dict[str, bytes] = {}  # what was last written, per file (unchanged: not rewritten)
         self.fault = WriteFault(f"state to {state_dir}", _LOG)  # a full or read-only disk: degraded, not fatal
 
     def load(self) -> tuple[EngineMemory, SafetyGate]:
-        return load_engine_memory(self.state_dir), load_safety_gate(self.state_dir)
+        now, saved = self._wall(), _saved_at(self.state_dir)
+        return load_engine_memory(self.state_dir, now), load_safety_gate(self.state_dir, now, saved_at=saved)
 
     def save(self, memory: EngineMemory, gate: SafetyGate, *, exact: bool = False) -> None:
         """Persist; unless ``exact`` (shutdown), the clocks every evaluation moves may lag by the slack.
@@ -138,7 +194,12 @@ class StateStore:
         A write that fails (disk full, read-only, I/O error) is reported in :attr:`fault` and tried again
         at the next save: the daemon goes on controlling with its state in memory."""
         slack = 0.0 if exact else self._slack
-        now = self._clock.now()
+        now = self._wall()
+        # The daemon's steady time line → the wall clock, in whole seconds: the two drift apart by
+        # microseconds between saves, and an unchanged file must stay byte for byte the same.
+        skew = float(round(now - self._clock.now()))
+        if skew != 0:
+            memory, gate = memory.shifted(skew), gate.shifted(skew)
         try:
             save_state(self.state_dir, memory, gate, last=self._written, clock_slack_s=slack, saved_at=now)
         except OSError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from daemon.model import Decision, WriteResult
@@ -27,12 +27,16 @@ class Sender(Protocol):
 class Publisher:
     """Topics under ``lobbyd/<branch>/``, sent by one background task."""
 
-    def __init__(self, branch: str, link: Sender) -> None:
+    def __init__(self, branch: str, link: Sender, *, to_wall: Callable[[float], float] | None = None) -> None:
         self.prefix = f"lobbyd/{branch}"
         self._link = link
+        self._to_wall = to_wall  # the callers' times (the daemon's steady line) → the wall clock
         self._pending: dict[str, tuple[str, bool]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+
+    def _wall(self, ts: float) -> float:
+        return ts if self._to_wall is None else self._to_wall(ts)
 
     def soon(self, topic: str, payload: str, *, retain: bool) -> None:
         """Queue a publish without waiting; a newer payload for the same topic replaces the older."""
@@ -42,7 +46,9 @@ class Publisher:
 
     def decision(self, d: Decision) -> None:
         payload = {"value": d.value, "rule": d.reason.rule, "reason": d.reason.text, "fallback": d.reason.fallback}
-        self.soon(f"{self.prefix}/decision/{d.device}/{d.point}", json.dumps({**payload, "ts": d.ts}), retain=True)
+        self.soon(
+            f"{self.prefix}/decision/{d.device}/{d.point}", json.dumps({**payload, "ts": self._wall(d.ts)}), retain=True
+        )
 
     def device_state(self, result: WriteResult, rule: str, ts: float) -> None:
         payload: dict[str, Any] = {
@@ -50,7 +56,7 @@ class Publisher:
             "readback": result.readback,
             "outcome": str(result.outcome),
             "rule": rule,
-            "ts": ts,
+            "ts": self._wall(ts),
         }
         self.soon(f"{self.prefix}/device/{result.device}/{result.point}/state", json.dumps(payload), retain=True)
 
@@ -58,7 +64,7 @@ class Publisher:
         self.soon(f"{self.prefix}/device/{device}/availability", "online" if online else "offline", retain=True)
 
     def rules_status(self, errors: list[str], ts: float) -> None:
-        payload = {"ok": not errors, "errors": errors, "ts": ts}
+        payload = {"ok": not errors, "errors": errors, "ts": self._wall(ts)}
         self.soon(f"{self.prefix}/rules/status", json.dumps(payload), retain=True)
 
     def stop(self) -> None:

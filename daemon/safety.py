@@ -3,10 +3,14 @@
 No rule can bypass it: every decision (rule, fallback or manual override) passes :meth:`SafetyGate.admit`
 before anything is written. It is pure bookkeeping on an injected time, so it is tested without devices.
 A value is written only when it differs from what the device is known to hold.
+
+The time is the daemon's steady line (:class:`drivers.clock.SteadyClock`), so a wall-clock step moves
+no hold and no writes/hour window; a hold whose start lies after ``now`` counts as ended.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,7 +62,7 @@ class SafetyGate:
                 return Admission(False, desired)
             if abs(desired - t.known) <= safety.deadband:
                 return Admission(False, desired, f"deadband ±{safety.deadband:g}")
-        if not manual and t.last_change is not None and now - t.last_change < safety.min_hold_s:
+        if not manual and t.last_change is not None and 0 <= now - t.last_change < safety.min_hold_s:
             wait = safety.min_hold_s - (now - t.last_change)
             held = f"minimum hold time {safety.min_hold_s:g}s ({wait:.0f}s left)"
             return Admission(False, desired, held, t.last_change + safety.min_hold_s)
@@ -99,6 +103,20 @@ class SafetyGate:
                 last_change=None if last is None else float(last),
                 writes=deque(float(w) for w in entry.get("writes", [])),
             )
+        return gate
+
+    def latest(self) -> float:
+        """The latest time it records a change or a write at (-inf: none)."""
+        times = [w for t in self.points.values() for w in t.writes]
+        times += [t.last_change for t in self.points.values() if t.last_change is not None]
+        return max(times, default=-math.inf)
+
+    def shifted(self, seconds: float) -> SafetyGate:
+        """A copy with every time it records moved by ``seconds`` (from one clock's line to another's)."""
+        gate = SafetyGate()
+        for target, t in self.points.items():
+            last = None if t.last_change is None else t.last_change + seconds
+            gate.points[target] = PointTrack(t.known, last, deque(w + seconds for w in t.writes))
         return gate
 
     def writes_last_hour(self, target: str, now: float) -> int:

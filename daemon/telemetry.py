@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from daemon.model import Decision, Reading, WriteResult
 from drivers.influx import InfluxWriter, line
@@ -24,9 +24,12 @@ def _ns(ts: float) -> int:
 
 
 class Recorder:
-    def __init__(self, branch: str, writer: InfluxWriter | None) -> None:
+    def __init__(
+        self, branch: str, writer: InfluxWriter | None, *, to_wall: Callable[[float], float] | None = None
+    ) -> None:
         self.branch = branch
         self.writer = writer
+        self._to_wall = to_wall  # the callers' times (the daemon's steady line) → the wall clock
         self.lines = 0
         self.bad = 0
         self._reading_prefix: dict[tuple[str, str, object], str] = {}
@@ -43,6 +46,8 @@ class Recorder:
             return
         clean = {k: (v.replace("\n", " | ") if isinstance(v, str) else v) for k, v in fields.items() if v is not None}
         try:
+            if self._to_wall is not None:
+                ts = self._to_wall(ts)
             text = line(measurement, {"branch": self.branch, **{k: v for k, v in tags.items() if v}}, clean, _ns(ts))
         except ValueError as exc:  # NaN or empty: never let a record break control
             self.bad += 1
@@ -62,7 +67,8 @@ class Recorder:
                 prefix = line("reading", tags, {"value": 0.0}, 0).rsplit(" ", 2)[0]
                 self._reading_prefix[key] = prefix
             self.lines += 1
-            self.writer.submit(f"{prefix} value={float(r.value)!r} {_ns(r.ts)}")
+            ts = r.ts if self._to_wall is None else self._to_wall(r.ts)
+            self.writer.submit(f"{prefix} value={float(r.value)!r} {_ns(ts)}")
             return
         self._emit(
             "reading", {"zone": r.zone, "sensor": r.sensor, "quantity": str(r.quantity)}, {"value": r.value}, r.ts

@@ -36,8 +36,11 @@ def interpolate(points: Sequence[tuple[float, float]], x: float) -> float:
     return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
-def action_value(action: Action, view: SensorView, site: Site, now: float) -> ActionOutcome:
-    """The value ``action`` asks for at ``now``, with its words."""
+def action_value(
+    action: Action, view: SensorView, site: Site, now: float, *, sun_at: float | None = None
+) -> ActionOutcome:
+    """The value ``action`` asks for at ``now``, with its words; the sun is taken at wall time ``sun_at``
+    (default ``now``)."""
     if action.value is not None:
         return ActionOutcome(action.value, f"set {action.value:g}")
     if action.curve is not None:
@@ -60,7 +63,7 @@ def action_value(action: Action, view: SensorView, site: Site, now: float) -> Ac
     assert action.circadian is not None
     circ = action.circadian
     due = now + CIRCADIAN_EVERY_S
-    p = sun_position(site, now)
+    p = sun_position(site, now if sun_at is None else sun_at)
     frac = max(p, 0.0)
     text = f"sun position {p:.2f}"
     used: tuple[Used, ...] = ()

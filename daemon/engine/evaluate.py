@@ -16,6 +16,10 @@ that comes back is a new one). Semantics, in short (``rules/README.md`` says the
   burst of advanced readings ends in the same memory and decisions as evaluating after each one
   (tests/engine/test_coalescing.py). The one exception is a ramp: its output moves at its rate towards
   the value asked for at the evaluation, not towards each value asked for in between.
+* Two clocks: ``now`` is the daemon's steady time line (readings, ``for:``, ramps, overrides and
+  staleness are measured on it; a wall-clock step does not move it) and ``wall`` the wall clock, which
+  schedules, time windows, cron, the sun and the words about them follow. Without ``wall`` both are
+  ``now``. When something is due is returned on the ``now`` line.
 * A daemon that was down did not see its inputs meanwhile: it loads its memory with
   :meth:`EngineMemory.seen_until` the time it was saved, so the time it was down counts as a gap.
 """
@@ -118,11 +122,14 @@ def evaluate(
     site: Site,
     limits: Mapping[str, PointLimits],
     resume_grace_s: float = 120.0,
+    wall: float | None = None,
 ) -> Evaluation:
-    """Evaluate every rule at ``now``: the winning decision per point, a trace per rule, new memory."""
+    """Evaluate every rule at ``now`` (the wall clock reading ``wall``): the winning decision per point,
+    a trace per rule, new memory."""
     mem, seen = _step(rules, view, now, memory, resume_grace_s)
     stale_at = min((out.changes_at for out in seen.values()), default=math.inf)
-    clock = Clock.at(site, now)
+    skew = 0.0 if wall is None else wall - now  # wall clock minus the steady line
+    clock = Clock.at(site, now + skew)
     due = math.inf
     traces: list[RuleTrace] = []
     candidates: dict[str, list[_Candidate]] = {}
@@ -145,14 +152,14 @@ def evaluate(
                 status, words, when = clock_condition(rules, clock, c)
                 statuses.append(status)
                 lines.append(words)
-                due = min(due, when)
+                due = min(due, when - skew)
         if "false" in statuses:
             traces.append(RuleTrace(rule.id, rule.target, "inactive", None, tuple(lines), tuple(inputs), *rank))
             continue
         value: float | None = None
         fallback = "unknown" in statuses
         if not fallback:
-            asked = action_value(rule.set, view, site, now)
+            asked = action_value(rule.set, view, site, now, sun_at=now + skew)
             lines.append(asked.words)
             inputs.extend(asked.used)
             due = min(due, asked.due)
@@ -192,9 +199,8 @@ def evaluate(
     overrides = {t: ov for t, ov in mem.overrides.items() if now < ov.until}
     for target, ov in overrides.items():
         due = min(due, ov.until)
-        reason = Reason(
-            rule="manual-override", text=f"manual override ({ov.source}) until {_clock_time(ov.until, site)}"
-        )
+        ends = _clock_time(ov.until + skew, site)
+        reason = Reason(rule="manual-override", text=f"manual override ({ov.source}) until {ends}")
         decisions[target] = _decision(target, ov.value, reason, now, limits)
     mem.overrides = overrides
     for target, d in decisions.items():

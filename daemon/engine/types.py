@@ -85,6 +85,23 @@ class EngineMemory:
         out.known_until = {k: min(v, t) for k, v in self.known_until.items()}
         return out
 
+    def shifted(self, seconds: float) -> EngineMemory:
+        """A copy with every time in it moved by ``seconds`` (from one clock's line to another's)."""
+        if seconds == 0:
+            return self.copy()
+        return EngineMemory(
+            dict(self.latched),
+            {k: v + seconds for k, v in self.since.items()},
+            {k: v + seconds for k, v in self.known_until.items()},
+            {k: (v, t + seconds) for k, (v, t) in self.outputs.items()},
+            {k: Override(o.value, o.until + seconds, o.source) for k, o in self.overrides.items()},
+        )
+
+    def latest(self) -> float:
+        """The latest time at which it records something starting: a ``for:`` or an output (-inf: none)."""
+        times = [*self.since.values(), *(t for _, t in self.outputs.values())]
+        return max(times, default=-math.inf)
+
     def with_override(self, target: str, override: Override | None) -> EngineMemory:
         """A copy with ``override`` in force on ``target`` (``None``: cleared)."""
         out = self.copy()

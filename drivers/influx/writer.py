@@ -87,7 +87,7 @@ class InfluxWriter:
         self._last_error_at: float | None = None  # kept when the error is cleared
         self._failing = False
         self._head_done: tuple[int, int, int] = (-1, -1, 0)  # (seq, offset, lines already sent)
-        self._last_sync = self._clock.now()
+        self._last_sync = self._clock.monotonic()  # fsync pacing: a wall-clock step must not stall it
         self._rejected_path = spool_dir / "rejected.lp"
         budget = int(config.spool_budget_mb * 1024 * 1024)
         self._spool = Spool(spool_dir, budget_bytes=budget, fsync=config.fsync, clock=self._clock, on_event=self._event)
@@ -341,7 +341,7 @@ class InfluxWriter:
                     slots.release()
             if self._buf and self._spool.has_pending():
                 self._to_spool(self._take(), "behind the spool")
-            now = self._clock.now()
+            now = self._clock.monotonic()
             if now - self._last_sync >= cfg.flush_interval_s:  # policy "batch": at most once per interval
                 self._spool.sync_if_dirty()
                 self._last_sync = now
