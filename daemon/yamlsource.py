@@ -16,11 +16,16 @@ import pydantic
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.reader import ReaderError
+
+from daemon.yamllimits import LimitExceeded, YamlLimits, check_nodes, deepest_position, read_limited, too_big
 
 __all__ = [
     "ConfigError",
     "ErrorItem",
+    "DEFAULT_LIMITS",
     "SourceDoc",
+    "YamlLimits",
     "deep_merge",
     "did_you_mean",
     "load_model",
@@ -29,6 +34,7 @@ __all__ = [
 ]
 
 T = TypeVar("T", bound=pydantic.BaseModel)
+DEFAULT_LIMITS = YamlLimits()
 Loc = tuple[int | str, ...]
 
 
@@ -132,29 +138,53 @@ def _plain(node: Any, loc: Loc, positions: dict[Loc, tuple[int, int]], keys: dic
     return node
 
 
-def load_yaml(path: str | Path, *, text: str | None = None) -> SourceDoc:
-    """Parse one YAML file; syntax errors become :class:`ConfigError` with the parser's position."""
+def load_yaml(path: str | Path, *, text: str | None = None, limits: YamlLimits = DEFAULT_LIMITS) -> SourceDoc:
+    """Parse one YAML file within ``limits``; every problem becomes :class:`ConfigError` with a position.
+
+    The file is refused unread when too large; aliases are counted on the composed nodes (where an
+    anchored block is shared, not copied) before anything expands them.
+    """
     name = str(path)
-    if text is None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError([ErrorItem(name, 1, 1, f"cannot read file: {exc}")]) from exc
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
     try:
-        raw = yaml.load(text)
+        if text is None:
+            text = read_limited(Path(path), limits)
+        elif len(text) > limits.max_bytes and len(text.encode("utf-8")) > limits.max_bytes:
+            raise too_big(len(text.encode("utf-8")), limits)
+        yaml = YAML(typ="rt")
+        yaml.allow_duplicate_keys = False
+        node = yaml.compose(text)
+        if node is not None:
+            check_nodes(node, limits)
+        raw = yaml.constructor.construct_document(node) if node is not None else None
+    except LimitExceeded as exc:
+        raise ConfigError([ErrorItem(name, exc.line, exc.column, exc.message)]) from None
+    except OSError as exc:
+        raise ConfigError([ErrorItem(name, 1, 1, f"cannot read file: {exc.strerror or exc}")]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError([ErrorItem(name, line, col, f"YAML syntax: {problem}")]) from exc
-    except Exception as exc:  # ruamel raises a few unmarked errors (e.g. duplicate keys)
-        raise ConfigError([ErrorItem(name, 1, 1, f"YAML: {exc}")]) from exc
+        raise ConfigError([ErrorItem(name, line, col, f"YAML syntax: {problem}")]) from None
+    except ReaderError as exc:
+        assert text is not None
+        line, col = _line_col(text, exc.position)
+        what = f"character U+{exc.character:04X}" if isinstance(exc.character, int) else "a byte"
+        raise ConfigError([ErrorItem(name, line, col, f"{what} is not allowed in a YAML file")]) from None
+    except RecursionError:
+        assert text is not None
+        line, col = deepest_position(text, limits.max_depth)
+        raise ConfigError([ErrorItem(name, line, col, f"nested too deeply: more than {limits.max_depth} levels")]) from None
+    except Exception as exc:  # ruamel raises a few unmarked errors
+        raise ConfigError([ErrorItem(name, 1, 1, f"YAML: {exc}")]) from None
     positions: dict[Loc, tuple[int, int]] = {(): (1, 1)}
     keys: dict[Loc, tuple[int, int]] = {}
     data = _plain(raw, (), positions, keys)
     return SourceDoc(name, data, positions, keys)
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def deep_merge(base: Any, over: Any, *, discriminators: tuple[str, ...] = ()) -> Any:
