@@ -1,7 +1,10 @@
 """Rule files: validate again and swap atomically, on request, on SIGHUP or when a file changes.
 
 A bad file keeps its last good version (daemon/rules/load.py); what happened is logged, recorded as
-an event, published on ``lobbyd/<branch>/rules/status`` and kept for ``lobbyd status``.
+an event, published on ``lobbyd/<branch>/rules/status`` and kept for ``lobbyd status``. Files are
+read in worker threads, each within ``rule_files.parse_timeout_s``, so the event loop keeps
+answering while a large file is read; a file that takes longer is refused like a bad one (its
+thread cannot be stopped: it ends on its own, bounded by the size and alias limits).
 """
 
 from __future__ import annotations
@@ -14,23 +17,51 @@ from typing import Any
 from daemon.config import LoadedConfig
 from daemon.control import ControlLoop
 from daemon.publish import Publisher
-from daemon.rules.load import LoadedRules, load_rules
+from daemon.rules.load import LoadedRules, ParsedFile, load_rules, parse_rule_file, rule_files
 from daemon.telemetry import Recorder
+from daemon.yamlsource import ConfigError, ErrorItem
 from drivers.clock import Clock
 
-__all__ = ["RuleReload", "config_changes", "load_rules_of"]
+__all__ = ["RuleReload", "config_changes", "load_rules_of", "read_rules"]
 
 _LOG = logging.getLogger("lobbyd")
 
 
-def load_rules_of(loaded: LoadedConfig, previous: LoadedRules | None = None) -> LoadedRules:
+def load_rules_of(
+    loaded: LoadedConfig,
+    previous: LoadedRules | None = None,
+    read: dict[str, ParsedFile | ConfigError] | None = None,
+) -> LoadedRules:
     """Read and validate the rules directory of ``loaded`` (last good versions from the state directory)."""
     return load_rules(
         loaded.rules_dir,
         loaded.rule_context(),
         previous=previous,
         last_good_dir=loaded.state_dir / "rules-last-good",
+        limits=loaded.config.rule_files,
+        read=read,
     )
+
+
+async def read_rules(loaded: LoadedConfig, previous: LoadedRules | None = None) -> LoadedRules:
+    """:func:`load_rules_of` off the event loop: each file in a worker thread within its time limit."""
+    limits = loaded.config.rule_files
+    directory = loaded.rules_dir
+    paths = rule_files(directory) if directory.is_dir() else []
+    read: dict[str, ParsedFile | ConfigError] = {}
+    for path in paths:
+        try:
+            async with asyncio.timeout(limits.parse_timeout_s):
+                read[str(path)] = await asyncio.to_thread(parse_rule_file, path, limits)
+        except ConfigError as exc:
+            read[str(path)] = exc
+        except TimeoutError:
+            why = (
+                f"reading the file took longer than {limits.parse_timeout_s:g} s (rule_files.parse_timeout_s in "
+                "the daemon config): it is too large or too complex; split it"
+            )
+            read[str(path)] = ConfigError([ErrorItem(str(path), 1, 1, why)])
+    return await asyncio.to_thread(load_rules_of, loaded, previous, read)
 
 
 def config_changes(running: LoadedConfig, path: Path) -> list[str]:
@@ -87,11 +118,15 @@ class RuleReload:
         self._clock = clock
         self.reloads = 0
         self.last_reload = "initial load"
+        self._one_at_a_time = asyncio.Lock()
 
-    def reload(self, why: str) -> dict[str, Any]:
-        """Validate the rule files again and swap; a bad file keeps its last good version."""
+    async def reload(self, why: str) -> dict[str, Any]:
+        """Validate the rule files again (off the event loop) and swap; a bad file keeps its last good version."""
+        async with self._one_at_a_time:
+            return self._swap(why, await read_rules(self._loaded, self._control.rules))
+
+    def _swap(self, why: str, new: LoadedRules) -> dict[str, Any]:
         old = self._control.rules
-        new = load_rules_of(self._loaded, old)
         now = self._clock.now()
         self.reloads += 1
         errors = [str(e) for e in new.errors]
@@ -124,4 +159,4 @@ class RuleReload:
         async for _changes in awatch(
             self._loaded.rules_dir, stop_event=until, debounce=2000, step=1000, rust_timeout=0, recursive=False
         ):
-            self.reload("file changed")
+            await self.reload("file changed")

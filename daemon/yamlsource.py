@@ -21,15 +21,16 @@ from ruamel.yaml.reader import ReaderError
 from daemon.yamllimits import LimitExceeded, YamlLimits, check_nodes, deepest_position, read_limited, too_big
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "ConfigError",
     "ErrorItem",
-    "DEFAULT_LIMITS",
     "SourceDoc",
     "YamlLimits",
     "deep_merge",
     "did_you_mean",
     "load_model",
     "load_yaml",
+    "read_text",
     "validate",
 ]
 
@@ -138,6 +139,16 @@ def _plain(node: Any, loc: Loc, positions: dict[Loc, tuple[int, int]], keys: dic
     return node
 
 
+def read_text(path: str | Path, limits: YamlLimits = DEFAULT_LIMITS) -> str:
+    """A file's UTF-8 text, refused unread when larger than ``limits.max_bytes``; raises :class:`ConfigError`."""
+    try:
+        return read_limited(Path(path), limits)
+    except LimitExceeded as exc:
+        raise ConfigError([ErrorItem(str(path), exc.line, exc.column, exc.message)]) from None
+    except OSError as exc:
+        raise ConfigError([ErrorItem(str(path), 1, 1, f"cannot read file: {exc.strerror or exc}")]) from None
+
+
 def load_yaml(path: str | Path, *, text: str | None = None, limits: YamlLimits = DEFAULT_LIMITS) -> SourceDoc:
     """Parse one YAML file within ``limits``; every problem becomes :class:`ConfigError` with a position.
 
@@ -145,10 +156,10 @@ def load_yaml(path: str | Path, *, text: str | None = None, limits: YamlLimits =
     anchored block is shared, not copied) before anything expands them.
     """
     name = str(path)
+    if text is None:
+        text = read_text(path, limits)
     try:
-        if text is None:
-            text = read_limited(Path(path), limits)
-        elif len(text) > limits.max_bytes and len(text.encode("utf-8")) > limits.max_bytes:
+        if len(text) > limits.max_bytes and len(text.encode("utf-8")) > limits.max_bytes:
             raise too_big(len(text.encode("utf-8")), limits)
         yaml = YAML(typ="rt")
         yaml.allow_duplicate_keys = False
@@ -158,22 +169,19 @@ def load_yaml(path: str | Path, *, text: str | None = None, limits: YamlLimits =
         raw = yaml.constructor.construct_document(node) if node is not None else None
     except LimitExceeded as exc:
         raise ConfigError([ErrorItem(name, exc.line, exc.column, exc.message)]) from None
-    except OSError as exc:
-        raise ConfigError([ErrorItem(name, 1, 1, f"cannot read file: {exc.strerror or exc}")]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         raise ConfigError([ErrorItem(name, line, col, f"YAML syntax: {problem}")]) from None
     except ReaderError as exc:
-        assert text is not None
         line, col = _line_col(text, exc.position)
         what = f"character U+{exc.character:04X}" if isinstance(exc.character, int) else "a byte"
         raise ConfigError([ErrorItem(name, line, col, f"{what} is not allowed in a YAML file")]) from None
     except RecursionError:
-        assert text is not None
         line, col = deepest_position(text, limits.max_depth)
-        raise ConfigError([ErrorItem(name, line, col, f"nested too deeply: more than {limits.max_depth} levels")]) from None
+        too_deep = f"nested too deeply: more than {limits.max_depth} levels"
+        raise ConfigError([ErrorItem(name, line, col, too_deep)]) from None
     except Exception as exc:  # ruamel raises a few unmarked errors
         raise ConfigError([ErrorItem(name, 1, 1, f"YAML: {exc}")]) from None
     positions: dict[Loc, tuple[int, int]] = {(): (1, 1)}
