@@ -126,10 +126,11 @@ class _Walk:
                 size += self.visit(k, depth + 1, k.start_mark)
                 size += self.visit(v, depth + 1, k.start_mark)
         elif isinstance(node, SequenceNode):
-            prev = node.start_mark
+            prev = node.start_mark  # an alias has no mark of its own: the end of the item before it
             for item in node.value:
+                alias = id(item) in self.sizes
                 size += self.visit(item, depth + 1, prev)
-                prev = item.end_mark
+                prev = prev if alias else item.end_mark
         elif isinstance(node.value, str):
             size += len(node.value) // CHARS_PER_VALUE
         self.open.discard(key)
