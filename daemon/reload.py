@@ -2,9 +2,9 @@
 
 A bad file keeps its last good version (daemon/rules/load.py); what happened is logged, recorded as
 an event, published on ``lobbyd/<branch>/rules/status`` and kept for ``lobbyd status``. Files are
-read in worker threads, each within ``rule_files.parse_timeout_s``, so the event loop keeps
-answering while a large file is read; a file that takes longer is refused like a bad one (its
-thread cannot be stopped: it ends on its own, bounded by the size and alias limits).
+parsed in a child process, each within ``rule_files.parse_timeout_s`` (daemon/rules/worker.py), so
+the event loop keeps answering while a large file is read; a file that takes longer is stopped and
+refused like a bad one.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 from daemon.config import LoadedConfig
 from daemon.control import ControlLoop
 from daemon.publish import Publisher
-from daemon.rules.load import LoadedRules, ParsedFile, load_rules, parse_rule_file, rule_files
+from daemon.rules.load import LoadedRules, ParsedFile, load_rules, rule_files
 from daemon.telemetry import Recorder
-from daemon.yamlsource import ConfigError, ErrorItem
+from daemon.yamlsource import ConfigError
 from drivers.clock import Clock
 
 __all__ = ["RuleReload", "config_changes", "load_rules_of", "read_rules"]
@@ -44,23 +44,12 @@ def load_rules_of(
 
 
 async def read_rules(loaded: LoadedConfig, previous: LoadedRules | None = None) -> LoadedRules:
-    """:func:`load_rules_of` off the event loop: each file in a worker thread within its time limit."""
-    limits = loaded.config.rule_files
+    """:func:`load_rules_of` off the event loop: each file parsed in a child process within its time limit."""
+    from daemon.rules.worker import read_files
+
     directory = loaded.rules_dir
     paths = rule_files(directory) if directory.is_dir() else []
-    read: dict[str, ParsedFile | ConfigError] = {}
-    for path in paths:
-        try:
-            async with asyncio.timeout(limits.parse_timeout_s):
-                read[str(path)] = await asyncio.to_thread(parse_rule_file, path, limits)
-        except ConfigError as exc:
-            read[str(path)] = exc
-        except TimeoutError:
-            why = (
-                f"reading the file took longer than {limits.parse_timeout_s:g} s (rule_files.parse_timeout_s in "
-                "the daemon config): it is too large or too complex; split it"
-            )
-            read[str(path)] = ConfigError([ErrorItem(str(path), 1, 1, why)])
+    read = await asyncio.to_thread(read_files, paths, loaded.config.rule_files)
     return await asyncio.to_thread(load_rules_of, loaded, previous, read)
 
 

@@ -6,7 +6,7 @@ __all__ = ["alias_bomb", "big_rules", "nested"]
 
 
 def alias_bomb(levels: int = 9) -> str:
-    """"Billion laughs": each anchor is ten aliases of the one before; ``rules`` expands to 10**(levels+1) values."""
+    """ "Billion laughs": each anchor is ten aliases of the one before; ``rules`` expands to 10**(levels+1) values."""
     lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     for i in range(1, levels + 1):
         lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")

@@ -11,10 +11,11 @@ exhausting the host's memory.
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_alias_bomb_is_refused_with_its_line_and_the_last_good_version_runs(tmp_
     assert (Path(err.file).name, err.line) == ("air.yaml", 4)  # the alias that goes past 10 000 values
     assert err.message.startswith("aliases repeat too much") and "&a2 from line 3" in err.message
     assert [r.set.value for r in second.ruleset.rules] == [2]
-    assert second.degraded == f"1 error(s) in air.yaml; running the last good version of air.yaml"
+    assert second.degraded == "1 error(s) in air.yaml; running the last good version of air.yaml"
 
 
 @pytest.mark.parametrize(
@@ -193,7 +194,10 @@ async def test_bad_files_at_boot_start_the_daemon_degraded_on_the_last_good_rule
         )
         errors = "\n".join(st["rules"]["errors"])
         assert f"{rules / 'extra.yaml'}:2:12: not UTF-8 text" in errors
-        assert f"{rules / 'lighting.yaml'}:4:" in errors and f"{rules / 'air-quality.yaml'}:1:1: the file holds no" in errors
+        assert (
+            f"{rules / 'lighting.yaml'}:4:" in errors
+            and f"{rules / 'air-quality.yaml'}:1:1: the file holds no" in errors
+        )
         assert st["rules"]["count"] == 10  # every shipped rule
         await _follows_the_old_lighting_curve(lob)
         assert "starting degraded: 3 error(s)" in lob.log
@@ -208,6 +212,10 @@ async def _round_trips(lob: Lobby, until: asyncio.Event, out: list[float]) -> No
         await asyncio.sleep(0.01)
 
 
+def _more_errors_than(n: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda st: len(st["rules"]["errors"]) > n
+
+
 @pytest.mark.servers
 async def test_large_rule_files_never_stall_the_event_loop(tmp_path: Path) -> None:
     async with lobby(tmp_path, influx=False, strip_ramps=True, initial=CLEAN) as lob:
@@ -216,8 +224,9 @@ async def test_large_rule_files_never_stall_the_event_loop(tmp_path: Path) -> No
         await lob.lights.wait_for_write("cct", lambda v: v == 3500, timeout=20)
         rules = lob.loaded.rules_dir
         figures: dict[str, tuple[float, float, int]] = {}
-        # 17 MB: refused by its size, unread. Just under 1 MiB: read in full (seconds of ruamel) in a worker
-        # thread, then refused for the syntax error on its last line.
+        # 17 MB: refused by its size, unread. Just under 1 MiB: read in full (seconds of ruamel) in a child
+        # process, then refused for the syntax error on its last line. Parsed in a thread of the daemon, the
+        # garbage collector's pauses alone made the longest round trip ~290 ms; on the event loop, seconds.
         for name, text in (
             ("huge.yaml", big_rules(17_000_000)),
             ("large.yaml", big_rules(1_040_000, tail="  - id: [unclosed\n")),
@@ -227,15 +236,15 @@ async def test_large_rule_files_never_stall_the_event_loop(tmp_path: Path) -> No
             poller = asyncio.create_task(_round_trips(lob, done, times))
             t0 = time.perf_counter()
             (rules / name).write_text(text)
-            st = await lob.wait_status(lambda st: len(st["rules"]["errors"]) > seen, timeout=60)
+            st = await lob.wait_status(_more_errors_than(seen), timeout=60)
             done.set()
             await poller
             figures[name] = (time.perf_counter() - t0, max(times), len(times))
             assert any(e.startswith(f"{rules / name}:") for e in st["rules"]["errors"])
-        print(f"\nstatus round trips while each file was handled: { {k: f'{v[0]:.1f} s to refuse, longest round trip {v[1] * 1000:.0f} ms of {v[2]}' for k, v in figures.items()} }")
+        for name, (took, longest, n) in figures.items():
+            print(f"\n{name}: refused after {took:.1f} s; longest of {n} status round trips {longest * 1000:.0f} ms")
         assert "file too large: 16.2 MiB" in "\n".join(st["rules"]["errors"])
         assert "large.yaml:" in "\n".join(st["rules"]["errors"])
-        assert all(longest < 0.5 for _, longest, _ in figures.values()), figures
+        assert all(longest < 0.25 for _, longest, _ in figures.values()), figures
         await _follows_the_old_lighting_curve(lob)
         assert await lob.stop_daemon() == 0
-        assert os.path.exists(tmp_path / "state" / "rules-last-good" / "lighting.yaml")
