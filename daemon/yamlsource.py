@@ -265,6 +265,29 @@ def _first_model(ann: Any) -> Any:
     return None
 
 
+_SHAPES = {
+    "model_type": "a mapping (lines of 'key: value')",
+    "dict_type": "a mapping (lines of 'key: value')",
+    "list_type": "a list (lines starting with '- ', or [a, b])",
+    "tuple_type": "a list (lines starting with '- ', or [a, b])",
+}
+
+
+def _kind(value: Any) -> str:
+    """What a value is, in words, for "expected ..., found ..."."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text {value[:60]!r}"
+    if isinstance(value, bool | int | float):
+        return f"the value {value!r}"
+    return type(value).__name__
+
+
 def validate(model: type[T], doc: SourceDoc, *, context: dict[str, Any] | None = None) -> T:
     """Validate ``doc.data`` against ``model``; pydantic errors become positioned :class:`ConfigError`."""
     try:
@@ -280,6 +303,8 @@ def validate(model: type[T], doc: SourceDoc, *, context: dict[str, Any] | None =
                 at_key = True
             elif err["type"] == "missing" and loc:
                 msg = f"missing required key '{loc[-1]}'"
+            elif err["type"] in _SHAPES:
+                msg = f"expected {_SHAPES[err['type']]}, found {_kind(err.get('input'))}"
             else:
                 value = err.get("input")
                 if isinstance(value, str | int | float | bool) and err["type"] != "value_error":
