@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from multiprocessing import ProcessError
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,12 @@ async def read_rules(loaded: LoadedConfig, previous: LoadedRules | None = None) 
 
     directory = loaded.rules_dir
     paths = rule_files(directory) if directory.is_dir() else []
-    read = await asyncio.to_thread(read_files, paths, loaded.config.rule_files)
+    read: dict[str, ParsedFile | ConfigError] | None
+    try:
+        read = await asyncio.to_thread(read_files, paths, loaded.config.rule_files)
+    except (OSError, ProcessError) as exc:  # no child process here (a sandbox): read them in a thread instead
+        _LOG.warning("rules: cannot start a process to read rule files (%s); reading them in a thread", exc)
+        read = None
     return await asyncio.to_thread(load_rules_of, loaded, previous, read)
 
 
