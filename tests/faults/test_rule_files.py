@@ -4,7 +4,7 @@ An alias bomb, a 17 MB file, a file that takes too long, a bad, unreadable or em
 refused with file:line in plain words, that file's last good version keeps running, the event loop
 keeps answering, and at boot the daemon starts degraded instead of exiting (unless ``--strict``).
 The daemon tests run the real daemon against real mosquitto and pymodbus simulators; its address
-space is capped at 2 GiB so that a regression (an expanding bomb) fails the test instead of
+space is capped at 2 GiB from its start so that a regression (an expanding bomb) fails the test instead of
 exhausting the host's memory.
 """
 
@@ -141,9 +141,14 @@ async def test_a_file_that_takes_too_long_is_refused_and_keeps_its_last_good_ver
 
 
 # ---- the real daemon -------------------------------------------------------------------------------------
-def _cap_memory(lob: Lobby) -> None:
-    assert lob.proc is not None
-    resource.prlimit(lob.proc.pid, resource.RLIMIT_AS, (DAEMON_MEMORY, DAEMON_MEMORY))
+def _start_capped(lob: Lobby, *extra: str) -> None:
+    """Start the daemon with its address space capped from the first instruction (the limit is inherited)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (DAEMON_MEMORY, hard))
+    try:
+        lob.start_daemon(*extra)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 async def _follows_the_old_lighting_curve(lob: Lobby) -> None:
@@ -156,8 +161,7 @@ async def _follows_the_old_lighting_curve(lob: Lobby) -> None:
 @pytest.mark.servers
 async def test_alias_bomb_dropped_at_run_time_is_refused_and_the_lobby_stays_controlled(tmp_path: Path) -> None:
     async with lobby(tmp_path, influx=False, strip_ramps=True, initial=CLEAN) as lob:
-        lob.start_daemon()
-        _cap_memory(lob)
+        _start_capped(lob)
         await lob.lights.wait_for_write("cct", lambda v: v == 3500, timeout=20)
         f = lob.loaded.rules_dir / "lighting.yaml"
         f.write_text(alias_bomb())
@@ -173,7 +177,7 @@ async def test_alias_bomb_dropped_at_run_time_is_refused_and_the_lobby_stays_con
 @pytest.mark.servers
 async def test_bad_files_at_boot_start_the_daemon_degraded_on_the_last_good_rules(tmp_path: Path) -> None:
     async with lobby(tmp_path, influx=False, strip_ramps=True, initial=CLEAN) as lob:
-        lob.start_daemon()
+        _start_capped(lob)
         await lob.lights.wait_for_write("cct", lambda v: v == 3500, timeout=20)
         assert await lob.stop_daemon() == 0
 
@@ -181,12 +185,11 @@ async def test_bad_files_at_boot_start_the_daemon_degraded_on_the_last_good_rule
         (rules / "lighting.yaml").write_text(alias_bomb())  # known good before: its last good copy runs
         (rules / "extra.yaml").write_bytes(b"rules:\n  - id: caf\xe9\n")  # never good: contributes nothing
         (rules / "air-quality.yaml").write_text("")  # emptied: its last good copy runs
-        lob.start_daemon("--strict")
+        _start_capped(lob, "--strict")
         assert await lob.wait_exit() == 2
         assert "not starting: invalid rules (--strict)" in lob.log
 
-        lob.start_daemon()
-        _cap_memory(lob)
+        _start_capped(lob)
         st = await lob.wait_status(lambda st: st["mqtt"]["connected"])
         assert st["rules"]["degraded"] == (
             "3 error(s) in air-quality.yaml, extra.yaml, lighting.yaml; running the last good version of "
@@ -219,8 +222,7 @@ def _more_errors_than(n: int) -> Callable[[dict[str, Any]], bool]:
 @pytest.mark.servers
 async def test_large_rule_files_never_stall_the_event_loop(tmp_path: Path) -> None:
     async with lobby(tmp_path, influx=False, strip_ramps=True, initial=CLEAN) as lob:
-        lob.start_daemon()
-        _cap_memory(lob)
+        _start_capped(lob)
         await lob.lights.wait_for_write("cct", lambda v: v == 3500, timeout=20)
         rules = lob.loaded.rules_dir
         figures: dict[str, tuple[float, float, int]] = {}
