@@ -10,6 +10,7 @@ them into positioned errors.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,10 @@ def too_big(size: int, limits: YamlLimits) -> LimitExceeded:
 
 def read_limited(path: Path, limits: YamlLimits) -> str:
     """The file's text, refused unread when larger than ``limits.max_bytes`` (raises ``OSError`` as is)."""
-    size = path.stat().st_size
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read for ever, a device never end
+        raise LimitExceeded(1, 1, "not a regular file (a pipe, device or directory cannot be a YAML file)")
+    size = st.st_size
     if size > limits.max_bytes:
         raise too_big(size, limits)
     with path.open("rb") as f:

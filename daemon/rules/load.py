@@ -102,7 +102,9 @@ class LoadedRules:
 
 
 def rule_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob("*.yaml") if p.is_file() and not p.name.startswith("."))
+    """The rule files of ``directory``: ``*.yaml`` but hidden ones and directories (a broken link or a
+    pipe is listed, so that it is reported and keeps its last good version rather than vanishing)."""
+    return sorted(p for p in directory.glob("*.yaml") if not p.is_dir() and not p.name.startswith("."))
 
 
 def _references(doc: SourceDoc, rf: RuleFile, ctx: RuleContext, schedules: Mapping[str, Schedule]) -> list[ErrorItem]:

@@ -11,7 +11,9 @@ exhausting the host's memory.
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -103,6 +105,37 @@ def test_size_limit_is_checked_before_the_file_is_read(tmp_path: Path) -> None:
     write(d, "huge.yaml", GOOD)
     (err,) = load_rules(d, CTX, limits=small).errors
     assert err.message.startswith(f"file too large: {len(GOOD) / 1024:.1f} kB ({len(GOOD)} bytes); at most 0.1 kB")
+
+
+def test_a_broken_link_or_a_pipe_keeps_its_last_good_version(tmp_path: Path) -> None:
+    d, keep = tmp_path / "rules", tmp_path / "last-good"
+    write(d, "air.yaml", GOOD)
+    write(d, "more.yaml", GOOD.replace("pm25-high", "pm25-more"))
+    assert load_rules(d, CTX, last_good_dir=keep).ok
+    (d / "air.yaml").unlink()
+    (d / "air.yaml").symlink_to(tmp_path / "gone.yaml")  # a link to a file that was moved away
+    (d / "more.yaml").unlink()
+    os.mkfifo(d / "more.yaml")  # reading it would block for ever
+    t0 = time.perf_counter()
+    after = load_rules(d, CTX, last_good_dir=keep)
+    assert time.perf_counter() - t0 < 1.0
+    got = sorted((Path(e.file).name, e.line, e.message) for e in after.errors)
+    assert got == [
+        ("air.yaml", 1, "cannot read file: No such file or directory"),
+        ("more.yaml", 1, "not a regular file (a pipe, device or directory cannot be a YAML file)"),
+    ]
+    assert sorted(r.id for r in after.ruleset.rules) == ["pm25-high", "pm25-more"]
+
+
+def test_a_missing_rules_directory_keeps_every_last_good_file(tmp_path: Path) -> None:
+    d, keep = tmp_path / "rules", tmp_path / "last-good"
+    write(d, "air.yaml", GOOD)
+    assert load_rules(d, CTX, last_good_dir=keep).ok
+    d.rename(tmp_path / "moved")
+    after = load_rules(d, CTX, last_good_dir=keep)
+    assert [e.message for e in after.errors] == ["rules directory does not exist or is not a directory"]
+    assert [r.id for r in after.ruleset.rules] == ["pm25-high"]
+    assert (keep / "air.yaml").is_file()
 
 
 def _config(tmp: Path, rules: Path, **limits: float) -> Path:
@@ -204,6 +237,15 @@ async def test_bad_files_at_boot_start_the_daemon_degraded_on_the_last_good_rule
         assert st["rules"]["count"] == 10  # every shipped rule
         await _follows_the_old_lighting_curve(lob)
         assert "starting degraded: 3 error(s)" in lob.log
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "daemon", "status", "--config", str(lob.config_path)),
+            stdout=asyncio.subprocess.PIPE,
+            cwd=REPO,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 1  # needs attention
+        assert "rules  10 loaded, DEGRADED;" in out.decode()
+        assert "rules degraded: 3 error(s) in air-quality.yaml, extra.yaml, lighting.yaml;" in out.decode()
         assert await lob.stop_daemon() == 0
 
 
