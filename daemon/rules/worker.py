@@ -42,14 +42,32 @@ def _too_slow(path: Path, limits: YamlLimits) -> ConfigError:
     return ConfigError([ErrorItem(str(path), 1, 1, why)])
 
 
+#: How long a child may take to start (a fork of the forkserver: milliseconds, unless the host is swamped).
+START_TIMEOUT_S = 30.0
+
+
+def _start() -> Pool:
+    """A pool of one child, started: the time limit of each file counts from a running child."""
+    pool = _CONTEXT.Pool(1)
+    try:
+        pool.apply_async(int).get(START_TIMEOUT_S)
+    except multiprocessing.TimeoutError:
+        pool.terminate()
+        raise multiprocessing.ProcessError(f"no child process started within {START_TIMEOUT_S:g} s") from None
+    return pool
+
+
 def read_files(paths: Sequence[Path], limits: YamlLimits) -> dict[str, ParsedFile | ConfigError]:
-    """Parse each file in a child process within ``limits.parse_timeout_s``; by name, the file or its errors."""
+    """Parse each file in a child process within ``limits.parse_timeout_s``; by name, the file or its errors.
+
+    Raises ``OSError`` or :class:`multiprocessing.ProcessError` when no child can be started.
+    """
     out: dict[str, ParsedFile | ConfigError] = {}
     pool: Pool | None = None
     try:
         for path in paths:
             if pool is None:
-                pool = _CONTEXT.Pool(1)
+                pool = _start()
             job = pool.apply_async(_parse, (path, limits))
             try:
                 got = job.get(limits.parse_timeout_s)
