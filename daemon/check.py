@@ -18,9 +18,8 @@ from pathlib import Path
 
 from daemon.config import LoadedConfig, load_config
 from daemon.engine import PointLimits
-from daemon.rules.load import LoadedRules, RuleContext, load_rules, rule_files
-from daemon.rules.model import RuleFile
-from daemon.yamlsource import ConfigError, ErrorItem, load_yaml, validate
+from daemon.rules.load import LoadedRules, RuleContext, load_rules, parse_rule_file, rule_files
+from daemon.yamlsource import ConfigError, ErrorItem
 
 __all__ = ["CheckResult", "check", "format_result"]
 
@@ -59,10 +58,7 @@ def _shape_only(files: Sequence[Path]) -> list[ErrorItem]:
     errors: list[ErrorItem] = []
     for path in files:
         try:
-            doc = load_yaml(path)
-            if doc.data is None:
-                doc.data = {}
-            validate(RuleFile, doc)
+            parse_rule_file(path)
         except ConfigError as exc:
             errors.extend(exc.errors)
     return errors
@@ -125,12 +121,12 @@ def check(config_path: Path, rule_paths: Sequence[Path] | None = None) -> CheckR
         names = {p.name for p in given}
         others = [p.resolve() for p in rule_files(directory)] if directory.is_dir() else []
         context_files = [p for p in others if p.name not in names and p not in given]
-        rules = load_rules(directory, ctx, files=[*given, *context_files])
+        rules = load_rules(directory, ctx, files=[*given, *context_files], limits=loaded.config.rule_files)
         checked = {str(p) for p in given}
         result.errors.extend(e for e in rules.errors if e.file in checked or e.file not in {str(p) for p in others})
         result.files = given
     else:
-        rules = load_rules(directory, ctx)
+        rules = load_rules(directory, ctx, limits=loaded.config.rule_files)
         result.errors.extend(rules.errors)
         result.files = [p.resolve() for p in rule_files(directory)] if directory.is_dir() else []
     result.rules = rules

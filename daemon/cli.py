@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--strict",
         action="store_true",
-        help="refuse to start if any rule file is invalid (default: run the last good version of that file)",
+        help="refuse to start (exit 2) if any rule file is invalid (default: start degraded, running the last good "
+        "version of that file)",
     )
     p.add_argument(
         "--start-at",
@@ -128,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from daemon.app import build_daemon
     from daemon.instance import AlreadyRunning, StateLock
     from daemon.logs import install_log_rate_limit
-    from daemon.reload import load_rules_of
+    from daemon.reload import read_rules
 
     install_log_rate_limit()
 
@@ -139,20 +140,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     except AlreadyRunning as exc:
         print(f"lobbyd: {exc}; not starting", file=sys.stderr)
         return EXIT_FAIL
-    rules = load_rules_of(loaded)
-    if rules.errors:
-        for e in rules.errors:
-            print(f"error: {e}", file=sys.stderr)
-        failed = {e.file for e in rules.errors}
-        never_good = sorted(f for f in failed if f not in rules.kept_previous)
-        if args.strict or never_good:
-            why = "--strict" if args.strict else f"no good version known of {', '.join(never_good)}"
-            print(f"lobbyd: not starting: invalid rules ({why}); nothing was written to any device", file=sys.stderr)
-            return EXIT_INVALID
-        print(f"lobbyd: running the last good version of {', '.join(rules.kept_previous)}", file=sys.stderr)
     clock = _clock(args.start_at, loaded)
 
-    async def main() -> None:
+    async def main() -> int:
+        # A bad or unreadable rule file does not stop the daemon (unless --strict): that file's last good
+        # version (state directory) runs, or none of its rules, and `lobbyd status` says degraded and why.
+        rules = await read_rules(loaded)
+        if rules.errors:
+            for e in rules.errors:
+                print(f"error: {e}", file=sys.stderr)
+            if args.strict:
+                print(
+                    "lobbyd: not starting: invalid rules (--strict); nothing was written to a device", file=sys.stderr
+                )
+                return EXIT_INVALID
+            print(f"lobbyd: starting degraded: {rules.degraded}", file=sys.stderr)
         daemon = build_daemon(loaded, clock=clock, rules=rules)
         notifier = systemd.Notifier.from_env()  # systemd: READY/STATUS/WATCHDOG (no-op elsewhere)
         systemd.install_signal_handlers(daemon, notifier, Path(args.config))
@@ -161,10 +163,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             await systemd.serve(daemon, notifier)
         finally:
             notifier.close()
+        return EXIT_OK
 
-    asyncio.run(main())
-    lock.release()
-    return EXIT_OK
+    try:
+        return asyncio.run(main())
+    finally:
+        lock.release()
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -20,7 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from daemon.engine import PointLimits, SensorInfo
 from daemon.rules.load import RuleContext
 from daemon.sun import Site
-from daemon.yamlsource import ConfigError, ErrorItem, SourceDoc, deep_merge, did_you_mean, load_yaml, validate
+from daemon.yamlsource import (
+    ConfigError,
+    ErrorItem,
+    SourceDoc,
+    YamlLimits,
+    deep_merge,
+    did_you_mean,
+    load_yaml,
+    validate,
+)
 from drivers.influx.config import InfluxConfig
 from drivers.modbus.config import DeviceConfig, resolve_profile_path
 from drivers.modbus.profile import DeviceProfile, load_profile
@@ -106,6 +115,7 @@ class DaemonConfig(_Strict):
     safety: dict[str, SafetyConfig] = Field(default_factory=dict)  # "device.point" -> limits
     resume_grace_s: float = Field(120.0, ge=0)
     overrides: OverridesConfig = OverridesConfig()
+    rule_files: YamlLimits = Field(YamlLimits(), description="bounds on each rule file (a file beyond one is refused)")
     extends: Path | None = None
 
 

@@ -43,6 +43,7 @@ def collect_status(p: Parts) -> dict[str, Any]:
             "count": len(rules.ruleset.rules),
             "errors": [str(e) for e in rules.errors],
             "kept_previous": rules.kept_previous,
+            "degraded": rules.degraded,
             "last_reload": p.reload.last_reload,
             "fingerprint": rules.fingerprint(),
         },

@@ -1,37 +1,63 @@
 """Rule files: validate again and swap atomically, on request, on SIGHUP or when a file changes.
 
 A bad file keeps its last good version (daemon/rules/load.py); what happened is logged, recorded as
-an event, published on ``lobbyd/<branch>/rules/status`` and kept for ``lobbyd status``.
+an event, published on ``lobbyd/<branch>/rules/status`` and kept for ``lobbyd status``. Files are
+parsed in a child process, each within ``rule_files.parse_timeout_s`` (daemon/rules/worker.py), so
+the event loop keeps answering while a large file is read; a file that takes longer is stopped and
+refused like a bad one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from multiprocessing import ProcessError
 from pathlib import Path
 from typing import Any
 
 from daemon.config import LoadedConfig
 from daemon.control import ControlLoop
 from daemon.publish import Publisher
-from daemon.rules.load import LoadedRules, load_rules, save_last_good
+from daemon.rules.load import LoadedRules, ParsedFile, load_rules, rule_files, save_last_good
 from daemon.telemetry import Recorder
+from daemon.yamlsource import ConfigError
 from drivers.clock import Clock
 
-__all__ = ["RuleReload", "config_changes", "load_rules_of"]
+__all__ = ["RuleReload", "config_changes", "load_rules_of", "read_rules"]
 
 _LOG = logging.getLogger("lobbyd")
 LAST_GOOD_DIR = "rules-last-good"  # in the state directory
 
 
-def load_rules_of(loaded: LoadedConfig, previous: LoadedRules | None = None) -> LoadedRules:
+def load_rules_of(
+    loaded: LoadedConfig,
+    previous: LoadedRules | None = None,
+    read: dict[str, ParsedFile | ConfigError] | None = None,
+) -> LoadedRules:
     """Read and validate the rules directory of ``loaded`` (last good versions from the state directory)."""
     return load_rules(
         loaded.rules_dir,
         loaded.rule_context(),
         previous=previous,
         last_good_dir=loaded.state_dir / LAST_GOOD_DIR,
+        limits=loaded.config.rule_files,
+        read=read,
     )
+
+
+async def read_rules(loaded: LoadedConfig, previous: LoadedRules | None = None) -> LoadedRules:
+    """:func:`load_rules_of` off the event loop: each file parsed in a child process within its time limit."""
+    from daemon.rules.worker import read_files
+
+    directory = loaded.rules_dir
+    paths = rule_files(directory) if directory.is_dir() else []
+    read: dict[str, ParsedFile | ConfigError] | None
+    try:
+        read = await asyncio.to_thread(read_files, paths, loaded.config.rule_files)
+    except (OSError, ProcessError) as exc:  # no child process here (a sandbox): read them in a thread instead
+        _LOG.warning("rules: cannot start a process to read rule files (%s); reading them in a thread", exc)
+        read = None
+    return await asyncio.to_thread(load_rules_of, loaded, previous, read)
 
 
 def config_changes(running: LoadedConfig, path: Path) -> list[str]:
@@ -88,11 +114,15 @@ class RuleReload:
         self._clock = clock
         self.reloads = 0
         self.last_reload = "initial load"
+        self._one_at_a_time = asyncio.Lock()
 
-    def reload(self, why: str) -> dict[str, Any]:
-        """Validate the rule files again and swap; a bad file keeps its last good version."""
+    async def reload(self, why: str) -> dict[str, Any]:
+        """Validate the rule files again (off the event loop) and swap; a bad file keeps its last good version."""
+        async with self._one_at_a_time:
+            return self._swap(why, await read_rules(self._loaded, self._control.rules))
+
+    def _swap(self, why: str, new: LoadedRules) -> dict[str, Any]:
         old = self._control.rules
-        new = load_rules_of(self._loaded, old)
         now = self._clock.now()
         self.reloads += 1
         errors = [str(e) for e in new.errors]
@@ -141,4 +171,4 @@ class RuleReload:
         async for _changes in awatch(
             self._loaded.rules_dir, stop_event=until, debounce=2000, step=1000, rust_timeout=0, recursive=False
         ):
-            self.reload("file changed")
+            await self.reload("file changed")

@@ -29,6 +29,8 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
         problems.append("MQTT broker not connected" + _mqtt_down(st["mqtt"], st.get("wall_time")))
     if st["mqtt"].get("discarded"):
         problems.append(f"MQTT: {st['mqtt']['discarded']} incoming messages discarded (the daemon fell behind a flood)")
+    if st["rules"].get("degraded"):
+        problems.append(f"rules degraded: {st['rules']['degraded']}")
     problems += [f"rules: {e}" for e in st["rules"]["errors"]]
     problems += [f"sensor {s['sensor']} is stale" for s in st["sensors"] if not s["fresh"]]
     problems += [f"device {d['name']} offline: {d['last_error']}" for d in st["devices"] if not d["online"]]
@@ -101,7 +103,8 @@ def format_status(st: dict[str, Any], problems: list[str]) -> str:
     lines = [
         f"lobbyd {st['version']}  branch {st['branch']}  up {_duration(st['uptime_s'])}",
         f"config {st['config']}",
-        f"rules  {st['rules']['count']} loaded; last reload: {st['rules']['last_reload']}",
+        f"rules  {st['rules']['count']} loaded{', DEGRADED' if st['rules'].get('degraded') else ''}; "
+        f"last reload: {st['rules']['last_reload']}",
         f"mqtt   {'connected' if st['mqtt']['connected'] else 'DISCONNECTED'} ({st['mqtt']['connects']} connects), "
         f"{st['mqtt']['accepted']} readings accepted, {st['mqtt'].get('discarded', 0)} messages discarded",
         *_mqtt_lines(st["mqtt"], st.get("wall_time")),

@@ -227,14 +227,14 @@ async def _test_hook_block_loop(path: Path) -> None:
         _block_if_asked(path)
 
 
-def reload(daemon: Daemon, notifier: Notifier, config_path: Path) -> dict[str, Any]:
+async def reload(daemon: Daemon, notifier: Notifier, config_path: Path) -> dict[str, Any]:
     """SIGHUP: reload the rules (safe at any time; a bad file keeps its last good version) and say
     which parts of the config file changed and need ``systemctl restart lobbyd`` to take effect."""
     from daemon.yamlsource import ConfigError
 
     p = daemon.parts
     notifier.reloading()
-    answer = p.reload.reload("SIGHUP")
+    answer = await p.reload.reload("SIGHUP")
     try:
         changed = config_changes(p.loaded, config_path)
         note = (
@@ -261,7 +261,14 @@ def install_signal_handlers(daemon: Daemon, notifier: Notifier, config_path: Pat
 
     loop.add_signal_handler(signal.SIGTERM, stop)
     loop.add_signal_handler(signal.SIGINT, stop)
-    loop.add_signal_handler(signal.SIGHUP, lambda: reload(daemon, notifier, config_path))
+    reloads: set[asyncio.Task[dict[str, Any]]] = set()  # strong references while they run
+
+    def hup() -> None:
+        task = loop.create_task(reload(daemon, notifier, config_path), name="reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hup)
 
 
 async def serve(daemon: Daemon, notifier: Notifier, *, environ: Mapping[str, str] = os.environ) -> None:

@@ -16,19 +16,26 @@ import pydantic
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.reader import ReaderError
+
+from daemon.yamllimits import LimitExceeded, YamlLimits, check_nodes, deepest_position, read_limited, too_big
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "ConfigError",
     "ErrorItem",
     "SourceDoc",
+    "YamlLimits",
     "deep_merge",
     "did_you_mean",
     "load_model",
     "load_yaml",
+    "read_text",
     "validate",
 ]
 
 T = TypeVar("T", bound=pydantic.BaseModel)
+DEFAULT_LIMITS = YamlLimits()
 Loc = tuple[int | str, ...]
 
 
@@ -132,29 +139,60 @@ def _plain(node: Any, loc: Loc, positions: dict[Loc, tuple[int, int]], keys: dic
     return node
 
 
-def load_yaml(path: str | Path, *, text: str | None = None) -> SourceDoc:
-    """Parse one YAML file; syntax errors become :class:`ConfigError` with the parser's position."""
+def read_text(path: str | Path, limits: YamlLimits = DEFAULT_LIMITS) -> str:
+    """A file's UTF-8 text, refused unread when larger than ``limits.max_bytes``; raises :class:`ConfigError`."""
+    try:
+        return read_limited(Path(path), limits)
+    except LimitExceeded as exc:
+        raise ConfigError([ErrorItem(str(path), exc.line, exc.column, exc.message)]) from None
+    except OSError as exc:
+        raise ConfigError([ErrorItem(str(path), 1, 1, f"cannot read file: {exc.strerror or exc}")]) from None
+
+
+def load_yaml(path: str | Path, *, text: str | None = None, limits: YamlLimits = DEFAULT_LIMITS) -> SourceDoc:
+    """Parse one YAML file within ``limits``; every problem becomes :class:`ConfigError` with a position.
+
+    The file is refused unread when too large; aliases are counted on the composed nodes (where an
+    anchored block is shared, not copied) before anything expands them.
+    """
     name = str(path)
     if text is None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError([ErrorItem(name, 1, 1, f"cannot read file: {exc}")]) from exc
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
+        text = read_text(path, limits)
     try:
-        raw = yaml.load(text)
+        if len(text) > limits.max_bytes and len(text.encode("utf-8")) > limits.max_bytes:
+            raise too_big(len(text.encode("utf-8")), limits)
+        yaml = YAML(typ="rt")
+        yaml.allow_duplicate_keys = False
+        node = yaml.compose(text)
+        if node is not None:
+            check_nodes(node, limits)
+        raw = yaml.constructor.construct_document(node) if node is not None else None
+    except LimitExceeded as exc:
+        raise ConfigError([ErrorItem(name, exc.line, exc.column, exc.message)]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError([ErrorItem(name, line, col, f"YAML syntax: {problem}")]) from exc
-    except Exception as exc:  # ruamel raises a few unmarked errors (e.g. duplicate keys)
-        raise ConfigError([ErrorItem(name, 1, 1, f"YAML: {exc}")]) from exc
+        raise ConfigError([ErrorItem(name, line, col, f"YAML syntax: {problem}")]) from None
+    except ReaderError as exc:
+        line, col = _line_col(text, exc.position)
+        what = f"character U+{exc.character:04X}" if isinstance(exc.character, int) else "a byte"
+        raise ConfigError([ErrorItem(name, line, col, f"{what} is not allowed in a YAML file")]) from None
+    except RecursionError:
+        line, col = deepest_position(text, limits.max_depth)
+        too_deep = f"nested too deeply: more than {limits.max_depth} levels"
+        raise ConfigError([ErrorItem(name, line, col, too_deep)]) from None
+    except Exception as exc:  # ruamel raises a few unmarked errors
+        raise ConfigError([ErrorItem(name, 1, 1, f"YAML: {exc}")]) from None
     positions: dict[Loc, tuple[int, int]] = {(): (1, 1)}
     keys: dict[Loc, tuple[int, int]] = {}
     data = _plain(raw, (), positions, keys)
     return SourceDoc(name, data, positions, keys)
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def deep_merge(base: Any, over: Any, *, discriminators: tuple[str, ...] = ()) -> Any:
@@ -227,6 +265,29 @@ def _first_model(ann: Any) -> Any:
     return None
 
 
+_SHAPES = {
+    "model_type": "a mapping (lines of 'key: value')",
+    "dict_type": "a mapping (lines of 'key: value')",
+    "list_type": "a list (lines starting with '- ', or [a, b])",
+    "tuple_type": "a list (lines starting with '- ', or [a, b])",
+}
+
+
+def _kind(value: Any) -> str:
+    """What a value is, in words, for "expected ..., found ..."."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text {value[:60]!r}"
+    if isinstance(value, bool | int | float):
+        return f"the value {value!r}"
+    return type(value).__name__
+
+
 def validate(model: type[T], doc: SourceDoc, *, context: dict[str, Any] | None = None) -> T:
     """Validate ``doc.data`` against ``model``; pydantic errors become positioned :class:`ConfigError`."""
     try:
@@ -242,6 +303,8 @@ def validate(model: type[T], doc: SourceDoc, *, context: dict[str, Any] | None =
                 at_key = True
             elif err["type"] == "missing" and loc:
                 msg = f"missing required key '{loc[-1]}'"
+            elif err["type"] in _SHAPES:
+                msg = f"expected {_SHAPES[err['type']]}, found {_kind(err.get('input'))}"
             else:
                 value = err.get("input")
                 if isinstance(value, str | int | float | bool) and err["type"] != "value_error":

@@ -16,10 +16,20 @@ from pathlib import Path
 
 from daemon.engine import PointLimits, RuleSet, SensorInfo
 from daemon.rules.model import Input, Rule, RuleFile, Schedule
-from daemon.yamlsource import ConfigError, ErrorItem, SourceDoc, did_you_mean, load_yaml, validate
+from daemon.yamlsource import (
+    DEFAULT_LIMITS,
+    ConfigError,
+    ErrorItem,
+    SourceDoc,
+    YamlLimits,
+    did_you_mean,
+    load_yaml,
+    read_text,
+    validate,
+)
 from drivers.writefault import describe
 
-__all__ = ["LoadedRules", "RuleContext", "load_rules", "rule_files", "save_last_good"]
+__all__ = ["LoadedRules", "ParsedFile", "RuleContext", "load_rules", "parse_rule_file", "rule_files", "save_last_good"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,27 @@ class _GoodFile:
     doc: SourceDoc
 
 
+ParsedFile = _GoodFile  # one rule file read and validated on its own (its references not yet checked)
+
+EMPTY = (
+    "the file holds no rules: it is empty or only comments (a file being written, or emptied by mistake?); "
+    "write 'rules: []' to mean no rules on purpose"
+)
+
+
+def parse_rule_file(path: Path, limits: YamlLimits = DEFAULT_LIMITS) -> ParsedFile:
+    """Read, parse and validate one rule file within ``limits``; raises :class:`ConfigError`.
+
+    Safe to run in a worker thread: it touches nothing but the file. An empty or comments-only file
+    is an error (so a half-written file keeps its last good version), unlike ``rules: []``.
+    """
+    text = read_text(path, limits)
+    doc = load_yaml(path, text=text, limits=limits)
+    if doc.data is None:
+        raise ConfigError([ErrorItem(str(path), 1, 1, EMPTY)])
+    return _GoodFile(text, validate(RuleFile, doc), doc)
+
+
 @dataclass
 class LoadedRules:
     """The rule set in force, what each file contributed, and what went wrong."""
@@ -51,6 +82,21 @@ class LoadedRules:
     def ok(self) -> bool:
         return not self.errors
 
+    @property
+    def degraded(self) -> str | None:
+        """Why the rules in force are not what the rules directory says (``None`` when they are)."""
+        if not self.errors:
+            return None
+        bad = sorted({e.file for e in self.errors})
+        kept = [Path(f).name for f in self.kept_previous]
+        lost = [Path(f).name for f in bad if f not in self.kept_previous]
+        text = f"{len(self.errors)} error(s) in {', '.join(Path(f).name for f in bad)}"
+        if kept:
+            text += f"; running the last good version of {', '.join(kept)}"
+        if lost:
+            text += f"; no good version known of {', '.join(lost)} (no rules from it)"
+        return text
+
     def fingerprint(self) -> str:
         h = hashlib.sha256()
         for name in sorted(self.files):
@@ -59,7 +105,9 @@ class LoadedRules:
 
 
 def rule_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob("*.yaml") if p.is_file() and not p.name.startswith("."))
+    """The rule files of ``directory``: ``*.yaml`` but hidden ones and directories (a broken link or a
+    pipe is listed, so that it is reported and keeps its last good version rather than vanishing)."""
+    return sorted(p for p in directory.glob("*.yaml") if not p.is_dir() and not p.name.startswith("."))
 
 
 def _references(doc: SourceDoc, rf: RuleFile, ctx: RuleContext, schedules: Mapping[str, Schedule]) -> list[ErrorItem]:
@@ -128,33 +176,36 @@ def load_rules(
     previous: LoadedRules | None = None,
     last_good_dir: Path | None = None,
     files: Sequence[Path] | None = None,
+    limits: YamlLimits = DEFAULT_LIMITS,
+    read: Mapping[str, ParsedFile | ConfigError] | None = None,
 ) -> LoadedRules:
     """Load every ``*.yaml`` in ``directory`` (or exactly ``files``, for ``lobbyd check FILE...``).
 
     A file that fails keeps its previous good version (from ``previous``, else from
-    ``last_good_dir`` on disk). Good files are copied to ``last_good_dir``.
+    ``last_good_dir`` on disk). Good files are copied to ``last_good_dir``. ``read`` holds files
+    already parsed (by name; :func:`parse_rule_file` in worker threads, with a time limit); the
+    others are parsed here. A missing rules directory keeps every last good file.
     """
     errors: list[ErrorItem] = []
     if files is None:
         files = rule_files(directory) if directory.is_dir() else []
         if not directory.is_dir():
-            errors.append(ErrorItem(str(directory), 1, 1, "rules directory does not exist"))
+            errors.append(ErrorItem(str(directory), 1, 1, "rules directory does not exist or is not a directory"))
     parsed: dict[str, tuple[str, SourceDoc, RuleFile]] = {}
     failed: list[str] = []
+    if not directory.is_dir() and last_good_dir is not None and last_good_dir.is_dir():
+        failed += [str(directory / p.name) for p in rule_files(last_good_dir)]
     for path in files:
         try:
-            text = path.read_text(encoding="utf-8")
-            doc = load_yaml(path, text=text)
-            if doc.data is None:
-                doc.data = {}
-            rf = validate(RuleFile, doc)
-        except (ConfigError, OSError, UnicodeDecodeError) as exc:
-            errors.extend(
-                exc.errors if isinstance(exc, ConfigError) else [ErrorItem(str(path), 1, 1, f"cannot read: {exc}")]
-            )
+            got = read.get(str(path)) if read is not None else None
+            if isinstance(got, ConfigError):
+                raise got
+            pf = got if got is not None else parse_rule_file(path, limits)
+        except ConfigError as exc:
+            errors.extend(exc.errors)
             failed.append(str(path))
             continue
-        parsed[str(path)] = (text, doc, rf)
+        parsed[str(path)] = (pf.text, pf.doc, pf.parsed)
 
     # Schedules are shared by all files; duplicates are an error in the later file (by name).
     schedules: dict[str, Schedule] = {}
@@ -189,12 +240,10 @@ def load_rules(
             saved = last_good_dir / Path(name).name
             if saved.is_file():
                 try:
-                    text = saved.read_text(encoding="utf-8")
-                    doc = load_yaml(saved, text=text)
-                    rf = validate(RuleFile, doc)
-                    if not _references(doc, rf, ctx, schedules):
-                        old = _GoodFile(text, rf, doc)
-                except (ConfigError, OSError):
+                    pf = parse_rule_file(saved, limits)
+                    if not _references(pf.doc, pf.parsed, ctx, schedules):
+                        old = pf
+                except ConfigError:
                     old = None
         if old is not None and not any(r.id in seen_ids for r in old.parsed.rules):
             good[name] = old
