@@ -89,11 +89,13 @@ async def test_pm25_hysteresis_lux_curve_and_time_series(tmp_path: Path) -> None
         assert rows("SELECT value FROM decision WHERE rule = 'pm25-high'")
 
 
-async def test_invalid_rule_file_stops_start_with_position(tmp_path: Path) -> None:
+async def test_invalid_rule_file_stops_a_strict_start_with_position(tmp_path: Path) -> None:
+    """``--strict`` keeps the refuse-to-start behaviour (without it the daemon starts degraded on the last
+    good rules: tests/faults/test_rule_files.py)."""
     async with lobby(tmp_path, influx=False) as lob:
         bad = Path(lob.loaded.rules_dir) / "air-quality.yaml"
         bad.write_text(bad.read_text().replace("off_below: 25", "off_below: 45"))
-        lob.start_daemon()
+        lob.start_daemon("--strict")
         assert lob.proc is not None
         assert await lob.wait_exit() == 2
         assert "air-quality.yaml:" in lob.log
