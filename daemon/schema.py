@@ -1,4 +1,4 @@
-"""JSON Schemas of the rule files and the config file, generated from the pydantic models.
+"""JSON Schemas of the rule files, the config file and device profiles, generated from the pydantic models.
 
 Editors use them for completion and inline errors (VS Code's YAML extension reads the
 ``# yaml-language-server: $schema=...`` line at the top of each shipped file). The models stay the
@@ -22,6 +22,7 @@ from typing import Any
 
 from daemon.config import DaemonConfig
 from daemon.rules.model import RuleFile
+from drivers.modbus.profile import DeviceProfile
 
 __all__ = ["SCHEMA_FILES", "json_schemas", "write_schemas"]
 
@@ -30,6 +31,7 @@ SCHEMA_FILES = {
     "rules": "rules.schema.json",
     "config": "config.schema.json",
     "config-layer": "config-layer.schema.json",
+    "profile": "profile.schema.json",
 }
 
 # Keywords whose value is one subschema, or a list of them, or a mapping of names to them.
@@ -113,7 +115,7 @@ def _config_layer(config: dict[str, Any]) -> dict[str, Any]:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """``{"rules": <schema of a rules/*.yaml file>, "config": <schema of lobbyd.yaml>,
-    "config-layer": <schema of one layer of a fleet config>}``."""
+    "config-layer": <schema of one layer of a fleet config>, "profile": <schema of a config/devices/*.yaml>}``."""
     rules = _with_shorthands(RuleFile.model_json_schema(by_alias=True, mode="validation"))
     rules["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     rules["title"] = "lobbyd rules file"
@@ -122,7 +124,11 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     config["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     config["title"] = "lobbyd configuration"
     config["description"] = "config/lobbyd.yaml: site, MQTT, sensors, devices, InfluxDB, safety limits."
-    return {"rules": rules, "config": config, "config-layer": _config_layer(config)}
+    profile = DeviceProfile.model_json_schema(by_alias=True, mode="validation")
+    profile["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    profile["title"] = "lobbyd device profile"
+    profile["description"] = "config/devices/*.yaml: a device type's register map. See docs/profiles.md."
+    return {"rules": rules, "config": config, "config-layer": _config_layer(config), "profile": profile}
 
 
 def render(schema: dict[str, Any]) -> str:

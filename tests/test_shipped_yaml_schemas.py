@@ -64,6 +64,9 @@ def test_every_file_that_names_a_schema_passes_it() -> None:
     assert named["config/schema/config-layer.schema.json"] == sorted(
         p.relative_to(ROOT).as_posix() for p in (ROOT / "config" / "fleet").glob("*.yaml")
     )
+    assert named["config/schema/profile.schema.json"] == sorted(
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "config" / "devices").glob("*.yaml")
+    )
     for schema, files in by_schema.items():
         assert schema.is_file(), f"{schema} named by {files} does not exist"
         done = _check(schema, files)
@@ -88,6 +91,8 @@ def test_fleet_branches_merged_pass_the_complete_config_schema(tmp_path: Path) -
         ("rules.schema.json", "rules:\n  - {id: x, target: a.b, set: 1, when: [{sensor: s, abve: 3}]}\n", "abve"),
         ("config-layer.schema.json", "mqtt: {prot: 1884}\n", "prot"),
         ("config.schema.json", "extends: defaults.yaml\nbranch: b1\n", "required"),
+        ("profile.schema.json", "name: x\npoints:\n  p: {address: 1, writeable: true}\n", "writeable"),
+        ("profile.schema.json", "name: x\npoints:\n  p: {address: 1, encoder: {kind: dali}}\n", "dali"),
     ],
 )
 def test_the_check_fails_on_a_broken_file(schema: str, text: str, fragment: str, tmp_path: Path) -> None:

@@ -55,7 +55,12 @@ def test_committed_schemas_are_up_to_date_with_the_models() -> None:
 
 def test_write_schemas_writes_valid_json(tmp_path: Path) -> None:
     paths = write_schemas(tmp_path / "out")
-    assert [p.name for p in paths] == ["rules.schema.json", "config.schema.json", "config-layer.schema.json"]
+    assert [p.name for p in paths] == [
+        "rules.schema.json",
+        "config.schema.json",
+        "config-layer.schema.json",
+        "profile.schema.json",
+    ]
     rules = json.loads(paths[0].read_text(encoding="utf-8"))
     config = json.loads(paths[1].read_text(encoding="utf-8"))
     assert set(rules["properties"]) == {"schedules", "rules"}
