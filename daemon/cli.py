@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what-if: run the rules on a recorded feed (JSONL/CSV) on a virtual clock, touching no device",
     )
 
-    p = sub.add_parser("schema", help="write JSON Schemas of the rule, config and device profile files (for editor completion)")
+    p = sub.add_parser("schema", help="write JSON Schemas of rule, config and device profile files (editor completion)")
     p.add_argument("--out", type=Path, default=Path("config/schema"), help="directory (default config/schema)")
 
     p = sub.add_parser("status", help="ask the running daemon how it is; non-zero exit if something needs attention")

@@ -21,7 +21,7 @@ from typing import Literal
 
 import pydantic
 
-from daemon.yamlsource import ConfigError, load_yaml, validate
+from daemon.yamlsource import ConfigError, load_yaml
 
 from .codec import (
     DataType,
@@ -33,6 +33,7 @@ from .codec import (
     encode_registers,
     register_count,
 )
+from .profile_messages import profile_errors
 
 __all__ = ["DeviceProfile", "ParameterSpec", "PointSpec", "RegisterType", "Role", "load_profile"]
 
@@ -250,7 +251,10 @@ class DeviceProfile(_Model):
 def load_profile(path: str | Path) -> DeviceProfile:
     """Read and validate one profile; every problem is reported as ``file:line:column``."""
     doc = load_yaml(path)
-    profile = validate(DeviceProfile, doc)
+    try:
+        profile = DeviceProfile.model_validate(doc.data)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(profile_errors(DeviceProfile, doc, exc)) from None
     errors = []
     for pname, spec in profile.parameters.items():
         if not spec.min <= spec.default <= spec.max:

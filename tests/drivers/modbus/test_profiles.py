@@ -69,7 +69,12 @@ def test_standard_profiles() -> None:
 
 BROKEN = [
     ("name: x\npoints:\n  p:\n    address: 1\n    writeable: true\n", 5, 5, "unknown key 'writeable'"),
-    ("name: x\npoints:\n  p:\n    address: 1\n    data_type: int64\n", 5, 16, "(got 'int64')"),
+    (
+        "name: x\npoints:\n  p:\n    address: 1\n    data_type: int64\n",
+        5,
+        16,
+        "'int64' is not a valid data_type (did you mean 'int16'?)",
+    ),
     (
         "name: x\npoints:\n  p:\n    address: 1\n    stride: {a: 5}\n    writable: true\n",
         5,
@@ -83,7 +88,12 @@ BROKEN = [
         15,
         "outside",
     ),
-    ("name: x\npoints:\n  p: {address: 1, encoder: {kind: dali}}\n", 3, 19, "Input tag 'dali'"),
+    (
+        "name: x\npoints:\n  p: {address: 1, encoder: {kind: dali}}\n",
+        3,
+        35,
+        "unknown encoder kind 'dali' (did you mean 'dali_arc'?)",
+    ),
     ("name: x\npoints:\n  p:\n    address: [1\n", 5, 1, "YAML syntax"),
 ]
 
