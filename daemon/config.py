@@ -214,8 +214,9 @@ def load_config(path: str | Path) -> LoadedConfig:
         except ValueError as exc:
             errors.append(doc.error(("devices", i, "parameters"), str(exc)))
     targets = {f"{n}.{p}" for n, prof in profiles.items() for p in prof.setpoints()}
+    unloaded = {d.name for d in cfg.devices} - set(profiles)  # their profile's errors are reported already
     for key in cfg.safety:
-        if key not in targets:
+        if key not in targets and key.partition(".")[0] not in unloaded:
             errors.append(doc.error(("safety", key), f"unknown device point '{key}'" + did_you_mean(key, targets)))
     if errors:
         raise ConfigError(errors)
