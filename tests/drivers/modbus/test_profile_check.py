@@ -125,6 +125,7 @@ def test_check_reports_a_broken_profile_in_plain_words(site: Path, case: tuple[s
     assert (ours[0].line, ours[0].column) == (line, column), format_result(result)
     text = format_result(result)
     assert not [b for b in BANNED if b in text], text
+    assert "unknown device point" not in text  # the safety entries of that device are not blamed too
 
 
 def test_the_cli_prints_position_and_suggestion_and_exits_2(site: Path) -> None:
