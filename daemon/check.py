@@ -7,7 +7,8 @@ table reaching outside a point's range) are *warnings*: the daemon runs them, cl
 
 ``lobbyd check FILE...`` checks edited copies before they are deployed: a given file replaces the
 rules-directory file of the same name, and the other files of the rules directory still provide
-their schedules (so ``schedule: opening-hours`` resolves).
+their schedules (so ``schedule: opening-hours`` resolves). A given file with top-level ``points:``
+and no ``rules:`` is a device profile (docs/profiles.md) and is checked as one, used by a device or not.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 from daemon.config import LoadedConfig, load_config
 from daemon.engine import PointLimits
 from daemon.rules.load import LoadedRules, RuleContext, load_rules, parse_rule_file, rule_files
-from daemon.yamlsource import ConfigError, ErrorItem
+from daemon.yamlsource import ConfigError, ErrorItem, load_yaml
+from drivers.modbus.profile import load_profile
 
 __all__ = ["CheckResult", "check", "format_result"]
 
@@ -32,6 +34,7 @@ class CheckResult:
     errors: list[ErrorItem] = field(default_factory=list)
     warnings: list[ErrorItem] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)  # rule files that were checked
+    profiles: list[Path] = field(default_factory=list)  # device profiles given on the command line
     loaded: LoadedConfig | None = None
     rules: LoadedRules | None = None
 
@@ -51,6 +54,27 @@ def _expand(paths: Sequence[Path]) -> tuple[list[Path], list[ErrorItem]]:
         else:
             errors.append(ErrorItem(str(p), 1, 1, "no such file or directory"))
     return [p.resolve() for p in out], errors
+
+
+def _profiles(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[ErrorItem]]:
+    """(profiles, other files, the profiles' errors): a profile has top-level ``points:``, no ``rules:``."""
+    profiles: list[Path] = []
+    others: list[Path] = []
+    errors: list[ErrorItem] = []
+    for path in paths:
+        try:
+            data = load_yaml(path).data
+        except ConfigError:
+            data = None  # the rule loader reports it
+        if not (isinstance(data, dict) and "points" in data and "rules" not in data):
+            others.append(path)
+            continue
+        profiles.append(path)
+        try:
+            load_profile(path)
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+    return profiles, others, errors
 
 
 def _shape_only(files: Sequence[Path]) -> list[ErrorItem]:
@@ -106,6 +130,9 @@ def check(config_path: Path, rule_paths: Sequence[Path] | None = None) -> CheckR
     result = CheckResult(Path(config_path))
     given, missing = _expand(rule_paths or [])
     result.errors.extend(missing)
+    result.profiles, given, profile_errors = _profiles(given)
+    result.errors.extend(profile_errors)
+    rule_paths = rule_paths if given or not result.profiles else None
     try:
         loaded = load_config(config_path)
     except ConfigError as exc:
@@ -149,6 +176,7 @@ def format_result(result: CheckResult) -> str:
         nrules = len(result.rules.ruleset.rules) if result.rules is not None else 0
         lines.append(
             f"ok: {result.config_path} and {nfiles} rule file(s), {nrules} rule(s)"
+            + (f", {len(result.profiles)} device profile(s)" if result.profiles else "")
             + (f", {len(result.warnings)} warning(s)" if result.warnings else "")
         )
     return "\n".join(lines)

@@ -205,3 +205,19 @@ def test_any_point_loads_or_gets_a_plain_positioned_message(tmp_path: Path, poin
         for e in exc.errors:
             assert e.file == str(path) and e.line >= 1 and e.column >= 1
             assert not [b for b in BANNED if b in e.message], e.message
+
+
+def test_check_a_profile_no_device_uses_yet(site: Path) -> None:
+    """An integrator checks a new profile before any device entry names it."""
+    new = site.parent / "devices" / "new-unit.yaml"
+    new.write_text("name: new-unit\npoints:\n  fan:\n    address: 3\n    writeable: true\n", encoding="utf-8")
+    result = check(site, [new])
+    assert [str(e) for e in result.errors] == [
+        f"{new}:5:5: unknown key 'writeable' (did you mean 'writable'?) (points.fan.writeable)"
+    ]
+    new.write_text("name: new-unit\npoints:\n  fan:\n    address: 3\n    writable: true\n", encoding="utf-8")
+    result = check(site, [new])
+    assert result.ok, format_result(result)
+    assert result.profiles == [new.resolve()]
+    assert format_result(result).endswith("rule(s), 1 device profile(s)")
+    assert [p.name for p in result.files] == ["air-quality.yaml", "lighting.yaml", "schedules.yaml"]
