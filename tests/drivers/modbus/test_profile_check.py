@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from daemon.check import check, format_result
+from daemon.schema import json_schemas
 from daemon.yamlsource import ConfigError
 from drivers.modbus import load_profile
 
@@ -194,8 +198,6 @@ _VALUES = st.one_of(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(point=st.dictionaries(st.sampled_from([*_KEYS, "writeable", "adress"]), _VALUES, max_size=6))
 def test_any_point_loads_or_gets_a_plain_positioned_message(tmp_path: Path, point: dict[str, object]) -> None:
-    import json
-
     path = tmp_path / "fuzz.yaml"
     path.write_text(f"name: x\npoints:\n  p: {json.dumps(point)}\n", encoding="utf-8")
     try:
@@ -221,3 +223,38 @@ def test_check_a_profile_no_device_uses_yet(site: Path) -> None:
     assert result.profiles == [new.resolve()]
     assert format_result(result).endswith("rule(s), 1 device profile(s)")
     assert [p.name for p in result.files] == ["air-quality.yaml", "lighting.yaml", "schedules.yaml"]
+
+
+_TYPED = {  # values of the right JSON type (the loader also coerces "3" and true to numbers; the schema does not)
+    "register": st.sampled_from(["holding", "coil", "input", "discrete", "holdng"]),
+    "address": st.integers(min_value=-2, max_value=70000),
+    "data_type": st.sampled_from(["int16", "uint16", "int32", "float32", "bool", "int64"]),
+    "word_order": st.sampled_from(["big", "little", "middle"]),
+    "bit": st.integers(min_value=-1, max_value=17),
+    "min": st.floats(allow_nan=False, allow_infinity=False),
+    "writable": st.booleans(),
+    "readable": st.booleans(),
+    "role": st.sampled_from(["setpoint", "status", "both"]),
+    "tolerance": st.floats(min_value=-1, max_value=10),
+    "poll_interval_s": st.floats(min_value=-1, max_value=100),
+    "encoder": st.sampled_from(
+        [{"kind": "scale", "scale": 0.1}, {"kind": "percent", "raw_max": 254}, {"kind": "mirek"}, {"kind": "dali"}]
+    ),
+    "writeable": st.booleans(),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(point=st.fixed_dictionaries({}, optional=_TYPED))
+def test_the_schema_never_flags_a_profile_the_loader_accepts(point: dict[str, object]) -> None:
+    """Editors use the schema: a red mark on a profile the daemon runs would teach staff to ignore it."""
+    doc = {"name": "x", "points": {"p": point}}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.yaml"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        try:
+            load_profile(path)
+        except ConfigError:
+            return  # the loader also checks what the schema cannot (e.g. a bit point is read-only)
+    found = [e.message for e in Draft202012Validator(json_schemas()["profile"]).iter_errors(doc)]
+    assert found == []
