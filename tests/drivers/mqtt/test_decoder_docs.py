@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 
 from daemon.model import Quantity
 from drivers.mqtt.config import UNIT_CONVERSIONS, Z2M_DEFAULT_KEYS, Decoder, SensorConfig
-from drivers.mqtt.decode import decode
+from drivers.mqtt.decode import DEFAULT_MAX_BYTES, RejectReason, decode
 from tests.doctables import rows, table_text, tables
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -91,3 +91,10 @@ def test_example_payload_decodes_as_documented(example: re.Match[str]) -> None:
         assert readings[0].value == pytest.approx(float(example.group("value")))
     else:
         assert readings == [] and [r.reason.value for r in rejected] == [example.group("reason")]
+
+
+def test_the_rejections_named_are_the_decoders() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    assert f"larger than {DEFAULT_MAX_BYTES // 1024} KiB" in text
+    for m in EXAMPLES:
+        assert m.group("reason") is None or m.group("reason") in {r.value for r in RejectReason}
