@@ -140,6 +140,11 @@ class DeviceModel:
             return
         self._store(spec.readback_register_type, self.address(point, readback=True), spec.readback_registers(value))
 
+    def report_actual_in(self, point: str, table: RegisterType, address: int) -> None:
+        """From now on show ``point``'s actual value at ``address`` of ``table``; its own register reads 0."""
+        self.actual_in[point] = (table, address)
+        self._show(point, self.written(point))
+
     def fail(self, point_or_address: str | int, code: int, *, table: RegisterType = RegisterType.HOLDING) -> None:
         """Answer requests touching a point (write and read-back address) or an address with ``code``."""
         if isinstance(point_or_address, int):
@@ -150,9 +155,11 @@ class DeviceModel:
             self.errors[(spec.register_type, self.address(point_or_address, readback=readback))] = code
 
     def heal(self) -> None:
-        """Remove every injected fault."""
+        """Remove every injected fault and quirk."""
         self.errors.clear()
         self.readback_override.clear()
+        self.readback_shift.clear()
+        self.actual_in.clear()
         self.delay_s = 0.0
         self.silent = False
         self.short_answer = False
