@@ -39,7 +39,7 @@ async def _state(lob: Lobby, topic: str, ok: Callable[[dict[str, Any]], bool], t
         await c.subscribe(f"lobbyd/{lob.loaded.config.branch}/{topic}")
         async with asyncio.timeout(timeout):
             async for m in c.messages:
-                payload = json.loads(bytes(m.payload))  # type: ignore[arg-type]
+                payload: dict[str, Any] = json.loads(bytes(m.payload))
                 seen.append(payload)
                 if ok(payload):
                     return payload
