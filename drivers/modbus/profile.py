@@ -13,6 +13,7 @@ number − 1). Devices that repeat a block per DALI device or group declare a *p
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 from collections.abc import Mapping
@@ -92,9 +93,11 @@ class ReadbackSpec(_Model):
         "for mode N written: {kind: scale, offset: 1}).",
     )
     tolerance: float | None = pydantic.Field(
-        None, ge=0, description="Largest desired − read-back difference that still confirms a write."
+        None, ge=0, allow_inf_nan=False, description="Largest desired − read-back difference that confirms a write."
     )
-    delay_s: float | None = pydantic.Field(None, ge=0, description="Seconds between a write and its read-back.")
+    delay_s: float | None = pydantic.Field(
+        None, ge=0, le=3600, allow_inf_nan=False, description="Seconds between a write and its read-back."
+    )
 
 
 class PointSpec(_Model):
@@ -125,8 +128,8 @@ class PointSpec(_Model):
     allowed: tuple[float, ...] | None = None
     writable: bool = False
     readable: bool = True
-    readback_delay_s: float | None = pydantic.Field(default=None, ge=0)
-    tolerance: float | None = pydantic.Field(default=None, ge=0)
+    readback_delay_s: float | None = pydantic.Field(default=None, ge=0, le=3600, allow_inf_nan=False)
+    tolerance: float | None = pydantic.Field(default=None, ge=0, allow_inf_nan=False)
     role: Role | None = None
     poll_interval_s: float | None = pydantic.Field(default=None, gt=0)
 
@@ -282,8 +285,12 @@ class PointSpec(_Model):
         return self.encoder.from_raw(raw)
 
     def expected_readback(self, value: float) -> float:
-        """What a correct read-back of ``value`` decodes to (quantised by the write encoding)."""
-        return self.written_value(self.to_registers(value))
+        """What a correct read-back of ``value`` decodes to (quantised by the write and read-back encodings)."""
+        expected = self.written_value(self.to_registers(value))
+        if self.readback is not None:
+            with contextlib.suppress(ValueError):  # not encodable on the read-back: compare as written
+                expected = self.readback_from_registers(self.readback_registers(expected))
+        return expected
 
     def matches(self, written: float, readback: float) -> bool:
         """Does ``readback`` confirm a write of ``written``?"""
@@ -312,7 +319,7 @@ class DeviceProfile(_Model):
     description: str = ""
     base: Literal[0, 1] = 0
     default_unit_id: int | None = pydantic.Field(default=None, ge=0, le=255)
-    readback_delay_s: float = pydantic.Field(default=0.0, ge=0)
+    readback_delay_s: float = pydantic.Field(default=0.0, ge=0, le=3600, allow_inf_nan=False)
     parameters: dict[str, ParameterSpec] = pydantic.Field(default_factory=dict)
     points: dict[str, PointSpec]
     shutdown: dict[str, float] | None = None

@@ -11,6 +11,8 @@ from typing import Any
 
 import pydantic
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from daemon.model import WriteOutcome
 from drivers.clock import VirtualClock
@@ -72,6 +74,9 @@ def test_readback_in_another_space_encoding_and_tolerance() -> None:
         ({"writable": False, "readback": {"address": 4}}, "writable points"),
         ({"readback": {"adress": 4}}, "adress"),
         ({"readback": {"tolerance": -1}}, "greater than or equal"),
+        ({"readback": {"tolerance": float("inf")}}, "finite number"),
+        ({"readback": {"delay_s": float("nan")}}, "finite number"),
+        ({"readback": {"delay_s": 1e9}}, "less than or equal to 3600"),
     ],
 )
 def test_bad_readback_is_refused(point: dict[str, Any], message: str) -> None:
@@ -109,3 +114,25 @@ async def test_actual_value_in_an_input_register(clock: VirtualClock) -> None:
     async with DeviceSimulator.tcp(declared, 1) as sim, connected(sim, clock) as (_bus, dev):
         assert (await dev.write_point("fan_speed", 1)).outcome is WriteOutcome.OK
         assert sim.value("fan_speed") == 1 and sim.model.tables[RegisterType.INPUT][10] == 1
+
+
+@given(
+    level=st.integers(0, 3000),
+    data_type=st.sampled_from(["int16", "int32", "uint32", "float32"]),
+    word_order=st.sampled_from(["big", "little"]),
+    offset=st.sampled_from([-50.0, 0.0, 1.0, 273.15]),
+)
+def test_a_correct_device_always_confirms_in_any_declared_readback_encoding(
+    level: int, data_type: str, word_order: str, offset: float
+) -> None:
+    spec = PointSpec.model_validate(
+        {"address": 0, "encoder": {"kind": "scale", "scale": 0.1}, "writable": True,
+         "readback": {"register": "input", "address": 7, "data_type": data_type, "word_order": word_order,
+                      "encoder": {"kind": "scale", "scale": 0.1, "offset": offset}}}
+    )  # fmt: skip
+    value = level / 10
+    try:
+        shown = spec.readback_registers(spec.expected_readback(value))  # what a correct simulator shows
+    except ValueError:
+        assume(False)  # not representable in that data type (e.g. negative in uint32)
+    assert spec.matches(value, spec.readback_from_registers(shown))
