@@ -48,7 +48,7 @@ class Mismatch:
 
     def text(self, target: str) -> str:
         seen = "nothing readable" if self.readback is None else f"{self.readback:g}"
-        return f"{target}: wrote {self.desired:g} {self.writes} times, device reports {seen}"
+        return f"{target}: wrote {self.desired:g} ({self.writes} writes), device reports {seen}"
 
 
 class Device(Protocol):
@@ -271,10 +271,11 @@ class Actuation:
         m.writes += result.attempts
         m.readback = result.readback
         self.stats.writes_mismatch += 1
+        self.stats.write_ms_max = max(self.stats.write_ms_max, result.latency_s * 1000.0)
         self._recorder.write(result, d.reason.rule, done)
         if m.writes <= MISMATCH_RETRIES:
             _LOG.debug("write %s = %g read back %s; retry %d", target, d.value, result.readback, m.writes)
-            self._publisher.device_state(result, d.reason.rule, done)
+            self._publisher.device_state(result, d.reason.rule, done, state="retrying")
             m.next_at = done + 2.0 ** (m.writes - 1)
             return m.next_at
         m.marked = True

@@ -51,7 +51,8 @@ class Publisher:
         )
 
     def device_state(self, result: WriteResult, rule: str, ts: float, *, state: str | None = None) -> None:
-        """A setpoint's last write; ``state`` is ``mismatch`` once its read-back retries are spent."""
+        """A setpoint's last write. ``state``: the outcome, or for a read-back mismatch ``retrying`` while
+        it is retried and ``mismatch`` once the retries are spent (then it is not written again)."""
         payload: dict[str, Any] = {
             "desired": result.value,
             "readback": result.readback,

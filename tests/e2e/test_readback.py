@@ -97,7 +97,7 @@ async def test_enum_offset_device_is_marked_mismatch_not_stormed(tmp_path: Path)
             lambda: bool(_rows(lob, "SELECT text FROM event WHERE kind = 'mismatch'")), what="mismatch event in influx"
         )
         (text,) = _rows(lob, "SELECT text FROM event WHERE kind = 'mismatch'")[0][1:]
-        assert text.startswith("fresh_air.fan_speed: wrote 1 4 times, device reports 0")
+        assert text.startswith("fresh_air.fan_speed: wrote 1 (4 writes), device reports 0; not written again")
         assert await lob.stop_daemon() == 0
         assert lob.log.count("read-back mismatch fresh_air.fan_speed: wrote 1") == 1  # logged once
 
