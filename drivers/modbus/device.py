@@ -175,7 +175,7 @@ class ModbusDevice:
             return await self._read(spec)
 
     async def write_point(self, point: str, value: float) -> WriteResult:
-        """Write, wait the profile's read-back delay, read back and compare; retry a mismatch.
+        """Write, wait the profile's read-back delay, read back and compare (a failed request is retried).
 
         ``OK``: confirmed (or written, for points without read-back: ``extra['verified'] == 'no'``).
         ``MISMATCH``: written, the read-back differs (not rewritten here). ``FAILED``: not written.
