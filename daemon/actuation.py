@@ -33,6 +33,22 @@ from drivers.timegrid import next_slot
 __all__ = ["Actuation", "ActuationStats", "Device", "MakeDevice"]
 
 _LOG = logging.getLogger("lobbyd")
+MISMATCH_RETRIES = 3  # rewrites of a value whose read-back differs, with backoff, before it is marked
+
+
+@dataclass
+class Mismatch:
+    """A point whose read-back differs from what was written: retried with backoff, then marked."""
+
+    desired: float
+    readback: float | None
+    writes: int = 0
+    next_at: float = 0.0  # no rewrite before this (backoff)
+    marked: bool = False  # retries spent: not written again until the value changes or the device is back
+
+    def text(self, target: str) -> str:
+        seen = "nothing readable" if self.readback is None else f"{self.readback:g}"
+        return f"{target}: wrote {self.desired:g} ({self.writes} writes), device reports {seen}"
 
 
 class Device(Protocol):
@@ -92,6 +108,8 @@ class Actuation:
         self._busy: set[str] = set()  # devices whose writer is working
         self._retry: dict[str, tuple[float, Timer]] = {}  # device -> when its writer looks again
         self._held_value: dict[str, float] = {}  # point -> the value its writer last held back
+        self.mismatches: dict[str, Mismatch] = {}  # point -> read-back differing from the write
+        self.polled: dict[str, tuple[float, float]] = {}  # status point -> (value, when polled)
         self._stopping = False
         self._stopped = asyncio.Event()
 
@@ -101,8 +119,16 @@ class Actuation:
         return self.gate.track(target).known
 
     def held_by(self, target: str) -> str | None:
-        """The safety limit holding the point back, if any."""
+        """The safety limit holding the point back, or its read-back mismatch, if any."""
+        if (m := self.mismatch(target)) is not None:
+            seen = "nothing readable" if m.readback is None else f"{m.readback:g}"
+            return f"read-back mismatch (wrote {m.desired:g}, device reports {seen})"
         return self.stats.held.get(target)
+
+    def mismatch(self, target: str) -> Mismatch | None:
+        """The point's read-back mismatch once its retries are spent (None: none, or still retrying)."""
+        m = self.mismatches.get(target)
+        return m if m is not None and m.marked else None
 
     def retry_at(self, device: str) -> float | None:
         """When the device's writer looks again without a new decision (None: not before one)."""
@@ -130,6 +156,8 @@ class Actuation:
                 wake.set()
 
     def _for_writer(self, target: str, d: Decision) -> bool:
+        if (m := self.mismatch(target)) is not None and m.desired == d.value:
+            return False  # marked: only a new value (or the device's return) is written again
         if target in self.stats.held:  # held back: look again when the decision moves (or the hold ends)
             return self._held_value.get(target) != d.value
         return self.gate.track(target).known != d.value
@@ -207,6 +235,13 @@ class Actuation:
     async def _write(self, dev: Device, target: str, d: Decision) -> float:
         """Admit and write one point; return when to look again without a new decision (inf: never)."""
         now = self._clock.now()
+        m = self.mismatches.get(target)
+        if m is not None and m.desired != d.value:
+            del self.mismatches[target]  # a new value: a fresh start
+        elif m is not None and m.marked:
+            return math.inf
+        elif m is not None and now < m.next_at:
+            return m.next_at  # backing off: a new reading does not hurry the retry
         adm = self.gate.admit(target, d.value, now, self._safety_for(target), manual=d.reason.rule == "manual-override")
         held = self.stats.held
         if not adm.write:
@@ -224,17 +259,37 @@ class Actuation:
         done = self._clock.now()
         if not (result.outcome is WriteOutcome.FAILED and not was_online and not dev.online):
             self.gate.wrote(target, d.value, done, ok=result.outcome is WriteOutcome.OK)  # not a skipped offline one
+        if result.outcome is WriteOutcome.MISMATCH:
+            return self._mismatched(result, target, d, done)
+        self.mismatches.pop(target, None)
         self._account(result, target, d, done)
-        return math.inf if result.outcome is WriteOutcome.OK else done  # failed or not verified: again soon
+        return math.inf if result.outcome is WriteOutcome.OK else done  # failed: again soon
+
+    def _mismatched(self, result: WriteResult, target: str, d: Decision, done: float) -> float:
+        """Retry a mismatch after 1, 2, 4 s; then mark it (logged and recorded once) and stop writing."""
+        m = self.mismatches.setdefault(target, Mismatch(d.value, result.readback))
+        m.writes += result.attempts
+        m.readback = result.readback
+        self.stats.writes_mismatch += 1
+        self.stats.write_ms_max = max(self.stats.write_ms_max, result.latency_s * 1000.0)
+        self._recorder.write(result, d.reason.rule, done)
+        if m.writes <= MISMATCH_RETRIES:
+            _LOG.debug("write %s = %g read back %s; retry %d", target, d.value, result.readback, m.writes)
+            self._publisher.device_state(result, d.reason.rule, done, state="retrying")
+            m.next_at = done + 2.0 ** (m.writes - 1)
+            return m.next_at
+        m.marked = True
+        text = m.text(target) + "; not written again until the value changes or the device reconnects"
+        _LOG.warning("read-back mismatch %s", text)
+        self._recorder.event("mismatch", text, done, device=d.device, point=d.point)
+        self._publisher.device_state(result, d.reason.rule, done, state="mismatch")
+        return math.inf
 
     def _account(self, result: WriteResult, target: str, d: Decision, done: float) -> None:
         s = self.stats
         s.write_ms_max = max(s.write_ms_max, result.latency_s * 1000.0)
         if result.outcome is WriteOutcome.OK:
             s.writes_ok += 1
-        elif result.outcome is WriteOutcome.MISMATCH:
-            s.writes_mismatch += 1
-            self._recorder.event("write", f"{target}: {result.error}", done, device=d.device, point=d.point)
         else:
             s.writes_failed += 1
         self._recorder.write(result, d.reason.rule, done)
@@ -262,10 +317,16 @@ class Actuation:
             # Back: what it holds is unknown (it may have rebooted); re-apply the current desired state.
             for point in self.devices[device].profile.setpoints():
                 self.gate.observed(f"{device}.{point}", None)
+                self.mismatches.pop(f"{device}.{point}", None)  # it may have been fixed or replaced
             self._wake[device].set()
 
     def _on_status(self, device: str, point: str, value: float) -> None:
-        self._recorder.status(device, point, value, self._clock.now())
+        now, target = self._clock.now(), f"{device}.{point}"
+        old = self.polled.get(target)
+        self.polled[target] = (value, now)
+        self._recorder.status(device, point, value, now)
+        if old is None or old[0] != value:  # retained: the latest value stays on the topic
+            self._publisher.status_value(device, point, value, now)
 
     async def apply_shutdown_states(self) -> None:
         """Leave each device at its profile's shutdown state (only what differs)."""

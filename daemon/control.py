@@ -145,6 +145,19 @@ class ControlLoop:
         self.memory = self.memory.with_override(target, override)
         self._dirty.set()
 
+    def refresh_if_override_ended(self) -> None:
+        """Evaluate now if a decision still names a manual override that was cleared or has ended, so
+        that ``status`` never shows one that is no longer in force (the ticker would only catch up at
+        its next slot, a clear at the next paced evaluation)."""
+        if self.evaluation is None:
+            return
+        now, live = self._clock.now(), self.memory.overrides
+        if any(
+            d.reason.rule == "manual-override" and (t not in live or live[t].until <= now)
+            for t, d in self.desired.items()
+        ):
+            self.evaluate()
+
     def set_rules(self, rules: LoadedRules) -> None:
         """Evaluate from now on with ``rules`` (a reload)."""
         self.rules = rules

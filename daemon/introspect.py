@@ -28,6 +28,7 @@ def degraded(p: Parts) -> list[str]:
 
 def collect_status(p: Parts) -> dict[str, Any]:
     """A JSON-ready snapshot of the running daemon (what ``lobbyd status`` asks for)."""
+    p.control.refresh_if_override_ended()
     now = p.clock.now()
     control, actuation, rules = p.control, p.actuation, p.control.rules
     return {
@@ -58,7 +59,8 @@ def collect_status(p: Parts) -> dict[str, Any]:
         },
         "sensors": [dataclasses.asdict(s) for s in p.state.summary(now)],
         "devices": [
-            {"name": x.name, "online": x.online, "last_error": x.last_error} for x in actuation.devices.values()
+            {"name": x.name, "online": x.online, "last_error": x.last_error, "status": _polled(p, x.name, now)}
+            for x in actuation.devices.values()
         ],
         "points": {
             t: {
@@ -67,6 +69,7 @@ def collect_status(p: Parts) -> dict[str, Any]:
                 "fallback": dec.reason.fallback,
                 "known": actuation.known(t),
                 "held_by": actuation.held_by(t),
+                "mismatch": _mismatch(p, t),
             }
             for t, dec in sorted(control.desired.items())
         },
@@ -79,6 +82,20 @@ def collect_status(p: Parts) -> dict[str, Any]:
         "overrides": p.overrides.snapshot(),
         "degraded": degraded(p),
     }
+
+
+def _polled(p: Parts, device: str, now: float) -> dict[str, Any]:
+    """The device's status points as last polled: value and age in seconds."""
+    return {
+        t.split(".", 1)[1]: {"value": v, "age_s": now - ts}
+        for t, (v, ts) in sorted(p.actuation.polled.items())
+        if t.split(".", 1)[0] == device
+    }
+
+
+def _mismatch(p: Parts, target: str) -> dict[str, Any] | None:
+    m = p.actuation.mismatch(target)
+    return None if m is None else {"desired": m.desired, "readback": m.readback, "writes": m.writes}
 
 
 def _link_health(p: Parts, now: float) -> dict[str, Any]:

@@ -50,15 +50,23 @@ class Publisher:
             f"{self.prefix}/decision/{d.device}/{d.point}", json.dumps({**payload, "ts": self._wall(d.ts)}), retain=True
         )
 
-    def device_state(self, result: WriteResult, rule: str, ts: float) -> None:
+    def device_state(self, result: WriteResult, rule: str, ts: float, *, state: str | None = None) -> None:
+        """A setpoint's last write. ``state``: the outcome, or for a read-back mismatch ``retrying`` while
+        it is retried and ``mismatch`` once the retries are spent (then it is not written again)."""
         payload: dict[str, Any] = {
             "desired": result.value,
             "readback": result.readback,
             "outcome": str(result.outcome),
+            "state": state or str(result.outcome),
             "rule": rule,
             "ts": self._wall(ts),
         }
         self.soon(f"{self.prefix}/device/{result.device}/{result.point}/state", json.dumps(payload), retain=True)
+
+    def status_value(self, device: str, point: str, value: float, ts: float) -> None:
+        """A polled status point's value (actual fan level, filter alarm, fault code), on its state topic."""
+        payload = {"value": value, "ts": self._wall(ts)}
+        self.soon(f"{self.prefix}/device/{device}/{point}/state", json.dumps(payload), retain=True)
 
     def availability(self, device: str, online: bool) -> None:
         self.soon(f"{self.prefix}/device/{device}/availability", "online" if online else "offline", retain=True)

@@ -34,6 +34,7 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
     problems += [f"rules: {e}" for e in st["rules"]["errors"]]
     problems += [f"sensor {s['sensor']} is stale" for s in st["sensors"] if not s["fresh"]]
     problems += [f"device {d['name']} offline: {d['last_error']}" for d in st["devices"] if not d["online"]]
+    problems += [f"{t}: {p['held_by']}" for t, p in st["points"].items() if p.get("mismatch")]
     influx = st.get("influx")
     if influx:
         if influx.get("dropped_points"):
@@ -119,6 +120,8 @@ def format_status(st: dict[str, Any], problems: list[str]) -> str:
             f"  {d['name']:<28} {'online' if d['online'] else 'OFFLINE'}"
             + (f"  last error: {d['last_error']}" if d["last_error"] else "")
         )
+        for point, v in d.get("status", {}).items():
+            lines.append(f"    {point:<26} {v['value']:>9.4g}  {_age(v['age_s']):>9}")
     lines.append("points:")
     for t, p in st["points"].items():
         held = f"  held by {p['held_by']}" if p["held_by"] else ""

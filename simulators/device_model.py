@@ -1,14 +1,19 @@
 """One simulated Modbus unit's register space, built from a device profile (no I/O).
 
-Writes to a point's write address appear on its read-back address after the profile's delay (on
-the injected clock) or at once with :meth:`DeviceModel.refresh_cache`. Faults are injected here:
-exception codes per address, delayed or missing answers, a read-back that differs from the write,
-malformed answers (reads one register short, single-register writes echoed with a flipped bit).
+Writes to a point's write address appear on its read-back address (its own register space and
+encoding, when the profile gives a ``readback``) after the profile's delay (on the injected clock) or
+at once with :meth:`DeviceModel.refresh_cache`. Faults are injected here: exception codes per
+address, delayed or missing answers, a read-back that differs from the write, malformed answers
+(reads one register short, single-register writes echoed with a flipped bit). Quirks of real units:
+a read-back shifted by a constant (``readback_shift``: mode N−1 reported for mode N written) and the
+actual value shown in another register, e.g. an input register, while the written one reads 0
+(``actual_in``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -64,6 +69,8 @@ class DeviceModel:
         self.bad_echo = False  # echo FC5/FC6 writes with the lowest bit flipped (a malformed answer)
         self.errors: dict[tuple[RegisterType, int], int] = {}  # (table, wire address) → exception code
         self.readback_override: dict[str, float] = {}  # point → what the read-back shows instead
+        self.readback_shift: dict[str, int] = {}  # point → added to the raw read-back register (16-bit)
+        self.actual_in: dict[str, tuple[RegisterType, int]] = {}  # point → (table, wire address) of its actual value
         self.tables: dict[RegisterType, dict[int, int]] = {t: {} for t in RegisterType}
         self._pending: list[tuple[float, RegisterType, int, list[int]]] = []
         self._changed = asyncio.Condition()
@@ -73,10 +80,16 @@ class DeviceModel:
                 regs = spec.to_registers(initial)
             except ValueError:
                 regs = [0] * spec.count
-            for readback in (False, True):
-                addr = self.address(name, readback=readback)
-                for i, r in enumerate(regs):
-                    self.tables[spec.register_type].setdefault(addr + i, r)
+            for i, r in enumerate(regs):
+                self.tables[spec.register_type].setdefault(self.address(name) + i, r)
+            if spec.readable:
+                try:
+                    rb_regs = spec.readback_registers(initial)
+                except ValueError:
+                    rb_regs = [0] * spec.readback_count
+                rb = self.address(name, readback=True)
+                for i, r in enumerate(rb_regs):
+                    self.tables[spec.readback_register_type].setdefault(rb + i, r)
 
     # ---- addressing and values -------------------------------------------------------------------
 
@@ -93,25 +106,44 @@ class DeviceModel:
         """What the device reports for ``point`` (its read-back; the written value if write-only)."""
         self._apply_due()
         spec = self.profile.point(point)
-        return spec.from_registers(self._regs(spec, self.address(point, readback=spec.readable)))
+        if not spec.readable:
+            return spec.from_registers(self._regs(spec, self.address(point)))
+        table = self.tables[spec.readback_register_type]
+        rb = self.address(point, readback=True)
+        return spec.readback_from_registers([table.get(rb + i, 0) for i in range(spec.readback_count)])
 
     def written(self, point: str) -> float:
         """What was last written to ``point``'s write address."""
         spec = self.profile.point(point)
-        return spec.from_registers(self._regs(spec, self.address(point)))
+        return spec.written_value(self._regs(spec, self.address(point)))
 
     def set_value(self, point: str, value: float) -> None:
         """Set what the device reports (status points, or a change made at the wall panel)."""
         spec = self.profile.point(point)
         table = self.tables[spec.register_type]
-        for readback in {False, spec.readable}:
-            addr = self.address(point, readback=readback)
-            if spec.bit is not None:
-                mask = 1 << spec.bit
-                table[addr] = (table.get(addr, 0) & ~mask) | (mask if value else 0)
-            else:
-                for i, r in enumerate(spec.to_registers(value)):
-                    table[addr + i] = r
+        addr = self.address(point)
+        if spec.bit is not None:
+            mask = 1 << spec.bit
+            table[addr] = (table.get(addr, 0) & ~mask) | (mask if value else 0)
+            return
+        if spec.writable:
+            self._store(spec.register_type, addr, spec.to_registers(value))
+        if spec.readable:
+            self._show(point, value)
+
+    def _show(self, point: str, value: float) -> None:
+        """Put ``value`` on ``point``'s read-back (or on the register its actual value is shown in)."""
+        spec = self.profile.point(point)
+        where = self.actual_in.get(point)
+        if where is not None:
+            self._store(where[0], where[1], spec.to_registers(value))
+            return
+        self._store(spec.readback_register_type, self.address(point, readback=True), spec.readback_registers(value))
+
+    def report_actual_in(self, point: str, table: RegisterType, address: int) -> None:
+        """From now on show ``point``'s actual value at ``address`` of ``table``; its own register reads 0."""
+        self.actual_in[point] = (table, address)
+        self._show(point, self.written(point))
 
     def fail(self, point_or_address: str | int, code: int, *, table: RegisterType = RegisterType.HOLDING) -> None:
         """Answer requests touching a point (write and read-back address) or an address with ``code``."""
@@ -123,9 +155,11 @@ class DeviceModel:
             self.errors[(spec.register_type, self.address(point_or_address, readback=readback))] = code
 
     def heal(self) -> None:
-        """Remove every injected fault."""
+        """Remove every injected fault and quirk."""
         self.errors.clear()
         self.readback_override.clear()
+        self.readback_shift.clear()
+        self.actual_in.clear()
         self.delay_s = 0.0
         self.silent = False
         self.short_answer = False
@@ -189,10 +223,21 @@ class DeviceModel:
         for point, shown in self.readback_override.items():
             spec = self.profile.points[point]
             rb = self.address(point, readback=True)
-            if spec.register_type is table and addr <= rb < addr + count:
-                for i, r in enumerate(spec.to_registers(shown)):
+            if spec.readback_register_type is table and addr <= rb < addr + count:
+                for i, r in enumerate(spec.readback_registers(shown)):
                     if rb + i < addr + count:
                         values[rb - addr + i] = r
+        for point in self.actual_in:  # the written register reads 0 on such units
+            spec = self.profile.points[point]
+            at = self.address(point)
+            if spec.register_type is table:
+                for a in range(max(at, addr), min(at + spec.count, addr + count)):
+                    values[a - addr] = 0
+        for point, shift in self.readback_shift.items():
+            spec = self.profile.points[point]
+            rb = self.address(point, readback=True)
+            if spec.readback_register_type is table and addr <= rb < addr + count:
+                values[rb - addr] = (values[rb - addr] + shift) & 0xFFFF
         if self.short_answer:
             values = values[:-1]
         return [bool(v) for v in values] if table.bits else values
@@ -209,14 +254,21 @@ class DeviceModel:
                 if spec.register_type is not table or self.address(name) != addr or not spec.writable:
                     continue
                 try:
-                    value = spec.from_registers(self._regs(spec, addr))
+                    value = spec.written_value(self._regs(spec, addr))
                 except ValueError:
                     continue  # another point sharing the register, with a different enum
                 self.writes.append(SimWrite(self.clock.now(), name, value, tuple(regs)))
-                rb = self.address(name, readback=True)
-                if rb != addr:
+                if not spec.readable:
+                    continue
+                if name in self.actual_in:
+                    self._show(name, value)
+                    continue
+                rb, rb_table = self.address(name, readback=True), spec.readback_register_type
+                if (rb_table, rb) != (table, addr):  # one register holds what was written (quirks aside)
                     delay = self.profile.readback_delay(name)
-                    self._pending.append((self.clock.now() + delay, table, rb, self._regs(spec, addr)))
+                    with contextlib.suppress(ValueError):  # a value the device has no report code for
+                        shown = spec.readback_registers(value)
+                        self._pending.append((self.clock.now() + delay, rb_table, rb, shown))
             self._apply_due()
             self._changed.notify_all()
         return None

@@ -42,7 +42,8 @@ class FakeDevice:
 
     async def write_point(self, point: str, value: float) -> WriteResult:
         self.writes.append((self.clock.now(), point, value))
-        return WriteResult(self.name, point, value, self.outcome, readback=value)
+        shown = value - 1 if self.outcome is WriteOutcome.MISMATCH else value  # mode N−1 reported for N
+        return WriteResult(self.name, point, value, self.outcome, readback=shown)
 
     async def run_polls(self, callback: Callable[[str, str, float], None]) -> None:
         await asyncio.Event().wait()
@@ -143,6 +144,42 @@ async def test_a_failed_write_is_retried_once_a_slot_not_in_a_storm() -> None:
         await clock.advance(1.0)
         await settled(act)
         assert act.known(FAN) == 3 and act.retry_at("fresh_air") is None
+
+
+async def test_a_mismatch_is_retried_with_backoff_then_marked_and_left_alone() -> None:
+    async with actuation() as (act, fan, clock):
+        fan.outcome = WriteOutcome.MISMATCH
+        for _ in range(4 * 120):  # two minutes of decisions, four a second (a reading each)
+            act.desired_changed(decision(2, clock.now()))
+            await settled(act)
+            await clock.advance(0.25)
+        assert [t - T0 for t, _, _ in fan.writes] == [0, 1, 3, 7]  # retries after 1, 2 and 4 s, then none
+        m = act.mismatch(FAN)
+        assert m is not None and (m.desired, m.readback, m.writes) == (2, 1, 4)
+        assert act.held_by(FAN) == "read-back mismatch (wrote 2, device reports 1)"
+        assert not act.wants_write("fresh_air") and act.stats.writes_mismatch == 4
+        act.desired_changed(decision(3, clock.now()))  # a new value: a fresh start
+        await settled(act)
+        assert [v for _, _, v in fan.writes][-1] == 3 and act.mismatch(FAN) is None
+        fan.outcome = WriteOutcome.OK
+        await clock.advance(1.0)
+        await settled(act)
+        assert act.known(FAN) == 3 and len(fan.writes) == 6 and act.mismatches == {}
+
+
+async def test_a_marked_mismatch_is_written_again_when_the_device_comes_back() -> None:
+    async with actuation() as (act, fan, clock):
+        fan.outcome = WriteOutcome.MISMATCH
+        act.desired_changed(decision(2, clock.now()))
+        for _ in range(10):
+            await settled(act)
+            await clock.advance(1.0)
+        assert len(fan.writes) == 4 and act.mismatch(FAN) is not None
+        fan.outcome = WriteOutcome.OK
+        fan.on_availability("fresh_air", False, "3 consecutive failures")
+        fan.on_availability("fresh_air", True, "device answered")  # perhaps repaired or replaced
+        await settled(act)
+        assert len(fan.writes) == 5 and act.mismatch(FAN) is None and act.known(FAN) == 2
 
 
 async def test_a_device_back_online_gets_its_desired_state_again() -> None:

@@ -129,7 +129,8 @@ def explain_point(
             lines.append("  " + "; ".join(facts))
     if held_by is not None:
         holding = f"; the device stays at {known:g}" if known is not None else ""
-        lines.append(f"  held back by the safety layer: {held_by}{holding}")
+        by = "not written again" if held_by.startswith("read-back mismatch") else "held back by the safety layer"
+        lines.append(f"  {by}: {held_by}{holding}")
     elif decision is not None and known is not None and known == decision.value:
         lines.append("  the device already holds this value: nothing to write")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from .errors import (
     ModbusError,
     ProtocolError,
 )
-from .profile import DeviceProfile, ParameterSpec, PointSpec, RegisterType, Role, load_profile
+from .profile import DeviceProfile, ParameterSpec, PointSpec, ReadbackSpec, RegisterType, Role, load_profile
 
 __all__ = [
     "AvailabilityCallback",
@@ -38,6 +38,7 @@ __all__ = [
     "ParameterSpec",
     "PointSpec",
     "ProtocolError",
+    "ReadbackSpec",
     "RegisterType",
     "Role",
     "RtuOverTcpTransport",

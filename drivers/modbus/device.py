@@ -158,9 +158,9 @@ class ModbusDevice:
 
     async def _read(self, spec: PointSpec) -> float:
         address = self._address(spec, readback=True)
-        registers = await self._read_registers(spec.register_type, address, spec.count)
+        registers = await self._read_registers(spec.readback_register_type, address, spec.readback_count)
         try:
-            return spec.from_registers(registers)
+            return spec.readback_from_registers(registers)
         except ValueError as exc:
             raise ModbusError(
                 f"cannot decode {registers}: {exc}", device=self.name, unit_id=self.config.unit_id, address=address
@@ -175,10 +175,10 @@ class ModbusDevice:
             return await self._read(spec)
 
     async def write_point(self, point: str, value: float) -> WriteResult:
-        """Write, wait the profile's read-back delay, read back and compare; retry a mismatch.
+        """Write, wait the profile's read-back delay, read back and compare (a failed request is retried).
 
         ``OK``: confirmed (or written, for points without read-back: ``extra['verified'] == 'no'``).
-        ``MISMATCH``: written ``1 + retries`` times, read-back still differs. ``FAILED``: not written.
+        ``MISMATCH``: written, the read-back differs (not rewritten here). ``FAILED``: not written.
         """
         spec = self.profile.point(point)
         start = self._clock.now()
@@ -227,6 +227,7 @@ class ModbusDevice:
                     continue
                 if spec.matches(value, readback):
                     return result(WriteOutcome.OK, attempts, readback=readback)
+                break  # not rewritten at once: the caller retries a mismatch with backoff, then stops
             return result(
                 WriteOutcome.MISMATCH,
                 attempts,

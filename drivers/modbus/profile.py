@@ -13,6 +13,7 @@ number − 1). Devices that repeat a block per DALI device or group declare a *p
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 from collections.abc import Mapping
@@ -35,7 +36,7 @@ from .codec import (
 )
 from .profile_messages import profile_errors
 
-__all__ = ["DeviceProfile", "ParameterSpec", "PointSpec", "RegisterType", "Role", "load_profile"]
+__all__ = ["DeviceProfile", "ParameterSpec", "PointSpec", "ReadbackSpec", "RegisterType", "Role", "load_profile"]
 
 
 class RegisterType(enum.StrEnum):
@@ -75,13 +76,47 @@ class ParameterSpec(_Model):
     default: int = 0
 
 
+class ReadbackSpec(_Model):
+    """Where and how a device reports a written point's actual value; a key left out is the point's own."""
+
+    register_type: RegisterType | None = pydantic.Field(
+        None, alias="register", description="Register space of the read-back, e.g. input. Default: the point's."
+    )
+    address: int | None = pydantic.Field(
+        None, ge=0, le=0xFFFF, description="Register number of the read-back (numbering and stride as address)."
+    )
+    data_type: DataType | None = pydantic.Field(None, description="Data type of the read-back register(s).")
+    word_order: Order | None = pydantic.Field(None, description="Word order of a 32-bit read-back.")
+    byte_order: Order | None = pydantic.Field(None, description="Byte order inside a read-back register.")
+    encoder: Encoder | None = pydantic.Field(
+        None,
+        description="How the device reports the value: scale/offset, value map... (a unit reporting mode N−1 "
+        "for mode N written: {kind: scale, offset: 1}).",
+    )
+    tolerance: float | None = pydantic.Field(
+        None, ge=0, allow_inf_nan=False, description="Largest desired − read-back difference that confirms a write."
+    )
+    delay_s: float | None = pydantic.Field(
+        None, ge=0, le=3600, allow_inf_nan=False, description="Seconds between a write and its read-back."
+    )
+
+
 class PointSpec(_Model):
     """One register (or bit, or pair of registers) and how it maps to an engineering value."""
 
     description: str = ""
     register_type: RegisterType = pydantic.Field(default=RegisterType.HOLDING, alias="register")
     address: int = pydantic.Field(ge=0, le=0xFFFF)
-    readback_address: int | None = pydantic.Field(default=None, ge=0, le=0xFFFF)
+    readback_address: int | None = pydantic.Field(
+        default=None,
+        ge=0,
+        le=0xFFFF,
+        description="Read back from this register (same space and encoding) instead of the write address.",
+    )
+    readback: ReadbackSpec | None = pydantic.Field(
+        default=None,
+        description="Read back from another register space, address or encoding (see the readback keys).",
+    )
     stride: dict[str, int] = pydantic.Field(default_factory=dict)
     data_type: DataType = DataType.UINT16
     word_order: Order = Order.BIG
@@ -94,8 +129,8 @@ class PointSpec(_Model):
     allowed: tuple[float, ...] | None = None
     writable: bool = False
     readable: bool = True
-    readback_delay_s: float | None = pydantic.Field(default=None, ge=0)
-    tolerance: float | None = pydantic.Field(default=None, ge=0)
+    readback_delay_s: float | None = pydantic.Field(default=None, ge=0, le=3600, allow_inf_nan=False)
+    tolerance: float | None = pydantic.Field(default=None, ge=0, allow_inf_nan=False)
     role: Role | None = None
     poll_interval_s: float | None = pydantic.Field(default=None, gt=0)
 
@@ -115,8 +150,17 @@ class PointSpec(_Model):
             raise ValueError("allowed must list at least one value")
         if not self.readable and not self.writable:
             raise ValueError("a point must be readable or writable")
-        if not self.readable and self.readback_address is not None:
-            raise ValueError("readable: false contradicts a readback_address")
+        if not self.readable and (self.readback_address is not None or self.readback is not None):
+            raise ValueError("readable: false contradicts a read-back")
+        if self.readback_address is not None and self.readback is not None:
+            raise ValueError("give readback_address or readback.address, not both")
+        rb = self.readback
+        if rb is not None and not self.writable:
+            raise ValueError("readback is for writable points (a status point is read where it is)")
+        if rb is not None and rb.register_type is not None:
+            rb_bits = rb.register_type.bits
+            if rb_bits != (self.readback_data_type is DataType.BOOL):
+                raise ValueError(f"readback from {rb.register_type} points needs data_type bool (and only there)")
         if self.effective_role is Role.STATUS and self.writable:
             raise ValueError("status points are not writable (use role: setpoint)")
         if self.poll_interval_s is not None and self.effective_role is not Role.STATUS:
@@ -185,19 +229,86 @@ class PointSpec(_Model):
             raw = float((int(raw) >> self.bit) & 1)
         return self.encoder.from_raw(raw)
 
+    # ---- read-back: where and how the device reports what it holds --------------------------------------
+    @property
+    def readback_register_type(self) -> RegisterType:
+        """The register space the read-back is read from."""
+        rb = self.readback
+        return rb.register_type if rb is not None and rb.register_type is not None else self.register_type
+
+    @property
+    def readback_data_type(self) -> DataType:
+        rb = self.readback
+        return rb.data_type if rb is not None and rb.data_type is not None else self.data_type
+
+    @property
+    def readback_encoder(self) -> Encoder:
+        rb = self.readback
+        return rb.encoder if rb is not None and rb.encoder is not None else self.encoder
+
+    @property
+    def readback_count(self) -> int:
+        return register_count(self.readback_data_type)
+
+    def _readback_orders(self) -> tuple[Order, Order]:
+        rb = self.readback or ReadbackSpec()
+        return rb.word_order or self.word_order, rb.byte_order or self.byte_order
+
+    def readback_from_registers(self, registers: list[int]) -> float:
+        """Read-back register values → engineering value (the point's own decoding without a readback spec)."""
+        if self.readback is None:
+            return self.from_registers(registers)
+        word, byte = self._readback_orders()
+        raw = decode_registers(registers, self.readback_data_type, word_order=word, byte_order=byte)
+        return self.readback_encoder.from_raw(raw)
+
+    def readback_registers(self, value: float) -> list[int]:
+        """What a device that holds ``value`` shows on the read-back registers (for simulators)."""
+        enc = self.readback_encoder
+        if isinstance(enc, EnumEncoder):
+            codes = [raw for raw, v in enc.read_map.items() if v == value]
+            if not codes:
+                raise ValueError(f"{value} is not reported by the read map")
+            raw = float(codes[0])
+        else:
+            raw = enc.to_raw(value)
+        word, byte = self._readback_orders()
+        return encode_registers(raw, self.readback_data_type, word_order=word, byte_order=byte)
+
+    def written_value(self, registers: list[int]) -> float:
+        """The engineering value that registers written to the write address stand for."""
+        raw = decode_registers(registers, self.data_type, word_order=self.word_order, byte_order=self.byte_order)
+        if isinstance(self.encoder, EnumEncoder):
+            for value, code in self.encoder.write.items():
+                if code == round(raw):
+                    return float(value)
+            raise ValueError(f"code {raw:g} is not one of the written codes")
+        return self.encoder.from_raw(raw)
+
     def expected_readback(self, value: float) -> float:
-        """What a correct read-back of ``value`` decodes to (quantised by the register encoding)."""
-        return self.from_registers(self.to_registers(value))
+        """What a correct read-back of ``value`` decodes to (quantised by the write and read-back encodings)."""
+        expected = self.written_value(self.to_registers(value))
+        if self.readback is not None:
+            with contextlib.suppress(ValueError):  # not encodable on the read-back: compare as written
+                expected = self.readback_from_registers(self.readback_registers(expected))
+        return expected
 
     def matches(self, written: float, readback: float) -> bool:
         """Does ``readback`` confirm a write of ``written``?"""
         expected = self.expected_readback(written)
-        tol = self.tolerance if self.tolerance is not None else 1e-6 * max(1.0, abs(expected))
+        tol = self.readback.tolerance if self.readback is not None else None
+        tol = self.tolerance if tol is None else tol
+        if tol is None:
+            tol = 1e-6 * max(1.0, abs(expected))
         return abs(expected - readback) <= tol
 
     def wire_address(self, *, base: int, parameters: Mapping[str, int], readback: bool = False) -> int:
         """Address on the wire: (read-back) number + Σ stride·parameter − base."""
-        number = self.readback_address if readback and self.readback_address is not None else self.address
+        number = self.address
+        if readback and self.readback_address is not None:
+            number = self.readback_address
+        elif readback and self.readback is not None and self.readback.address is not None:
+            number = self.readback.address
         number += sum(step * parameters[name] for name, step in self.stride.items())
         return number - base
 
@@ -209,7 +320,7 @@ class DeviceProfile(_Model):
     description: str = ""
     base: Literal[0, 1] = 0
     default_unit_id: int | None = pydantic.Field(default=None, ge=0, le=255)
-    readback_delay_s: float = pydantic.Field(default=0.0, ge=0)
+    readback_delay_s: float = pydantic.Field(default=0.0, ge=0, le=3600, allow_inf_nan=False)
     parameters: dict[str, ParameterSpec] = pydantic.Field(default_factory=dict)
     points: dict[str, PointSpec]
     shutdown: dict[str, float] | None = None
@@ -223,7 +334,9 @@ class DeviceProfile(_Model):
 
     def readback_delay(self, point: str) -> float:
         """Seconds to wait between a write and its read-back for ``point``."""
-        own = self.points[point].readback_delay_s
+        spec = self.points[point]
+        own = spec.readback.delay_s if spec.readback is not None and spec.readback.delay_s is not None else None
+        own = spec.readback_delay_s if own is None else own
         return self.readback_delay_s if own is None else own
 
     def resolve_parameters(self, given: Mapping[str, int]) -> dict[str, int]:

@@ -36,3 +36,25 @@ def test_messages_discarded_under_a_flood_need_attention() -> None:
     assert problems == ["MQTT: 17 incoming messages discarded (the daemon fell behind a flood)"]
     assert "17 messages discarded" in format_status(st, problems)
     assert needs_attention(_status()) == []
+
+
+def test_a_read_back_mismatch_needs_attention_and_polled_values_are_listed() -> None:
+    st = _status()
+    st["devices"] = [
+        {
+            "name": "fresh_air",
+            "online": True,
+            "last_error": None,
+            "status": {"fan_output": {"value": 40.0, "age_s": 1.2}, "fault_code": {"value": 17.0, "age_s": 1.2}},
+        }
+    ]
+    held = "read-back mismatch (wrote 1, device reports 0)"
+    st["points"] = {
+        "fresh_air.fan_speed": {"desired": 1.0, "rule": "fresh-air-open", "fallback": False, "known": None,
+                                "held_by": held, "mismatch": {"desired": 1.0, "readback": 0.0, "writes": 4}}
+    }  # fmt: skip
+    problems = needs_attention(st)
+    assert problems == [f"fresh_air.fan_speed: {held}"]
+    text = format_status(st, problems)
+    assert "fan_output" in text and "17" in text.split("fault_code")[1].splitlines()[0]
+    assert f"held by {held}" in text
