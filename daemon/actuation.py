@@ -8,12 +8,19 @@ limit holds a change back or a write fails, looks again at the next slot of the 
 after the limit ends. Devices are read before the first decision, so a restart toggles nothing; one
 that comes back online is written its desired state again; at shutdown each is left at its profile's
 shutdown state.
+
+A failed write puts its point in error (:meth:`Actuation.point_error`, logged, recorded and published
+once per change, not per retry): a value the device refuses (Modbus 01/02/03, or outside the
+point's range) is not written again until the desired value changes or the device comes back; a busy
+or failing device (04/05/06) is asked again after a growing wait (``BUSY_BACKOFF``); an offline
+device is left to its probes (the driver sends nothing until it answers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
@@ -26,6 +33,7 @@ from daemon.model import Decision, WriteOutcome, WriteResult
 from daemon.publish import Publisher
 from daemon.safety import SafetyGate
 from daemon.telemetry import Recorder
+from drivers.backoff import Backoff
 from drivers.clock import Clock, Timer
 from drivers.modbus import AvailabilityCallback, DeviceConfig, DeviceProfile, ModbusError
 from drivers.timegrid import next_slot
@@ -33,6 +41,17 @@ from drivers.timegrid import next_slot
 __all__ = ["Actuation", "ActuationStats", "Device", "MakeDevice"]
 
 _LOG = logging.getLogger("lobbyd")
+BUSY_BACKOFF = (10.0, 300.0)  # a busy or failing device is asked again after 5-10 s, 10-20 s, ... up to 5 min
+
+
+@dataclass(frozen=True)
+class PointError:
+    """Why a point's last write failed: ``kind`` (refused, busy, unreachable, offline, no_answer) and words."""
+
+    kind: str
+    value: float
+    text: str
+    code: str = ""  # the Modbus exception code (hex), if the device answered one
 
 
 class Device(Protocol):
@@ -92,6 +111,9 @@ class Actuation:
         self._busy: set[str] = set()  # devices whose writer is working
         self._retry: dict[str, tuple[float, Timer]] = {}  # device -> when its writer looks again
         self._held_value: dict[str, float] = {}  # point -> the value its writer last held back
+        self._errors: dict[str, PointError] = {}  # point -> why its last write failed
+        self._busy_backoff: dict[str, Backoff] = {}  # point -> its wait while the device is busy
+        self._not_before: dict[str, float] = {}  # point -> not written again before (busy device)
         self._stopping = False
         self._stopped = asyncio.Event()
 
@@ -103,6 +125,11 @@ class Actuation:
     def held_by(self, target: str) -> str | None:
         """The safety limit holding the point back, if any."""
         return self.stats.held.get(target)
+
+    def point_error(self, target: str) -> str | None:
+        """Why the point's last write failed, in words (None: it did not, or it was written since)."""
+        err = self._errors.get(target)
+        return err.text if err is not None else None
 
     def retry_at(self, device: str) -> float | None:
         """When the device's writer looks again without a new decision (None: not before one)."""
@@ -130,6 +157,8 @@ class Actuation:
                 wake.set()
 
     def _for_writer(self, target: str, d: Decision) -> bool:
+        if self._refused(target, d.value):
+            return False  # the device refused this very value: only a new one is worth writing
         if target in self.stats.held:  # held back: look again when the decision moves (or the hold ends)
             return self._held_value.get(target) != d.value
         return self.gate.track(target).known != d.value
@@ -204,9 +233,17 @@ class Actuation:
         finally:
             self._busy.discard(device)
 
+    def _refused(self, target: str, value: float) -> bool:
+        err = self._errors.get(target)
+        return err is not None and err.kind == "refused" and err.value == value
+
     async def _write(self, dev: Device, target: str, d: Decision) -> float:
         """Admit and write one point; return when to look again without a new decision (inf: never)."""
         now = self._clock.now()
+        if self._refused(target, d.value):
+            return math.inf
+        if now < self._not_before.get(target, -math.inf):
+            return self._not_before[target]  # the device was busy: its wait is not over
         adm = self.gate.admit(target, d.value, now, self._safety_for(target), manual=d.reason.rule == "manual-override")
         held = self.stats.held
         if not adm.write:
@@ -222,10 +259,56 @@ class Actuation:
         was_online = dev.online
         result = await dev.write_point(d.point, d.value)
         done = self._clock.now()
-        if not (result.outcome is WriteOutcome.FAILED and not was_online and not dev.online):
+        sent = result.extra.get("sent") != "no"
+        if sent and not (result.outcome is WriteOutcome.FAILED and not was_online and not dev.online):
             self.gate.wrote(target, d.value, done, ok=result.outcome is WriteOutcome.OK)  # not a skipped offline one
-        self._account(result, target, d, done)
-        return math.inf if result.outcome is WriteOutcome.OK else done  # failed or not verified: again soon
+        retry = self._classify(result, target, d, done)
+        if sent:
+            self._account(result, target, d, done)
+        return retry
+
+    def _classify(self, result: WriteResult, target: str, d: Decision, done: float) -> float:
+        """Put the point in or out of error; when to look again without a new decision (inf: never)."""
+        if result.outcome is not WriteOutcome.FAILED:
+            self._busy_backoff.pop(target, None)
+            self._not_before.pop(target, None)
+            self._set_error(target, d, None)
+            return math.inf if result.outcome is WriteOutcome.OK else done  # not verified: again soon
+        kind = result.extra.get("kind", "no_answer")
+        code, name = result.extra.get("exception", ""), result.extra.get("exception_name", "")
+        what = f"Modbus exception {code} ({name})" if code else (result.error or "no answer")
+        if kind == "refused":
+            text = f"the device refused {d.value:g}: {result.error}; not written again until the value changes"
+            self._set_error(target, d, PointError(kind, d.value, text, code))
+            return math.inf
+        if kind == "busy":
+            backoff = self._busy_backoff.setdefault(target, Backoff(*BUSY_BACKOFF))
+            self._not_before[target] = done + backoff.next_delay()
+            text = f"device busy or failing: {what}; asked again after a growing wait"
+            self._set_error(target, d, PointError(kind, d.value, text, code))
+            return self._not_before[target]
+        text = f"device {'unreachable' if kind == 'unreachable' else 'offline'}: {what}; written when it answers"
+        self._set_error(target, d, PointError("offline", d.value, text, code))
+        return done  # an offline device fails fast until its next probe
+
+    def _set_error(self, target: str, d: Decision, err: PointError | None) -> None:
+        """Record the point's error state; log, record and publish it only when it changes."""
+        old = self._errors.get(target)
+        if err is None:
+            if old is None:
+                return
+            del self._errors[target]
+            text = f"{target}: written again (was: {old.text})"
+            _LOG.info("%s", text)
+        else:
+            self._errors[target] = err
+            if old is not None and (old.kind, old.code, old.value) == (err.kind, err.code, err.value):
+                return
+            text = f"{target}: {err.text}"
+            _LOG.warning("%s", text)
+        now = self._clock.now()
+        self._recorder.event("point_error", text, now, device=d.device, point=d.point)
+        self._publisher.point_error(d.device, d.point, err.text if err is not None else None, now)
 
     def _account(self, result: WriteResult, target: str, d: Decision, done: float) -> None:
         s = self.stats
@@ -238,9 +321,9 @@ class Actuation:
         else:
             s.writes_failed += 1
         self._recorder.write(result, d.reason.rule, done)
-        log = _LOG.info if result.outcome is WriteOutcome.OK else _LOG.warning
+        log = {WriteOutcome.OK: _LOG.info, WriteOutcome.FAILED: _LOG.debug}.get(result.outcome, _LOG.warning)
         log("write %s = %g (%s, rule %s, readback %s)", target, d.value, result.outcome, d.reason.rule, result.readback)
-        self._publisher.device_state(result, d.reason.rule, done)
+        self._publisher.device_state(result, d.reason.rule, done, error=self.point_error(target))
 
     def _retry_later(self, device: str, at: float) -> None:
         """Wake the writer at the first slot of the retry grid at or after ``at`` (and after now)."""
@@ -259,9 +342,15 @@ class Actuation:
         self._recorder.availability(device, online, why, now)
         self._publisher.availability(device, online)
         if online:
-            # Back: what it holds is unknown (it may have rebooted); re-apply the current desired state.
+            # Back: what it holds is unknown (it may have rebooted); re-apply the current desired state,
+            # and try again what it refused or was too busy for (it may have been reconfigured).
             for point in self.devices[device].profile.setpoints():
-                self.gate.observed(f"{device}.{point}", None)
+                target = f"{device}.{point}"
+                self.gate.observed(target, None)
+                self._busy_backoff.pop(target, None)
+                self._not_before.pop(target, None)
+                if target in self._errors:
+                    self._errors[target] = dataclasses.replace(self._errors[target], value=math.nan)
             self._wake[device].set()
 
     def _on_status(self, device: str, point: str, value: float) -> None:

@@ -67,6 +67,7 @@ def collect_status(p: Parts) -> dict[str, Any]:
                 "fallback": dec.reason.fallback,
                 "known": actuation.known(t),
                 "held_by": actuation.held_by(t),
+                "error": actuation.point_error(t),
             }
             for t, dec in sorted(control.desired.items())
         },

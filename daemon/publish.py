@@ -32,6 +32,7 @@ class Publisher:
         self._link = link
         self._to_wall = to_wall  # the callers' times (the daemon's steady line) → the wall clock
         self._pending: dict[str, tuple[str, bool]] = {}
+        self._states: dict[str, dict[str, Any]] = {}  # state topic -> its last payload (one per point)
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -50,15 +51,25 @@ class Publisher:
             f"{self.prefix}/decision/{d.device}/{d.point}", json.dumps({**payload, "ts": self._wall(d.ts)}), retain=True
         )
 
-    def device_state(self, result: WriteResult, rule: str, ts: float) -> None:
+    def device_state(self, result: WriteResult, rule: str, ts: float, *, error: str | None = None) -> None:
         payload: dict[str, Any] = {
             "desired": result.value,
             "readback": result.readback,
             "outcome": str(result.outcome),
             "rule": rule,
+            "error": error,
             "ts": self._wall(ts),
         }
-        self.soon(f"{self.prefix}/device/{result.device}/{result.point}/state", json.dumps(payload), retain=True)
+        topic = f"{self.prefix}/device/{result.device}/{result.point}/state"
+        self._states[topic] = payload
+        self.soon(topic, json.dumps(payload), retain=True)
+
+    def point_error(self, device: str, point: str, error: str | None, ts: float) -> None:
+        """The point's error state changed: its state topic again, with ``error`` (None: cleared)."""
+        topic = f"{self.prefix}/device/{device}/{point}/state"
+        payload = {**self._states.get(topic, {}), "error": error, "ts": self._wall(ts)}
+        self._states[topic] = payload
+        self.soon(topic, json.dumps(payload), retain=True)
 
     def availability(self, device: str, online: bool) -> None:
         self.soon(f"{self.prefix}/device/{device}/availability", "online" if online else "offline", retain=True)

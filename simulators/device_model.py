@@ -2,13 +2,16 @@
 
 Writes to a point's write address appear on its read-back address after the profile's delay (on
 the injected clock) or at once with :meth:`DeviceModel.refresh_cache`. Faults are injected here:
-exception codes per address, delayed or missing answers, a read-back that differs from the write,
-malformed answers (reads one register short, single-register writes echoed with a flipped bit).
+exception codes per address or for every request, exception 03 for a value the device does not
+accept (outside the profile's range or enum, or a narrower range of its own), delayed or missing
+answers, a read-back that differs from the write, malformed answers (reads one register short,
+single-register writes echoed with a flipped bit).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -63,6 +66,10 @@ class DeviceModel:
         self.short_answer = False  # answer reads with one value fewer than asked (a malformed answer)
         self.bad_echo = False  # echo FC5/FC6 writes with the lowest bit flipped (a malformed answer)
         self.errors: dict[tuple[RegisterType, int], int] = {}  # (table, wire address) → exception code
+        self.answer_all: int | None = None  # answer every request with this code (04 failure, 06 busy)
+        self.refuse_out_of_range = False  # a written value the point does not accept → exception 03
+        self.ranges: dict[str, tuple[float, float]] = {}  # point → the device's own (narrower) range
+        self.refused: list[SimWrite] = []  # writes answered with exception 03 (refuse_out_of_range)
         self.readback_override: dict[str, float] = {}  # point → what the read-back shows instead
         self.tables: dict[RegisterType, dict[int, int]] = {t: {} for t in RegisterType}
         self._pending: list[tuple[float, RegisterType, int, list[int]]] = []
@@ -125,6 +132,9 @@ class DeviceModel:
     def heal(self) -> None:
         """Remove every injected fault."""
         self.errors.clear()
+        self.answer_all = None
+        self.refuse_out_of_range = False
+        self.ranges.clear()
         self.readback_override.clear()
         self.delay_s = 0.0
         self.silent = False
@@ -169,6 +179,8 @@ class DeviceModel:
             self._store(table, addr, regs)
 
     def _check(self, table: RegisterType, addr: int, count: int) -> ExcCodes | None:
+        if self.answer_all is not None:
+            return ExcCodes(self.answer_all)
         for a in range(addr, addr + count):
             if (table, a) in self.errors:
                 return ExcCodes(self.errors[(table, a)])
@@ -197,12 +209,32 @@ class DeviceModel:
             values = values[:-1]
         return [bool(v) for v in values] if table.bits else values
 
+    def _refused(self, table: RegisterType, addr: int, regs: list[int]) -> SimWrite | None:
+        """The write, if it puts a value the device does not accept into one of its points."""
+        for name, spec in self.profile.points.items():
+            if spec.register_type is not table or self.address(name) != addr or not spec.writable:
+                continue
+            if len(regs) < spec.count:
+                continue
+            try:
+                value = spec.from_registers(regs[: spec.count])
+                spec.check(value)
+            except ValueError:
+                return SimWrite(self.clock.now(), name, math.nan, tuple(regs))
+            low, high = self.ranges.get(name, (-math.inf, math.inf))
+            if not low <= value <= high:
+                return SimWrite(self.clock.now(), name, value, tuple(regs))
+        return None
+
     async def set(self, fc: int, addr: int, values: Sequence[int] | Sequence[bool]) -> ExcCodes | None:
         self.requests += 1
         table = _TABLE_OF_FC[fc]
         if (code := self._check(table, addr, len(values))) is not None:
             return code
         regs = [int(v) for v in values]
+        if self.refuse_out_of_range and (refused := self._refused(table, addr, regs)) is not None:
+            self.refused.append(refused)
+            return ExcCodes.ILLEGAL_VALUE
         self._store(table, addr, regs)
         async with self._changed:
             for name, spec in self.profile.points.items():
