@@ -41,7 +41,7 @@ from drivers.timegrid import next_slot
 __all__ = ["Actuation", "ActuationStats", "Device", "MakeDevice"]
 
 _LOG = logging.getLogger("lobbyd")
-BUSY_BACKOFF = (10.0, 300.0)  # a busy or failing device is asked again after 5-10 s, 10-20 s, ... up to 5 min
+BUSY_BACKOFF = (10.0, 120.0)  # a busy or failing device is asked again after 5-10 s, 10-20 s, ... up to 2 min
 
 
 @dataclass(frozen=True)

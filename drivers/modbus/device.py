@@ -102,10 +102,8 @@ class ModbusDevice:
             self._set_online(True, "device answered")
 
     def _probe_delay(self, now: float) -> float:
-        since = self.offline_since if self.offline_since is not None else now
-        if now - since < QUICK_PROBE_FOR_S:
-            return self._quick_probe.next_delay()
-        return self._probe.next_delay()
+        quick = now - (self.offline_since if self.offline_since is not None else now) < QUICK_PROBE_FOR_S
+        return (self._quick_probe if quick else self._probe).next_delay()
 
     def _failed(self, exc: ModbusError) -> None:
         self._failures += 1
