@@ -166,8 +166,8 @@ class ModbusDevice:
                 return await self._request(send, address)
             except ModbusError as exc:
                 attempt += 1
-                if isinstance(exc, DeviceOffline) or not exc.retryable or attempt > self.config.retries:
-                    raise
+                if self._offline or not exc.retryable or attempt > self.config.retries:
+                    raise  # offline (DeviceOffline, or gone offline with this failure), refused, or enough
                 if isinstance(exc, DeviceException):
                     await self._clock.sleep(busy.next_delay())  # busy: give it a moment
 
