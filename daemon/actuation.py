@@ -287,8 +287,8 @@ class Actuation:
             text = f"device busy or failing: {what}; asked again after a growing wait"
             self._set_error(target, d, PointError(kind, d.value, text, code))
             return self._not_before[target]
-        text = f"device {'unreachable' if kind == 'unreachable' else 'offline'}: {what}; written when it answers"
-        self._set_error(target, d, PointError("offline", d.value, text, code))
+        # One state however the probes fail (the device's own last_error says how): logged once.
+        self._set_error(target, d, PointError("offline", d.value, "device offline; written when it answers again"))
         return done  # an offline device fails fast until its next probe
 
     def _set_error(self, target: str, d: Decision, err: PointError | None) -> None:
