@@ -345,7 +345,7 @@ class ModbusDevice:
                 # illegal address or function): read this device's points one by one from now on.
                 self._one_by_one = True
             except ModbusError as exc:
-                self.last_error = str(exc)
+                self.last_error = self.last_error if isinstance(exc, DeviceOffline) else str(exc)
                 return out, exc
             else:
                 for name, spec, address in block:
@@ -365,9 +365,9 @@ class ModbusDevice:
                 out[name] = await self._read(spec)
             except ModbusError as exc:
                 error = exc
-                self.last_error = str(exc)
                 if isinstance(exc, DeviceOffline):
-                    break
+                    break  # not sent: last_error keeps why it is offline
+                self.last_error = str(exc)
         return out, error
 
     def next_poll_in(self) -> float:
