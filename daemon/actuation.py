@@ -8,12 +8,15 @@ limit holds a change back or a write fails, looks again at the next slot of the 
 after the limit ends. Devices are read before the first decision, so a restart toggles nothing; one
 that comes back online is written its desired state again; at shutdown each is left at its profile's
 shutdown state.
+
+How a failed or mismatching write is handled: ``daemon/pointfaults.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
@@ -23,9 +26,11 @@ from typing import Protocol
 
 from daemon.config import SafetyConfig
 from daemon.model import Decision, WriteOutcome, WriteResult
+from daemon.pointfaults import BUSY_BACKOFF, MISMATCH_RETRIES, Mismatch, PointError
 from daemon.publish import Publisher
 from daemon.safety import SafetyGate
 from daemon.telemetry import Recorder
+from drivers.backoff import Backoff
 from drivers.clock import Clock, Timer
 from drivers.modbus import AvailabilityCallback, DeviceConfig, DeviceProfile, ModbusError
 from drivers.timegrid import next_slot
@@ -33,22 +38,6 @@ from drivers.timegrid import next_slot
 __all__ = ["Actuation", "ActuationStats", "Device", "MakeDevice"]
 
 _LOG = logging.getLogger("lobbyd")
-MISMATCH_RETRIES = 3  # rewrites of a value whose read-back differs, with backoff, before it is marked
-
-
-@dataclass
-class Mismatch:
-    """A point whose read-back differs from what was written: retried with backoff, then marked."""
-
-    desired: float
-    readback: float | None
-    writes: int = 0
-    next_at: float = 0.0  # no rewrite before this (backoff)
-    marked: bool = False  # retries spent: not written again until the value changes or the device is back
-
-    def text(self, target: str) -> str:
-        seen = "nothing readable" if self.readback is None else f"{self.readback:g}"
-        return f"{target}: wrote {self.desired:g} ({self.writes} writes), device reports {seen}"
 
 
 class Device(Protocol):
@@ -110,6 +99,9 @@ class Actuation:
         self._held_value: dict[str, float] = {}  # point -> the value its writer last held back
         self.mismatches: dict[str, Mismatch] = {}  # point -> read-back differing from the write
         self.polled: dict[str, tuple[float, float]] = {}  # status point -> (value, when polled)
+        self._errors: dict[str, PointError] = {}  # point -> why its last write failed
+        self._busy_backoff: dict[str, Backoff] = {}  # point -> its wait while the device is busy
+        self._not_before: dict[str, float] = {}  # point -> not written again before (busy device)
         self._stopping = False
         self._stopped = asyncio.Event()
 
@@ -129,6 +121,11 @@ class Actuation:
         """The point's read-back mismatch once its retries are spent (None: none, or still retrying)."""
         m = self.mismatches.get(target)
         return m if m is not None and m.marked else None
+
+    def point_error(self, target: str) -> str | None:
+        """Why the point's last write failed, in words (None: it did not, or it was written since)."""
+        err = self._errors.get(target)
+        return err.text if err is not None else None
 
     def retry_at(self, device: str) -> float | None:
         """When the device's writer looks again without a new decision (None: not before one)."""
@@ -156,6 +153,8 @@ class Actuation:
                 wake.set()
 
     def _for_writer(self, target: str, d: Decision) -> bool:
+        if self._refused(target, d.value):
+            return False  # the device refused this very value: only a new one is worth writing
         if (m := self.mismatch(target)) is not None and m.desired == d.value:
             return False  # marked: only a new value (or the device's return) is written again
         if target in self.stats.held:  # held back: look again when the decision moves (or the hold ends)
@@ -232,9 +231,17 @@ class Actuation:
         finally:
             self._busy.discard(device)
 
+    def _refused(self, target: str, value: float) -> bool:
+        err = self._errors.get(target)
+        return err is not None and err.kind == "refused" and err.value == value
+
     async def _write(self, dev: Device, target: str, d: Decision) -> float:
         """Admit and write one point; return when to look again without a new decision (inf: never)."""
         now = self._clock.now()
+        if self._refused(target, d.value):
+            return math.inf
+        if now < self._not_before.get(target, -math.inf):
+            return self._not_before[target]  # the device was busy: its wait is not over
         m = self.mismatches.get(target)
         if m is not None and m.desired != d.value:
             del self.mismatches[target]  # a new value: a fresh start
@@ -257,13 +264,16 @@ class Actuation:
         was_online = dev.online
         result = await dev.write_point(d.point, d.value)
         done = self._clock.now()
-        if not (result.outcome is WriteOutcome.FAILED and not was_online and not dev.online):
+        sent = result.extra.get("sent") != "no"
+        if sent and not (result.outcome is WriteOutcome.FAILED and not was_online and not dev.online):
             self.gate.wrote(target, d.value, done, ok=result.outcome is WriteOutcome.OK)  # not a skipped offline one
         if result.outcome is WriteOutcome.MISMATCH:
             return self._mismatched(result, target, d, done)
         self.mismatches.pop(target, None)
-        self._account(result, target, d, done)
-        return math.inf if result.outcome is WriteOutcome.OK else done  # failed: again soon
+        retry = self._classify(result, target, d, done)
+        if sent:
+            self._account(result, target, d, done)
+        return retry
 
     def _mismatched(self, result: WriteResult, target: str, d: Decision, done: float) -> float:
         """Retry a mismatch after 1, 2, 4 s; then mark it (logged and recorded once) and stop writing."""
@@ -285,6 +295,49 @@ class Actuation:
         self._publisher.device_state(result, d.reason.rule, done, state="mismatch")
         return math.inf
 
+    def _classify(self, result: WriteResult, target: str, d: Decision, done: float) -> float:
+        """Put the point in or out of error; when to look again without a new decision (inf: never)."""
+        if result.outcome is not WriteOutcome.FAILED:
+            self._busy_backoff.pop(target, None)
+            self._not_before.pop(target, None)
+            self._set_error(target, d, None)
+            return math.inf if result.outcome is WriteOutcome.OK else done  # not verified: again soon
+        kind = result.extra.get("kind", "no_answer")
+        code, name = result.extra.get("exception", ""), result.extra.get("exception_name", "")
+        what = f"Modbus exception {code} ({name})" if code else (result.error or "no answer")
+        if kind == "refused":
+            text = f"the device refused {d.value:g}: {result.error}; not written again until the value changes"
+            self._set_error(target, d, PointError(kind, d.value, text, code))
+            return math.inf
+        if kind == "busy":
+            backoff = self._busy_backoff.setdefault(target, Backoff(*BUSY_BACKOFF))
+            self._not_before[target] = done + backoff.next_delay()
+            text = f"device busy or failing: {what}; asked again after a growing wait"
+            self._set_error(target, d, PointError(kind, d.value, text, code))
+            return self._not_before[target]
+        # One state however the probes fail (the device's own last_error says how): logged once.
+        self._set_error(target, d, PointError("offline", d.value, "device offline; written when it answers again"))
+        return done  # an offline device fails fast until its next probe
+
+    def _set_error(self, target: str, d: Decision, err: PointError | None) -> None:
+        """Record the point's error state; log, record and publish it only when it changes."""
+        old = self._errors.get(target)
+        if err is None:
+            if old is None:
+                return
+            del self._errors[target]
+            text = f"{target}: written again (was: {old.text})"
+            _LOG.info("%s", text)
+        else:
+            self._errors[target] = err
+            if old is not None and (old.kind, old.code, old.value) == (err.kind, err.code, err.value):
+                return
+            text = f"{target}: {err.text}"
+            _LOG.warning("%s", text)
+        now = self._clock.now()
+        self._recorder.event("point_error", text, now, device=d.device, point=d.point)
+        self._publisher.point_error(d.device, d.point, err.text if err is not None else None, now)
+
     def _account(self, result: WriteResult, target: str, d: Decision, done: float) -> None:
         s = self.stats
         s.write_ms_max = max(s.write_ms_max, result.latency_s * 1000.0)
@@ -293,9 +346,9 @@ class Actuation:
         else:
             s.writes_failed += 1
         self._recorder.write(result, d.reason.rule, done)
-        log = _LOG.info if result.outcome is WriteOutcome.OK else _LOG.warning
+        log = {WriteOutcome.OK: _LOG.info, WriteOutcome.FAILED: _LOG.debug}.get(result.outcome, _LOG.warning)
         log("write %s = %g (%s, rule %s, readback %s)", target, d.value, result.outcome, d.reason.rule, result.readback)
-        self._publisher.device_state(result, d.reason.rule, done)
+        self._publisher.device_state(result, d.reason.rule, done, error=self.point_error(target))
 
     def _retry_later(self, device: str, at: float) -> None:
         """Wake the writer at the first slot of the retry grid at or after ``at`` (and after now)."""
@@ -314,10 +367,16 @@ class Actuation:
         self._recorder.availability(device, online, why, now)
         self._publisher.availability(device, online)
         if online:
-            # Back: what it holds is unknown (it may have rebooted); re-apply the current desired state.
+            # Back: what it holds is unknown (it may have rebooted); re-apply the current desired state,
+            # and try again what it refused or was too busy for (it may have been reconfigured).
             for point in self.devices[device].profile.setpoints():
-                self.gate.observed(f"{device}.{point}", None)
-                self.mismatches.pop(f"{device}.{point}", None)  # it may have been fixed or replaced
+                target = f"{device}.{point}"
+                self.gate.observed(target, None)
+                self._busy_backoff.pop(target, None)
+                self._not_before.pop(target, None)
+                if target in self._errors:
+                    self._errors[target] = dataclasses.replace(self._errors[target], value=math.nan)
+                self.mismatches.pop(target, None)  # it may have been fixed or replaced
             self._wake[device].set()
 
     def _on_status(self, device: str, point: str, value: float) -> None:

@@ -47,6 +47,8 @@ class Outputs(Protocol):
 
     def held_by(self, target: str) -> str | None: ...
 
+    def point_error(self, target: str) -> str | None: ...
+
 
 @dataclass(frozen=True)
 class ControlSettings:
@@ -228,7 +230,15 @@ class ControlLoop:
         ev = self.evaluate()  # every rule's words as of now (ages, how long a `for:` has run)
         now, o = self._clock.now(), self._outputs
         return {
-            t: explain_point(t, ev, previous=self._previous.get(t), known=o.known(t), held_by=o.held_by(t), now=now)
+            t: explain_point(
+                t,
+                ev,
+                previous=self._previous.get(t),
+                known=o.known(t),
+                held_by=o.held_by(t),
+                error=o.point_error(t),
+                now=now,
+            )
             for t in matches
         }
 

@@ -70,6 +70,7 @@ def collect_status(p: Parts) -> dict[str, Any]:
                 "known": actuation.known(t),
                 "held_by": actuation.held_by(t),
                 "mismatch": _mismatch(p, t),
+                "error": actuation.point_error(t),
             }
             for t, dec in sorted(control.desired.items())
         },

@@ -32,6 +32,7 @@ class Publisher:
         self._link = link
         self._to_wall = to_wall  # the callers' times (the daemon's steady line) → the wall clock
         self._pending: dict[str, tuple[str, bool]] = {}
+        self._states: dict[str, dict[str, Any]] = {}  # state topic -> its last payload (one per point)
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -50,7 +51,9 @@ class Publisher:
             f"{self.prefix}/decision/{d.device}/{d.point}", json.dumps({**payload, "ts": self._wall(d.ts)}), retain=True
         )
 
-    def device_state(self, result: WriteResult, rule: str, ts: float, *, state: str | None = None) -> None:
+    def device_state(
+        self, result: WriteResult, rule: str, ts: float, *, state: str | None = None, error: str | None = None
+    ) -> None:
         """A setpoint's last write. ``state``: the outcome, or for a read-back mismatch ``retrying`` while
         it is retried and ``mismatch`` once the retries are spent (then it is not written again)."""
         payload: dict[str, Any] = {
@@ -59,9 +62,19 @@ class Publisher:
             "outcome": str(result.outcome),
             "state": state or str(result.outcome),
             "rule": rule,
+            "error": error,
             "ts": self._wall(ts),
         }
-        self.soon(f"{self.prefix}/device/{result.device}/{result.point}/state", json.dumps(payload), retain=True)
+        topic = f"{self.prefix}/device/{result.device}/{result.point}/state"
+        self._states[topic] = payload
+        self.soon(topic, json.dumps(payload), retain=True)
+
+    def point_error(self, device: str, point: str, error: str | None, ts: float) -> None:
+        """The point's error state changed: its state topic again, with ``error`` (None: cleared)."""
+        topic = f"{self.prefix}/device/{device}/{point}/state"
+        payload = {**self._states.get(topic, {}), "error": error, "ts": self._wall(ts)}
+        self._states[topic] = payload
+        self.soon(topic, json.dumps(payload), retain=True)
 
     def status_value(self, device: str, point: str, value: float, ts: float) -> None:
         """A polled status point's value (actual fan level, filter alarm, fault code), on its state topic."""

@@ -35,6 +35,7 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
     problems += [f"sensor {s['sensor']} is stale" for s in st["sensors"] if not s["fresh"]]
     problems += [f"device {d['name']} offline: {d['last_error']}" for d in st["devices"] if not d["online"]]
     problems += [f"{t}: {p['held_by']}" for t, p in st["points"].items() if p.get("mismatch")]
+    problems += [f"{t}: {p['error']}" for t, p in st["points"].items() if p.get("error")]
     influx = st.get("influx")
     if influx:
         if influx.get("dropped_points"):
@@ -125,6 +126,7 @@ def format_status(st: dict[str, Any], problems: list[str]) -> str:
     lines.append("points:")
     for t, p in st["points"].items():
         held = f"  held by {p['held_by']}" if p["held_by"] else ""
+        held += f"  ERROR: {p['error']}" if p.get("error") else ""
         lines.append(
             f"  {t:<28} desired {p['desired']:g} ({p['rule']}{', FALLBACK' if p['fallback'] else ''}), "
             f"device {p['known'] if p['known'] is not None else 'unknown'}{held}"

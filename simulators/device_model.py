@@ -3,17 +3,19 @@
 Writes to a point's write address appear on its read-back address (its own register space and
 encoding, when the profile gives a ``readback``) after the profile's delay (on the injected clock) or
 at once with :meth:`DeviceModel.refresh_cache`. Faults are injected here: exception codes per
-address, delayed or missing answers, a read-back that differs from the write, malformed answers
-(reads one register short, single-register writes echoed with a flipped bit). Quirks of real units:
-a read-back shifted by a constant (``readback_shift``: mode N−1 reported for mode N written) and the
-actual value shown in another register, e.g. an input register, while the written one reads 0
-(``actual_in``).
+address or for every request, exception 03 for a value the device does not accept (outside the
+profile's range or enum, or a narrower range of its own), delayed or missing answers, a read-back
+that differs from the write, malformed answers (reads one register short, single-register writes
+echoed with a flipped bit). Quirks of real units: a read-back shifted by a constant
+(``readback_shift``: mode N−1 reported for mode N written) and the actual value shown in another
+register, e.g. an input register, while the written one reads 0 (``actual_in``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -68,6 +70,10 @@ class DeviceModel:
         self.short_answer = False  # answer reads with one value fewer than asked (a malformed answer)
         self.bad_echo = False  # echo FC5/FC6 writes with the lowest bit flipped (a malformed answer)
         self.errors: dict[tuple[RegisterType, int], int] = {}  # (table, wire address) → exception code
+        self.answer_all: int | None = None  # answer every request with this code (04 failure, 06 busy)
+        self.refuse_out_of_range = False  # a written value the point does not accept → exception 03
+        self.ranges: dict[str, tuple[float, float]] = {}  # point → the device's own (narrower) range
+        self.refused: list[SimWrite] = []  # writes answered with exception 03 (refuse_out_of_range)
         self.readback_override: dict[str, float] = {}  # point → what the read-back shows instead
         self.readback_shift: dict[str, int] = {}  # point → added to the raw read-back register (16-bit)
         self.actual_in: dict[str, tuple[RegisterType, int]] = {}  # point → (table, wire address) of its actual value
@@ -157,6 +163,9 @@ class DeviceModel:
     def heal(self) -> None:
         """Remove every injected fault and quirk."""
         self.errors.clear()
+        self.answer_all = None
+        self.refuse_out_of_range = False
+        self.ranges.clear()
         self.readback_override.clear()
         self.readback_shift.clear()
         self.actual_in.clear()
@@ -203,6 +212,8 @@ class DeviceModel:
             self._store(table, addr, regs)
 
     def _check(self, table: RegisterType, addr: int, count: int) -> ExcCodes | None:
+        if self.answer_all is not None:
+            return ExcCodes(self.answer_all)
         for a in range(addr, addr + count):
             if (table, a) in self.errors:
                 return ExcCodes(self.errors[(table, a)])
@@ -242,12 +253,32 @@ class DeviceModel:
             values = values[:-1]
         return [bool(v) for v in values] if table.bits else values
 
+    def _refused(self, table: RegisterType, addr: int, regs: list[int]) -> SimWrite | None:
+        """The write, if it puts a value the device does not accept into one of its points."""
+        for name, spec in self.profile.points.items():
+            if spec.register_type is not table or self.address(name) != addr or not spec.writable:
+                continue
+            if len(regs) < spec.count:
+                continue
+            try:
+                value = spec.from_registers(regs[: spec.count])
+                spec.check(value)
+            except ValueError:
+                return SimWrite(self.clock.now(), name, math.nan, tuple(regs))
+            low, high = self.ranges.get(name, (-math.inf, math.inf))
+            if not low <= value <= high:
+                return SimWrite(self.clock.now(), name, value, tuple(regs))
+        return None
+
     async def set(self, fc: int, addr: int, values: Sequence[int] | Sequence[bool]) -> ExcCodes | None:
         self.requests += 1
         table = _TABLE_OF_FC[fc]
         if (code := self._check(table, addr, len(values))) is not None:
             return code
         regs = [int(v) for v in values]
+        if self.refuse_out_of_range and (refused := self._refused(table, addr, regs)) is not None:
+            self.refused.append(refused)
+            return ExcCodes.ILLEGAL_VALUE
         self._store(table, addr, regs)
         async with self._changed:
             for name, spec in self.profile.points.items():

@@ -6,9 +6,12 @@ injectable clock, or at once with :meth:`DeviceModel.refresh_cache`). A :class:`
 serves one or more models as a real pymodbus server over TCP (MBAP, or RTU frames tunnelled through
 TCP like a transparent serial gateway) or on a serial path (RTU).
 
-Fault injection per unit: exception code for a point or address, answers slower than the client's
-timeout, a read-back different from what was written, malformed answers (see :class:`DeviceModel`),
-and ``stop()``/``start()`` on the same port.
+Fault injection per unit: exception code for a point or address, for every request (``answer_all``:
+a failed or busy device, 04/06) or for values the device refuses (``refuse_out_of_range``, 03),
+answers slower than the client's timeout, a read-back different from what was written, malformed
+answers (see :class:`DeviceModel`), and ``stop()``/``start()`` on the same port. Per simulator:
+``absent_unit_code`` makes it a gateway that answers a unit id it does not serve (or a silent unit)
+with that exception (0x0B: gateway target failed to respond) instead of staying silent.
 
 CLI for the demo::
 
@@ -52,8 +55,14 @@ class _Context:
     def _model(self, unit: int) -> DeviceModel:
         model = self.sim.units.get(unit)
         if model is None or model.silent:
+            if self.sim.absent_unit_code is not None:
+                self.sim.absent_requests[unit] = self.sim.absent_requests.get(unit, 0) + 1
+                raise _GatewayAnswer(self.sim.absent_unit_code)
             raise NoAnswer
         return model
+
+    def _count_write(self, unit: int) -> None:
+        self.sim.received_writes[unit] = self.sim.received_writes.get(unit, 0) + 1
 
     async def _pause(self, model: DeviceModel) -> None:
         if model.delay_s > 0:
@@ -65,15 +74,30 @@ class _Context:
                 model.held -= 1
 
     async def async_getValues(self, unit: int, fc: int, addr: int, count: int = 1) -> Any:
-        model = self._model(unit)
+        try:
+            model = self._model(unit)
+        except _GatewayAnswer as gw:
+            return gw.code
         if fc not in WRITE_FUNCTION_CODES:
             await self._pause(model)
         return await model.get(fc, addr, count)
 
     async def async_setValues(self, unit: int, fc: int, addr: int, values: Any) -> Any:
-        model = self._model(unit)
+        self._count_write(unit)
+        try:
+            model = self._model(unit)
+        except _GatewayAnswer as gw:
+            return gw.code
         await self._pause(model)
         return await model.set(fc, addr, values)
+
+
+class _GatewayAnswer(Exception):
+    """A gateway answers for a unit that does not: with this exception code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = ExcCodes(code)
 
 
 class _Handler(ServerRequestHandler):
@@ -133,6 +157,11 @@ class DeviceSimulator:
         self.framer = framer or (FramerType.RTU if serial is not None else FramerType.SOCKET)
         self.clock = clock
         self.units: dict[int, DeviceModel] = {}
+        # A gateway answers a unit id it does not serve, or a silent unit, with this exception code
+        # (0x0B: target failed to respond; 0x0A: path unavailable); None: silence, as on RS-485.
+        self.absent_unit_code: int | None = None
+        self.absent_requests: dict[int, int] = {}  # unit id → requests answered with absent_unit_code
+        self.received_writes: dict[int, int] = {}  # unit id → write requests received, whatever the answer
         self.released = asyncio.Event()
         self._server: Any = None
 

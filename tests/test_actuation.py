@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class FakeDevice:
         self.last_error: str | None = None
         self.writes: list[tuple[float, str, float]] = []
         self.outcome = WriteOutcome.OK
+        self.extra: dict[str, str] = {}
 
     async def read_setpoints(self) -> dict[str, float]:
         return {}
@@ -43,7 +45,7 @@ class FakeDevice:
     async def write_point(self, point: str, value: float) -> WriteResult:
         self.writes.append((self.clock.now(), point, value))
         shown = value - 1 if self.outcome is WriteOutcome.MISMATCH else value  # mode N−1 reported for N
-        return WriteResult(self.name, point, value, self.outcome, readback=shown)
+        return WriteResult(self.name, point, value, self.outcome, readback=shown, extra=dict(self.extra))
 
     async def run_polls(self, callback: Callable[[str, str, float], None]) -> None:
         await asyncio.Event().wait()
@@ -202,3 +204,34 @@ async def test_stop_lets_the_write_under_way_finish_and_writes_nothing_more() ->
         await settled(act)
         assert [v for _, _, v in fan.writes] in ([], [2])
         assert 3 not in [v for _, _, v in fan.writes]
+
+
+async def test_a_refused_value_is_not_written_again_until_the_value_changes() -> None:
+    async with actuation() as (act, fan, clock):
+        fan.outcome, fan.extra = WriteOutcome.FAILED, {"kind": "refused", "exception": "03"}
+        act.desired_changed(decision(3, clock.now()))
+        await settled(act)
+        for _ in range(120):  # two minutes of evaluations asking for the same value
+            await clock.advance(1.0)
+            act.desired_changed(decision(3, clock.now()))
+            await settled(act)
+        assert len(fan.writes) == 1 and "refused 3" in (act.point_error(FAN) or "")
+        fan.outcome, fan.extra = WriteOutcome.OK, {}
+        act.desired_changed(decision(2, clock.now()))  # a new value is worth a try
+        await settled(act)
+        assert [v for _, _, v in fan.writes] == [3, 2] and act.point_error(FAN) is None
+
+
+async def test_a_busy_device_is_asked_again_after_a_growing_wait() -> None:
+    async with actuation() as (act, fan, clock):
+        fan.outcome, fan.extra = WriteOutcome.FAILED, {"kind": "busy", "exception": "06"}
+        act.desired_changed(decision(3, clock.now()))
+        await settled(act)
+        for _ in range(480):
+            await clock.advance(0.25)
+            act.desired_changed(decision(3, clock.now()))
+            await settled(act)
+        gaps = [b - a for (a, _, _), (b, _, _) in itertools.pairwise(fan.writes)]
+        assert len(fan.writes) <= 5, gaps  # at most 5 writes in 2 minutes
+        assert all(5 * 2**i <= g <= 10 * 2**i + 1 for i, g in enumerate(gaps)), gaps  # doubling, on the 1 s grid
+        assert "busy" in (act.point_error(FAN) or "")

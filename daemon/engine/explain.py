@@ -75,12 +75,13 @@ def explain_point(
     known: float | None,
     held_by: str | None,
     now: float,
+    error: str | None = None,
 ) -> str:
     """Explain ``target`` (``device.point``) at ``now``.
 
     ``previous`` is the setpoint asked for before this one, ``known`` what the device was last read
     or written to hold, ``held_by`` the safety limit (deadband, minimum hold, write cap) that kept the
-    device from following the decision, if any.
+    device from following the decision, if any; ``error`` why the device's last write failed.
     """
     decision = evaluation.decisions.get(target)
     traces = sorted((t for t in evaluation.traces if t.target == target), key=lambda t: (-t.priority, t.rule))
@@ -133,4 +134,6 @@ def explain_point(
         lines.append(f"  {by}: {held_by}{holding}")
     elif decision is not None and known is not None and known == decision.value:
         lines.append("  the device already holds this value: nothing to write")
+    if error is not None:
+        lines.append(f"  not written: {error}")
     return "\n".join(lines)

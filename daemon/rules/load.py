@@ -147,6 +147,8 @@ def _references(doc: SourceDoc, rf: RuleFile, ctx: RuleContext, schedules: Mappi
                     errors.append(
                         doc.error((*base, name), f"{value:g} is outside the range of {rule.target} ({lim.describe()})")
                     )
+            if lim.allowed:
+                errors.extend(_enum_errors(doc, base, rule, lim.allowed, lim.describe()))
         for j, cond in enumerate(rule.when):
             loc = (*base, "when", j)
             if cond.is_numeric:
@@ -166,6 +168,28 @@ def _references(doc: SourceDoc, rf: RuleFile, ctx: RuleContext, schedules: Mappi
                 check_input((*base, "set", kind, "input"), part.input)
         if action.circadian is not None and action.circadian.daylight is not None:
             check_input((*base, "set", "circadian", "daylight"), action.circadian.daylight)
+    return errors
+
+
+def _enum_errors(
+    doc: SourceDoc, base: tuple[int | str, ...], rule: Rule, allowed: tuple[float, ...], words: str
+) -> list[ErrorItem]:
+    """A point that takes only some values (an enum) is never given another one: nothing is rounded."""
+    errors: list[ErrorItem] = []
+    takes = f"{rule.target} takes {words}"
+    if rule.set.steps is not None:
+        for j, (_, y) in enumerate(rule.set.steps.table):
+            if y not in allowed:
+                errors.append(doc.error((*base, "set", "steps", "table", j, 1), f"{takes}; {y:g} is not one of them"))
+    for kind in ("curve", "circadian"):
+        if getattr(rule.set, kind) is not None:
+            errors.append(
+                doc.error((*base, "set", kind), f"{takes}; a {kind} gives values between them: use steps instead")
+            )
+    if rule.ramp_per_minute is not None:
+        errors.append(
+            doc.error((*base, "ramp_per_minute"), f"{takes}; a ramp gives values between them: remove the ramp")
+        )
     return errors
 
 

@@ -25,6 +25,8 @@ from .profile import RegisterType
 __all__ = ["BusStats", "ModbusBus"]
 
 RECENT_ATTEMPTS = 16  # connect attempt times kept in BusStats.recent_attempts
+QUICK_RECONNECT_S = 1.0  # reconnect this often (with jitter: every 0.5-1 s) ...
+QUICK_RECONNECT_FOR_S = 60.0  # ... for this long after the last answer, then on the growing backoff
 
 
 @dataclass(slots=True)
@@ -75,6 +77,8 @@ class ModbusBus:
         self._want_connect = asyncio.Event()
         self._attempt: asyncio.Future[bool] | None = None
         self._answered = True  # an answer came since the last connect attempt: the next one is immediate
+        self._quick = Backoff(QUICK_RECONNECT_S, QUICK_RECONNECT_S, rng=rng)
+        self._last_answer = -float("inf")  # clock time of the last answer (quick reconnects follow it)
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving = False  # the worker holds a request (waiting for a connect attempt, or exchanging)
@@ -223,19 +227,23 @@ class ModbusBus:
 
     def _on_answer(self) -> None:
         self._answered = True
+        self._last_answer = self._clock.now()
         self._backoff.reset()
 
     async def _connector(self) -> None:
         """The one reconnect loop: attempt at once, then wait a growing, jittered delay until connected.
 
-        The backoff starts again only once a request is answered: a link that connects and drops at
-        once keeps waiting longer, instead of being hammered.
+        For the first ``QUICK_RECONNECT_FOR_S`` after the last answer it tries every second (a gateway
+        back after a short outage is used within a second), then the backoff grows. The backoff starts
+        again only once a request is answered: a link that connects and drops at once keeps waiting
+        longer, instead of being hammered.
         """
         while True:
             await self._want_connect.wait()
             while not self._link.connected:
                 if not self._answered:
-                    await self._clock.sleep(self._backoff.next_delay())
+                    quick = self._clock.now() - self._last_answer < QUICK_RECONNECT_FOR_S
+                    await self._clock.sleep(self._quick.next_delay() if quick else self._backoff.next_delay())
                 self._answered = False
                 self.stats.connect_attempts += 1
                 self.stats.recent_attempts.append(self._clock.now())

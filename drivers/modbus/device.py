@@ -1,9 +1,13 @@
 """One Modbus device: typed reads and verified writes of profile points, availability tracking.
 
 A device is *online* after its first answer and *offline* after ``offline_after`` consecutive
-failures (timeouts, lost link, bad frames; an exception response is an answer). While offline,
-requests fail fast with :class:`DeviceOffline` except one probe per backoff interval, so a dead unit
-never hogs a shared bus; the first answer brings it back and ``on_availability`` fires both ways.
+failures (timeouts, lost link, bad frames; an exception response is an answer, except 0A/0B: a
+gateway saying it cannot reach the device marks it offline at once). While offline, requests fail
+fast with :class:`DeviceOffline` except one probe per second for the first ``QUICK_PROBE_FOR_S`` of
+an outage, then per growing backoff interval, so a dead unit never hogs a shared bus. A write to an
+offline device probes with a read first: nothing is written until it answers. The first answer brings it back
+and ``on_availability`` fires both ways. A write answered with an exception is not retried here:
+``WriteResult.extra["kind"]`` tells the caller (:func:`errors.failure_extra`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from ..clock import Clock, SystemClock
 from ..timegrid import next_slot
 from .bus import ModbusBus
 from .config import DeviceConfig
-from .errors import DeviceException, DeviceOffline, ModbusError
+from .errors import UNREACHABLE_CODES, DeviceException, DeviceOffline, ModbusError, failure_extra
 from .profile import DeviceProfile, PointSpec, RegisterType
 
 __all__ = ["AvailabilityCallback", "ModbusDevice"]
@@ -29,6 +33,8 @@ AvailabilityCallback = Callable[[str, bool, str], None]
 DEFAULT_POLL_S = 10.0
 # What one read may carry (Modbus application protocol, FC1/FC2 and FC3/FC4).
 MAX_READ_BITS, MAX_READ_REGISTERS = 2000, 125
+QUICK_PROBE_S = 1.0  # probe an offline device this often (with jitter: every 0.5-1 s) ...
+QUICK_PROBE_FOR_S = 60.0  # ... for this long after it went offline, then on the growing backoff
 
 
 class ModbusDevice:
@@ -59,8 +65,10 @@ class ModbusDevice:
         self._on_availability = on_availability
         self._rng = rng if rng is not None else random.Random()
         self._probe = probe_backoff if probe_backoff is not None else Backoff(1.0, 60.0, rng=self._rng)
+        self._quick_probe = Backoff(QUICK_PROBE_S, QUICK_PROBE_S, rng=self._rng)
         self._failures = 0
         self._offline = False
+        self.offline_since: float | None = None  # when it was last marked offline
         self._next_probe = 0.0
         self._probed_on = 0  # the bus's connection count at the last failed request (see _request)
         self._next_poll: dict[str, float] = {}
@@ -93,17 +101,25 @@ class ModbusDevice:
         if not self.online:
             self._set_online(True, "device answered")
 
+    def _probe_delay(self, now: float) -> float:
+        quick = now - (self.offline_since if self.offline_since is not None else now) < QUICK_PROBE_FOR_S
+        return (self._quick_probe if quick else self._probe).next_delay()
+
     def _failed(self, exc: ModbusError) -> None:
         self._failures += 1
         self.last_error = str(exc)
         self._probed_on = self._bus.stats.connections
+        now = self._clock.now()
+        gateway = isinstance(exc, DeviceException) and exc.code in UNREACHABLE_CODES
         if self._offline:
-            self._next_probe = self._clock.now() + self._probe.next_delay()
-        elif self._failures >= self.config.offline_after:
+            self._next_probe = now + self._probe_delay(now)
+        elif gateway or self._failures >= self.config.offline_after:
             self._probe.reset()
-            self._next_probe = self._clock.now() + self._probe.next_delay()
+            self.offline_since = now
+            self._next_probe = now + self._probe_delay(now)
             self.online = True  # so that the transition is reported even before the first answer
-            self._set_online(False, f"{self._failures} consecutive failures: {exc}")
+            why = exc if gateway else f"{self._failures} consecutive failures: {exc}"
+            self._set_online(False, str(why))
 
     async def _request(self, send: Callable[[], Awaitable[list[int]]], address: int) -> list[int]:
         """One request (``send`` puts it on the bus), classified; availability and the offline gate are here."""
@@ -122,8 +138,12 @@ class ModbusDevice:
         try:
             result = await send()
         except DeviceException as exc:
-            self._answered()
-            raise exc.with_context(device=self.name, address=address) from None
+            exc.with_context(device=self.name, unit_id=self.config.unit_id, address=address)
+            if exc.code in UNREACHABLE_CODES:
+                self._failed(exc)  # the gateway answered; the device behind it did not
+            else:
+                self._answered()
+            raise exc from None
         except ModbusError as exc:
             exc.with_context(device=self.name, unit_id=self.config.unit_id, address=address)
             self._failed(exc)
@@ -146,8 +166,8 @@ class ModbusDevice:
                 return await self._request(send, address)
             except ModbusError as exc:
                 attempt += 1
-                if isinstance(exc, DeviceOffline) or not exc.retryable or attempt > self.config.retries:
-                    raise
+                if self._offline or not exc.retryable or attempt > self.config.retries:
+                    raise  # offline (DeviceOffline, or gone offline with this failure), refused, or enough
                 if isinstance(exc, DeviceException):
                     await self._clock.sleep(busy.next_delay())  # busy: give it a moment
 
@@ -195,12 +215,12 @@ class ModbusDevice:
             )
 
         if not spec.writable:
-            return result(WriteOutcome.FAILED, 0, error=f"point {point!r} is not writable")
+            return result(WriteOutcome.FAILED, 0, error=f"point {point!r} is not writable", extra={"kind": "refused"})
         try:
             spec.check(value)
             registers = spec.to_registers(value)
         except ValueError as exc:
-            return result(WriteOutcome.FAILED, 0, error=f"invalid value: {exc}")
+            return result(WriteOutcome.FAILED, 0, error=f"invalid value: {exc}", extra={"kind": "refused"})
         address = self._address(spec, readback=False)
         unit, timeout = self.config.unit_id, self.config.timeout_s
 
@@ -211,6 +231,11 @@ class ModbusDevice:
         readback: float | None = None
         attempts = 0
         async with self._lock:
+            if self._offline and spec.readable:
+                try:  # probe with a read: nothing is written to a device that does not answer
+                    await self._read(spec)
+                except ModbusError as exc:
+                    return result(WriteOutcome.FAILED, 0, error=str(exc), extra=failure_extra(exc) | {"sent": "no"})
             for _ in range(1 + self.config.retries):
                 attempts += 1
                 try:
@@ -222,8 +247,13 @@ class ModbusDevice:
                         await self._clock.sleep(delay)
                     readback = await self._read(spec)
                 except ModbusError as exc:
-                    if isinstance(exc, DeviceOffline) or not exc.retryable or attempts > self.config.retries:
-                        return result(WriteOutcome.FAILED, attempts, error=str(exc), readback=readback)
+                    if isinstance(exc, DeviceOffline) and attempts == 1:
+                        return result(WriteOutcome.FAILED, 0, error=str(exc), extra=failure_extra(exc) | {"sent": "no"})
+                    # An exception answer is not retried here: refused never helps, busy waits longer.
+                    if isinstance(exc, DeviceOffline | DeviceException) or attempts > self.config.retries:
+                        return result(
+                            WriteOutcome.FAILED, attempts, error=str(exc), readback=readback, extra=failure_extra(exc)
+                        )
                     continue
                 if spec.matches(value, readback):
                     return result(WriteOutcome.OK, attempts, readback=readback)
@@ -316,7 +346,7 @@ class ModbusDevice:
                 # illegal address or function): read this device's points one by one from now on.
                 self._one_by_one = True
             except ModbusError as exc:
-                self.last_error = str(exc)
+                self.last_error = self.last_error if isinstance(exc, DeviceOffline) else str(exc)
                 return out, exc
             else:
                 for name, spec, address in block:
@@ -336,9 +366,9 @@ class ModbusDevice:
                 out[name] = await self._read(spec)
             except ModbusError as exc:
                 error = exc
-                self.last_error = str(exc)
                 if isinstance(exc, DeviceOffline):
-                    break
+                    break  # not sent: last_error keeps why it is offline
+                self.last_error = str(exc)
         return out, error
 
     def next_poll_in(self) -> float:

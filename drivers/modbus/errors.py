@@ -8,12 +8,15 @@ from __future__ import annotations
 
 __all__ = [
     "EXCEPTION_NAMES",
+    "REFUSED_CODES",
+    "UNREACHABLE_CODES",
     "ConnectionLost",
     "DeviceException",
     "DeviceOffline",
     "DeviceTimeout",
     "ModbusError",
     "ProtocolError",
+    "failure_extra",
 ]
 
 EXCEPTION_NAMES: dict[int, str] = {
@@ -27,6 +30,11 @@ EXCEPTION_NAMES: dict[int, str] = {
     10: "gateway path unavailable",
     11: "gateway target failed to respond",
 }
+
+# The device refuses this request (a config or value problem): asking again the same way cannot help.
+REFUSED_CODES = frozenset({1, 2, 3})
+# The gateway answers for a device it cannot reach: for availability this is no answer from the device.
+UNREACHABLE_CODES = frozenset({10, 11})
 
 
 class ModbusError(Exception):
@@ -89,6 +97,22 @@ class DeviceException(ModbusError):
         """Busy and gateway failures may pass; an illegal address or value will not."""
         return self.code in (4, 5, 6, 10, 11)
 
+    @property
+    def name(self) -> str:
+        """The code's name in words, e.g. ``illegal data value``."""
+        return EXCEPTION_NAMES.get(self.code, f"exception code {self.code}")
+
+    @property
+    def kind(self) -> str:
+        """``refused`` (01/02/03 and unknown codes: not retried for the same request), ``unreachable``
+        (0A/0B: the gateway cannot reach the device; counts as no answer), or ``busy`` (04/05/06: try
+        again after a growing wait)."""
+        if self.code in UNREACHABLE_CODES:
+            return "unreachable"
+        if self.retryable:
+            return "busy"
+        return "refused"
+
 
 class ConnectionLost(ModbusError):
     """The link (TCP connection or serial port) is down, closed while waiting, or could not be opened."""
@@ -100,3 +124,12 @@ class DeviceOffline(ModbusError):
 
 class ProtocolError(ModbusError):
     """An answer that does not fit its request (register count, function code, write echo)."""
+
+
+def failure_extra(exc: ModbusError) -> dict[str, str]:
+    """What a failed write's ``WriteResult.extra`` says: ``kind`` (``refused``: 01/02/03, not worth
+    asking again the same way; ``busy``: 04/05/06, wait longer; ``unreachable``: 0A/0B; ``offline``;
+    ``no_answer``) and, when the device answered an exception, its code (hex) and name."""
+    if isinstance(exc, DeviceException):
+        return {"kind": exc.kind, "exception": f"{exc.code:02X}", "exception_name": exc.name}
+    return {"kind": "offline" if isinstance(exc, DeviceOffline) else "no_answer"}

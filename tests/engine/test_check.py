@@ -142,3 +142,39 @@ def test_curve_outside_the_point_range_is_a_warning(site: Path) -> None:
     assert (w.line, w.column) == (line, col + 7)
     assert w.message == "6500 is outside the range of lights.cct (2700..5000); it will be clamped to 5000"
     assert "warning: 6500 is outside" in format_result(result)
+
+
+FAN_STEPS = """
+rules:
+  - id: fan-by-lux
+    description: A fan speed from a table, and one from a curve.
+    target: fresh_air.fan_speed
+    priority: 5
+    set:
+      steps:
+        input: hall-lux
+        table:
+          - [0, 1]
+          - [300, 1.5]
+  - id: fan-curve
+    description: A curve cannot drive a point that takes only some values.
+    target: fresh_air.fan_speed
+    priority: 6
+    set:
+      curve:
+        input: hall-lux
+        points: [[0, 0], [1000, 3]]
+    ramp_per_minute: 1
+"""
+
+
+def test_a_value_an_enum_point_does_not_take_is_refused_not_rounded(site: Path) -> None:
+    (site.parent.parent / "rules" / "fan.yaml").write_text(FAN_STEPS, encoding="utf-8")
+    result = check(site)
+    messages = [(e.line, e.message) for e in result.errors]
+    takes = "fresh_air.fan_speed takes one of [0, 1, 2, 3]"
+    assert messages == [
+        (12, f"{takes}; 1.5 is not one of them"),
+        (18, f"{takes}; a curve gives values between them: use steps instead"),
+        (21, f"{takes}; a ramp gives values between them: remove the ramp"),
+    ], messages

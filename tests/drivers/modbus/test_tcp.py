@@ -24,7 +24,8 @@ from drivers.modbus import (
     ModbusDevice,
     TcpTransport,
 )
-from drivers.modbus.bus import RECENT_ATTEMPTS
+from drivers.modbus.bus import QUICK_RECONNECT_FOR_S, RECENT_ATTEMPTS
+from drivers.modbus.device import QUICK_PROBE_FOR_S
 from simulators.devices import DeviceSimulator
 from tests.drivers.modbus.helpers import drive, profile
 from tests.polling import eventually
@@ -172,7 +173,7 @@ async def test_invalid_value_is_not_written(clock: VirtualClock) -> None:
         assert (result.attempts, dev.requests, sim.writes) == (0, 0, [])
 
 
-@pytest.mark.parametrize(("code", "requests"), [(2, 1), (3, 1), (6, 3), (11, 3)])
+@pytest.mark.parametrize(("code", "requests"), [(2, 1), (3, 1), (6, 3)])
 async def test_exception_responses_are_classified(clock: VirtualClock, code: int, requests: int) -> None:
     async with DeviceSimulator.tcp(LIGHT, 1) as sim, connected(sim, clock, retries=2, offline_after=1) as (_b, dev):
         sim.model.fail("cct", code)
@@ -242,6 +243,20 @@ async def test_an_offline_device_is_probed_once_per_growing_interval(clock: Virt
         with pytest.raises(DeviceTimeout):
             await dev.read_point("cct")
         assert not dev.online
+        # The first minute of an outage: a probe every 0.5-1 s, so a unit back soon is found at once.
+        probes = [clock.now()]
+        while clock.now() - probes[0] < QUICK_PROBE_FOR_S - 1:
+            sent = dev.requests
+            await clock.advance(0.05)
+            with pytest.raises((DeviceOffline, DeviceTimeout)):
+                await dev.read_point("cct")
+            if dev.requests > sent:
+                probes.append(clock.now())
+        gaps = [b - a for a, b in itertools.pairwise(probes)]
+        assert all(0.5 - 1e-9 <= g <= 1.05 for g in gaps), gaps
+        await clock.advance(1.0)  # the minute is over: the next probes follow the growing backoff
+        with pytest.raises(DeviceTimeout):
+            await dev.read_point("cct")
         for ceiling in (1, 2, 4, 8, 16, 32, 60, 60):  # each wait in [ceiling/2, ceiling]
             wait = twin.next_delay()
             assert ceiling / 2 <= wait <= ceiling
@@ -294,15 +309,23 @@ async def test_stopped_device_reconnects_with_bounded_backoff(clock: VirtualCloc
                 await dev.read_point("cct")
         assert events == [("dev", True), ("dev", False)]
         await eventually(lambda: bus.stats.connect_attempts == 2, what="the immediate reconnect attempt")
-        for _ in range(8):
+        # The first minute after the last answer: an attempt every 0.5-1 s (a gateway back soon is used at once).
+        first = bus.stats.recent_attempts[1]
+        while clock.now() - first < QUICK_RECONNECT_FOR_S - 1:
             await reconnect_attempt(clock, bus)
-        attempts = list(bus.stats.recent_attempts)[1:]  # from the immediate attempt on
-        gaps = [b - a for a, b in itertools.pairwise(attempts)]
-        ceilings = [0.5, 1, 2, 4, 8, 8, 8, 8]  # doubling, capped at 8 s; each wait in [ceiling/2, ceiling]
-        assert all(c / 2 <= g <= c for g, c in zip(gaps, ceilings, strict=True)), gaps
-        while clock.now() - attempts[0] < 60:  # a whole virtual minute of a refused link
+        quick = bus.stats.connect_attempts - 2
+        assert 58 <= quick <= 118, quick
+        gaps = [b - a for a, b in itertools.pairwise(bus.stats.recent_attempts)]
+        assert all(0.5 - 1e-9 <= g <= 1.0 + 1e-9 for g in gaps), gaps
+        while clock.now() - first < QUICK_RECONNECT_FOR_S + 20:  # then the waits double (0.5, 1, 2 .. 8 s)
             await reconnect_attempt(clock, bus)
-        assert 11 <= bus.stats.connect_attempts - 2 <= 19  # never a storm: 4 doubling waits, then 4-8 s apart
+        gaps = [b - a for a, b in itertools.pairwise(list(bus.stats.recent_attempts)[-4:])]
+        assert all(4 <= g <= 8 for g in gaps), gaps  # capped at 8 s, each wait in [4, 8]
+        start = clock.now()
+        before = bus.stats.connect_attempts
+        while clock.now() - start < 60:  # a whole virtual minute of a refused link, past the quick one
+            await reconnect_attempt(clock, bus)
+        assert 7 <= bus.stats.connect_attempts - before <= 16  # never a storm: 4-8 s apart
         assert len(bus.stats.recent_attempts) == RECENT_ATTEMPTS  # bounded, however long the link is down
         assert bus.stats.connections == 1 and not bus.connected
 
@@ -314,14 +337,14 @@ async def test_stopped_device_reconnects_with_bounded_backoff(clock: VirtualCloc
         assert events == [("dev", True), ("dev", False), ("dev", True)]
         assert bus.stats.connections == 2
 
-        # That answer started the backoff over: the next loss gets an immediate attempt, then the shortest wait.
+        # That answer started the backoff over: the next loss gets an immediate attempt, then the quick waits.
         before = bus.stats.connect_attempts
         await sim.stop()
         with pytest.raises(ConnectionLost):
             await dev.read_point("cct")
         await eventually(lambda: clock.next_deadline is not None, what="the wait after the immediate attempt")
         assert bus.stats.connect_attempts == before + 1
-        assert 0.25 <= (clock.next_deadline or 0) - clock.now() <= 0.5
+        assert 0.5 <= (clock.next_deadline or 0) - clock.now() <= 1.0
 
 
 async def reconnect_attempt(clock: VirtualClock, bus: ModbusBus) -> None:
