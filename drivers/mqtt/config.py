@@ -59,7 +59,8 @@ UNIT_CONVERSIONS: dict[Quantity, dict[str, tuple[float, float]]] = {
     Quantity.CO2: {"ppm": (1.0, 0.0), "%": (10_000.0, 0.0)},
 }
 
-#: Zigbee2MQTT's key for each quantity when a sensor names none (Zigbee2MQTT ≥ 2.0: illuminance in lx).
+#: Zigbee2MQTT's key for each quantity when a sensor names none (Zigbee2MQTT ≥ 2.0: illuminance in lx;
+#: 1.x sends the raw Zigbee value as ``illuminance`` and lx as ``illuminance_lux``, which is then preferred).
 Z2M_DEFAULT_KEYS: dict[Quantity, str] = {
     Quantity.TEMPERATURE: "temperature",
     Quantity.HUMIDITY: "humidity",
@@ -135,12 +136,17 @@ class JsonDecoder(BaseModel):
 class Zigbee2MqttDecoder(BaseModel):
     """Zigbee2MQTT device state: a flat JSON object, ``{"temperature": 22.5, "humidity": 41, ...}``.
 
-    ``key`` defaults to Zigbee2MQTT's name for the sensor's quantity (``pm25``, ``illuminance``...).
+    ``key`` defaults to Zigbee2MQTT's name for the sensor's quantity (``pm25``, ``illuminance``...);
+    for illuminance, ``illuminance_lux`` is taken when the payload has it (Zigbee2MQTT 1.x).
     """
 
     model_config = _FROZEN
     type: Literal["zigbee2mqtt"]
-    key: str | None = None
+    key: str | None = Field(
+        default=None,
+        description="the payload's key; default Zigbee2MQTT's name for the quantity"
+        " (illuminance: illuminance_lux when present, else illuminance)",
+    )
 
 
 class TasmotaDecoder(BaseModel):

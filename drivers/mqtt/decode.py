@@ -37,6 +37,7 @@ class RejectReason(enum.StrEnum):
     NOT_UTF8 = "not_utf8"
     OVERSIZE = "oversize"
     NOT_JSON = "not_json"
+    DUPLICATE_KEY = "duplicate_key"
     MISSING_FIELD = "missing_field"
     WRONG_TYPE = "wrong_type"
     NULL = "null"
@@ -68,6 +69,22 @@ _NUMBER = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
 _NAN_WORDS = frozenset({"nan", "+nan", "-nan"})
 _INF_WORDS = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
 _MISSING = object()
+
+
+class _DuplicateKey(ValueError):  # raised inside json.loads by _unique_pairs; caught in decode
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s object hook: an object naming a key twice is refused (JSON would keep the last)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"key {_short(key)} appears twice in one object")
+            seen.add(key)
+    return obj
 
 
 def _number_from_text(text: str) -> float:
@@ -150,6 +167,8 @@ def _raw_value(sensor: SensorConfig, text: str, doc: Any) -> tuple[float, str | 
         return _number(_lookup(doc, dec.parts)), None
     if isinstance(dec, Zigbee2MqttDecoder):
         key = dec.key if dec.key is not None else Z2M_DEFAULT_KEYS[sensor.quantity]
+        if dec.key is None and key == "illuminance" and isinstance(doc, dict) and "illuminance_lux" in doc:
+            key = "illuminance_lux"  # Zigbee2MQTT 1.x: ``illuminance`` is the raw Zigbee value, not lx
         return _number(_lookup(doc, (key,))), None
     assert isinstance(dec, TasmotaDecoder)
     body = doc
@@ -215,7 +234,9 @@ def decode(
             break
     if needs_json:
         try:
-            doc = json.loads(text)
+            doc = json.loads(text, object_pairs_hook=_unique_pairs)
+        except _DuplicateKey as exc:
+            return whole(RejectReason.DUPLICATE_KEY, str(exc))
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, int digit limit, deep nesting
             return whole(RejectReason.NOT_JSON, _short(str(exc), 60))
     readings: list[Reading] = []
