@@ -4,6 +4,7 @@ intake. Publishers send what Zigbee2MQTT and Tasmota send; the readings are what
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -38,8 +39,8 @@ def sensors(extra_decoder: dict[str, Any] | None = None) -> list[SensorConfig]:
 class Live:
     """The link running into a collector; ``readings`` decodes what arrived so far."""
 
-    def __init__(self, link: MqttLink, intake: MessageDecoder) -> None:
-        self.link, self.intake, self.got = link, intake, Collector()
+    def __init__(self, link: MqttLink, intake: MessageDecoder, clock: SteadyClock) -> None:
+        self.link, self.intake, self.got, self.link_clock = link, intake, Collector(), clock
         self.done = 0
         self.readings: list[tuple[str, float, float]] = []
 
@@ -58,7 +59,7 @@ async def live(mosquitto: MosquittoServer, request: pytest.FixtureRequest) -> As
     link = MqttLink(
         config, branch="b42", subscriptions=intake.router.subscriptions(), clock=clock, rng=random.Random(7)
     )
-    lv = Live(link, intake)
+    lv = Live(link, intake, clock)
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(link.run(lv.got), name="mqtt-link")
         await eventually(lambda: link.connected, what="link connected")
@@ -90,3 +91,32 @@ async def test_duplicate_keys_from_the_broker_are_rejected_counted_logged_once(
     assert sorted((s, v) for s, v, _ in live.readings) == [("hall-lux", 51.0), ("hall-motion-temp", 21.78)]
     logged = [r.getMessage() for r in caplog.records if "duplicate_key" in r.getMessage()]
     assert logged == [f"rejected duplicate_key on {HUE}: key 'illuminance_lux' appears twice in one object"]
+
+
+LAST_SEEN = {"time": {"path": "last_seen", "format": "iso8601", "window_s": 60}}
+
+
+@pytest.mark.parametrize("live", [sensors(LAST_SEEN)], indirect=True)
+async def test_zigbee2mqtt_last_seen_is_the_readings_time(
+    mosquitto: MosquittoServer, live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Zigbee2MQTT with ``last_seen: ISO_8601`` stamps when the coordinator heard the device; a message
+    delivered late (queued in the broker) keeps that time; one older than the window is stamped on receipt."""
+
+    def hue(at: float) -> bytes:
+        iso = dt.datetime.fromtimestamp(at, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return HUE_PAYLOAD[:-1] + f',"last_seen":"{iso}"}}'.encode()
+
+    clock = live.link_clock
+    with caplog.at_level(logging.WARNING, logger="lobbyd.mqtt.intake"):
+        async with probe(mosquitto.port) as pub:
+            sent = clock.wall()
+            await pub.client.publish(HUE, hue(sent - 20), qos=1)
+            await eventually(lambda: live.drain() == 1, what="a message heard 20 s ago")
+            await pub.client.publish(HUE, hue(sent - 3600), qos=1)
+            await eventually(lambda: live.drain() == 2, what="a message heard an hour ago")
+    first, late = live.readings[:2], live.readings[2:]
+    assert [clock.to_wall(t) for _, _, t in first] == [pytest.approx(sent - 20, abs=0.002)] * 2
+    assert all(abs(clock.to_wall(t) - sent) < 5 for _, _, t in late)  # receipt
+    assert live.intake.counters.snapshot()["time_outside_window"] == 2  # both sensors on the topic
+    assert len([r for r in caplog.records if "payload time not used" in r.getMessage()]) == 2  # once per sensor
