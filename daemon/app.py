@@ -36,7 +36,7 @@ from daemon.state import SensorState
 from daemon.telemetry import Recorder
 from daemon.version import VERSION
 from drivers.clock import Clock, SteadyClock
-from drivers.influx import InfluxWriter
+from drivers.influx import InfluxWriter, daemon_series_config
 from drivers.modbus import AvailabilityCallback, DeviceConfig, ModbusBus, ModbusDevice
 from drivers.mqtt import MessageDecoder, MqttLink
 
@@ -68,8 +68,8 @@ def build_daemon(
         watch_rules=watch_rules,
         on_ready=on_ready,
     )
-    if daemon.parts.writer is not None:
-        daemon.parts.writer.open()  # the secret, the spool left by a previous run (an event, recorded)
+    for writer in daemon.parts.writers:
+        writer.open()  # the secret, the spool left by a previous run (an event, recorded)
     return daemon
 
 
@@ -98,11 +98,23 @@ class Daemon:
         self._watch_rules = watch_rules
         self._on_ready = on_ready
         self._stop = asyncio.Event()
-        writer = None
+        writer = own = None
         if cfg.influx is not None:
-            spool_dir = loaded.state_dir / "spool"
-            writer = InfluxWriter(cfg.influx, spool_dir=spool_dir, clock=clock.inner, on_event=self._event)
-        self._recorder = recorder = Recorder(cfg.branch, writer, to_wall=clock.to_wall)
+            # A spool per precision: points spooled in one are never replayed as if in another.
+            spool = "spool" if cfg.influx.precision == "ns" else f"spool-{cfg.influx.precision}"
+            writer = InfluxWriter(
+                cfg.influx, spool_dir=loaded.state_dir / spool, clock=clock.inner, on_event=self._event
+            )
+            if (own_cfg := daemon_series_config(cfg.influx)) is not None:
+                own_spool = loaded.state_dir / f"{spool}-daemon"
+                own = InfluxWriter(own_cfg, spool_dir=own_spool, clock=clock.inner, on_event=self._event)
+        self._recorder = recorder = Recorder(
+            cfg.branch,
+            writer,
+            to_wall=clock.to_wall,
+            own=own,
+            precision=cfg.influx.precision if cfg.influx is not None else "ns",
+        )
         state = SensorState(loaded.sensor_infos(), started_at=clock.now())
         decoder = MessageDecoder(cfg.sensors, clock=clock)
         prefix = f"lobbyd/{cfg.branch}/device/"
@@ -180,6 +192,7 @@ class Daemon:
             publisher=publisher,
             recorder=recorder,
             writer=writer,
+            daemon_writer=own,
             link=link,
             buses=buses,
             store=store,
@@ -213,7 +226,7 @@ class Daemon:
         if p.control.rules.last_good_error:
             _LOG.warning("rules: last good copies not saved: %s", p.control.rules.last_good_error)
         async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as outer:
-            writer_task = outer.create_task(p.writer.run(), name="influx-writer") if p.writer else None
+            writer_tasks = [outer.create_task(w.run(), name="influx-writer") for w in p.writers]
             for bus in p.buses.values():
                 await stack.enter_async_context(bus)
             await p.actuation.read_devices()
@@ -240,8 +253,8 @@ class Daemon:
                 p.actuation.stop()
                 await asyncio.gather(actuation, return_exceptions=True)
             await self.shutdown()
-            if writer_task is not None:
-                writer_task.cancel()
+            for task in writer_tasks:
+                task.cancel()
 
     async def _until_ready(self, tg: asyncio.TaskGroup) -> None:
         """Ready once the broker has acknowledged our subscriptions (or we are told to stop first)."""
@@ -276,8 +289,7 @@ class Daemon:
         except TimeoutError:
             _LOG.error("shutdown states not all applied within %.0fs", self.shutdown_bound_s)
         p.store.save(p.control.memory, p.actuation.gate, exact=True)
-        if p.writer is not None:
-            await p.writer.flush(timeout=10.0)
+        await asyncio.gather(*(w.flush(timeout=10.0) for w in p.writers))
 
     # ---- for simulations and tests on a virtual clock ------------------------------------------------------
     def caught_up(self) -> bool:
