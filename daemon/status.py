@@ -34,15 +34,17 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
     problems += [f"rules: {e}" for e in st["rules"]["errors"]]
     problems += [f"sensor {s['sensor']} is stale" for s in st["sensors"] if not s["fresh"]]
     problems += [f"device {d['name']} offline: {d['last_error']}" for d in st["devices"] if not d["online"]]
-    influx = st.get("influx")
-    if influx:
+    for key, what in (("influx", "time series"), ("influx_daemon", "daemon's own series")):
+        influx = st.get(key)
+        if not influx:
+            continue
         if influx.get("dropped_points"):
-            problems.append(f"time series: {influx['dropped_points']} points dropped ({_reasons(influx)})")
+            problems.append(f"{what}: {influx['dropped_points']} points dropped ({_reasons(influx)})")
         if influx.get("rejected_points"):
-            problems.append(f"time series: {influx['rejected_points']} points rejected by the server (see rejected.lp)")
+            problems.append(f"{what}: {influx['rejected_points']} points rejected by the server (see rejected.lp)")
         if influx.get("spool_oldest_s", 0) > SPOOL_ATTENTION_S:
             problems.append(
-                f"time series: InfluxDB unreachable, {influx['spooled_bytes']} bytes spooled, "
+                f"{what}: InfluxDB unreachable, {influx['spooled_bytes']} bytes spooled, "
                 f"oldest {_age(influx['spool_oldest_s'])}"
             )
     return problems
