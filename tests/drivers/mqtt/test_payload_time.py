@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.clock import SteadyClock, VirtualClock
-from drivers.mqtt import MessageDecoder, RejectReason, SensorConfig, decode
+from drivers.mqtt import TIME_REASONS, MessageDecoder, RejectReason, SensorConfig, decode
 
 TS = 1_700_000_000.0  # 2023-11-14T22:13:20Z, the time of receipt in these tests
 
@@ -151,3 +154,21 @@ def test_time_config_errors(time: dict[str, Any], message: str) -> None:
         sensor(time)
     with pytest.raises(pydantic.ValidationError, match="Extra inputs are not permitted"):
         sensor({"path": "at", "format": "s"}, {"type": "plain"})  # a plain payload has no time
+
+
+json_times = (
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30) | st.lists(st.integers())
+    | st.floats(min_value=TS - 120, max_value=TS + 120) | st.integers(int(TS - 120) * 1000, int(TS + 120) * 1000)
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_times, st.sampled_from(["s", "ms", "us", "ns", "iso8601"]))
+def test_fuzz_any_time_keeps_the_reading_inside_the_window(value: Any, fmt: str) -> None:
+    s = sensor({"path": "at", "format": fmt, "window_s": 60})
+    payload = json.dumps({"v": 20.0, "at": value}).encode()
+    (r,), rejected = decode([s], payload, ts=TS, retained=False)
+    assert r.value == 20.0
+    assert TS - 60 <= r.ts <= TS
+    assert all(j.reason in TIME_REASONS and j.sensor == "s1" for j in rejected)
+    assert (r.ts == TS) or not rejected
