@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from daemon.actuation import Actuation
@@ -36,7 +37,7 @@ from daemon.state import SensorState
 from daemon.telemetry import Recorder
 from daemon.version import VERSION
 from drivers.clock import Clock, SteadyClock
-from drivers.influx import InfluxWriter, daemon_series_config
+from drivers.influx import InfluxConfig, InfluxWriter, daemon_series_config, has_pending
 from drivers.modbus import AvailabilityCallback, DeviceConfig, ModbusBus, ModbusDevice
 from drivers.mqtt import MessageDecoder, MqttLink
 
@@ -70,7 +71,29 @@ def build_daemon(
     )
     for writer in daemon.parts.writers:
         writer.open()  # the secret, the spool left by a previous run (an event, recorded)
+    if loaded.config.influx is not None:
+        _report_other_spools(loaded.state_dir, set(_spool_names(loaded.config.influx)), clock)
     return daemon
+
+
+def _spool_names(influx: InfluxConfig) -> tuple[str, str]:
+    """The spool directories of the readings' writer and the daemon's own series' writer: one per
+    precision, so that points spooled in one are never replayed as if in another."""
+    spool = "spool" if influx.precision == "ns" else f"spool-{influx.precision}"
+    return spool, f"{spool}-daemon"
+
+
+def _report_other_spools(state_dir: Path, used: set[str], clock: Clock) -> None:
+    """Log points left in a spool this configuration does not replay (another precision, or a daemon
+    database no longer configured): they stay on disk until the setting is changed back."""
+    with contextlib.suppress(OSError):
+        for d in sorted(state_dir.glob("spool*")):
+            if d.name not in used and d.is_dir() and has_pending(d, clock=clock):
+                _LOG.warning(
+                    "time series: %s holds points spooled under another influx precision or daemon database;"
+                    " they are not replayed while the configuration differs",
+                    d,
+                )
 
 
 class Daemon:
@@ -100,14 +123,14 @@ class Daemon:
         self._stop = asyncio.Event()
         writer = own = None
         if cfg.influx is not None:
-            # A spool per precision: points spooled in one are never replayed as if in another.
-            spool = "spool" if cfg.influx.precision == "ns" else f"spool-{cfg.influx.precision}"
+            spool, own_spool = _spool_names(cfg.influx)
             writer = InfluxWriter(
                 cfg.influx, spool_dir=loaded.state_dir / spool, clock=clock.inner, on_event=self._event
             )
             if (own_cfg := daemon_series_config(cfg.influx)) is not None:
-                own_spool = loaded.state_dir / f"{spool}-daemon"
-                own = InfluxWriter(own_cfg, spool_dir=own_spool, clock=clock.inner, on_event=self._event)
+                own = InfluxWriter(
+                    own_cfg, spool_dir=loaded.state_dir / own_spool, clock=clock.inner, on_event=self._event
+                )
         self._recorder = recorder = Recorder(
             cfg.branch,
             writer,

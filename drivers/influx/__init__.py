@@ -8,6 +8,7 @@ Public API::
 from .config import FsyncPolicy, InfluxConfig, InfluxV1Config, InfluxV2Config, Precision, daemon_series_config
 from .errors import InfluxConfigError, InfluxError, InfluxRejected, InfluxUnavailable
 from .lineproto import PER_SECOND, FieldValue, line, timestamp
+from .spool import has_pending
 from .writer import InfluxWriter, WriterStats
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Precision",
     "WriterStats",
     "daemon_series_config",
+    "has_pending",
     "line",
     "timestamp",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import logging
 import threading
 import time
 import urllib.error
@@ -17,11 +18,16 @@ from typing import Any
 
 import pytest
 
+from daemon.app import build_daemon
+from daemon.config import load_config
 from daemon.model import Quantity, Reading
 from daemon.telemetry import Recorder
-from drivers.influx import InfluxV1Config, InfluxV2Config, InfluxWriter, daemon_series_config
+from drivers.clock import VirtualClock
+from drivers.influx import InfluxV1Config, InfluxV2Config, InfluxWriter, daemon_series_config, has_pending
+from drivers.influx.spool import Spool
 from simulators.servers import InfluxServer, VictoriaMetricsServer
 from tests.drivers.influx.helpers import influx_rows, running
+from tests.e2e.harness import copy_rules, write_config
 from tests.polling import eventually
 
 pytestmark = pytest.mark.servers
@@ -156,3 +162,32 @@ async def _v2_write(url: str, victoria: VictoriaMetricsServer, tmp_path: Path, p
     got = sorted((r["metric"]["__name__"], r["timestamps"]) for r in rows)
     at_ms = expected_ns(ts, precision) // 1_000_000  # VictoriaMetrics keeps milliseconds
     assert got == [("health_evaluations", [at_ms]), ("reading_value", [at_ms])]
+
+
+async def test_a_spool_left_under_another_setting_is_reported_not_replayed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Points spooled in ms stay where they are when the precision is set back to ns (replayed as ns they
+    would land in 1970), and the start says so; a drained spool of another setting is not mentioned."""
+    clock = VirtualClock(time.time())
+    state = tmp_path / "state"
+    left = Spool(state / "spool-ms", budget_bytes=1 << 20, clock=clock)
+    left.open()
+    left.append(["reading,branch=b1 value=1.0 1700000000000"])
+    left.close()
+    drained = Spool(state / "spool-us-daemon", budget_bytes=1 << 20, clock=clock)
+    drained.open()
+    drained.append(['event,branch=b1 text="x" 1700000000000000'])
+    record = drained.peek()
+    assert record is not None
+    drained.commit(record)
+    drained.close()
+    cfg = write_config(
+        tmp_path, mqtt_port=1, device_ports={"fresh_air": 1, "lights": 1}, influx_url="http://127.0.0.1:1",
+        rules_dir=copy_rules(tmp_path),
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="lobbyd"):
+        build_daemon(load_config(cfg), clock=clock, watch_rules=False)
+    warned = [r.getMessage() for r in caplog.records if "spooled under another" in r.getMessage()]
+    assert len(warned) == 1 and "spool-ms " in warned[0]
+    assert has_pending(state / "spool-ms", clock=clock)  # kept
