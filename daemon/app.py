@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from daemon.actuation import Actuation
@@ -36,7 +37,7 @@ from daemon.state import SensorState
 from daemon.telemetry import Recorder
 from daemon.version import VERSION
 from drivers.clock import Clock, SteadyClock
-from drivers.influx import InfluxWriter
+from drivers.influx import InfluxConfig, InfluxWriter, daemon_series_config, has_pending
 from drivers.modbus import AvailabilityCallback, DeviceConfig, ModbusBus, ModbusDevice
 from drivers.mqtt import MessageDecoder, MqttLink
 
@@ -68,9 +69,31 @@ def build_daemon(
         watch_rules=watch_rules,
         on_ready=on_ready,
     )
-    if daemon.parts.writer is not None:
-        daemon.parts.writer.open()  # the secret, the spool left by a previous run (an event, recorded)
+    for writer in daemon.parts.writers:
+        writer.open()  # the secret, the spool left by a previous run (an event, recorded)
+    if loaded.config.influx is not None:
+        _report_other_spools(loaded.state_dir, set(_spool_names(loaded.config.influx)), clock)
     return daemon
+
+
+def _spool_names(influx: InfluxConfig) -> tuple[str, str]:
+    """The spool directories of the readings' writer and the daemon's own series' writer: one per
+    precision, so that points spooled in one are never replayed as if in another."""
+    spool = "spool" if influx.precision == "ns" else f"spool-{influx.precision}"
+    return spool, f"{spool}-daemon"
+
+
+def _report_other_spools(state_dir: Path, used: set[str], clock: Clock) -> None:
+    """Log points left in a spool this configuration does not replay (another precision, or a daemon
+    database no longer configured): they stay on disk until the setting is changed back."""
+    with contextlib.suppress(OSError):
+        for d in sorted(state_dir.glob("spool*")):
+            if d.name not in used and d.is_dir() and has_pending(d, clock=clock):
+                _LOG.warning(
+                    "time series: %s holds points spooled under another influx precision or daemon database;"
+                    " they are not replayed while the configuration differs",
+                    d,
+                )
 
 
 class Daemon:
@@ -98,11 +121,23 @@ class Daemon:
         self._watch_rules = watch_rules
         self._on_ready = on_ready
         self._stop = asyncio.Event()
-        writer = None
+        writer = own = None
         if cfg.influx is not None:
-            spool_dir = loaded.state_dir / "spool"
-            writer = InfluxWriter(cfg.influx, spool_dir=spool_dir, clock=clock.inner, on_event=self._event)
-        self._recorder = recorder = Recorder(cfg.branch, writer, to_wall=clock.to_wall)
+            spool, own_spool = _spool_names(cfg.influx)
+            writer = InfluxWriter(
+                cfg.influx, spool_dir=loaded.state_dir / spool, clock=clock.inner, on_event=self._event
+            )
+            if (own_cfg := daemon_series_config(cfg.influx)) is not None:
+                own = InfluxWriter(
+                    own_cfg, spool_dir=loaded.state_dir / own_spool, clock=clock.inner, on_event=self._event
+                )
+        self._recorder = recorder = Recorder(
+            cfg.branch,
+            writer,
+            to_wall=clock.to_wall,
+            own=own,
+            precision=cfg.influx.precision if cfg.influx is not None else "ns",
+        )
         state = SensorState(loaded.sensor_infos(), started_at=clock.now())
         decoder = MessageDecoder(cfg.sensors, clock=clock)
         prefix = f"lobbyd/{cfg.branch}/device/"
@@ -180,6 +215,7 @@ class Daemon:
             publisher=publisher,
             recorder=recorder,
             writer=writer,
+            daemon_writer=own,
             link=link,
             buses=buses,
             store=store,
@@ -213,7 +249,7 @@ class Daemon:
         if p.control.rules.last_good_error:
             _LOG.warning("rules: last good copies not saved: %s", p.control.rules.last_good_error)
         async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as outer:
-            writer_task = outer.create_task(p.writer.run(), name="influx-writer") if p.writer else None
+            writer_tasks = [outer.create_task(w.run(), name="influx-writer") for w in p.writers]
             for bus in p.buses.values():
                 await stack.enter_async_context(bus)
             await p.actuation.read_devices()
@@ -240,8 +276,8 @@ class Daemon:
                 p.actuation.stop()
                 await asyncio.gather(actuation, return_exceptions=True)
             await self.shutdown()
-            if writer_task is not None:
-                writer_task.cancel()
+            for task in writer_tasks:
+                task.cancel()
 
     async def _until_ready(self, tg: asyncio.TaskGroup) -> None:
         """Ready once the broker has acknowledged our subscriptions (or we are told to stop first)."""
@@ -276,8 +312,7 @@ class Daemon:
         except TimeoutError:
             _LOG.error("shutdown states not all applied within %.0fs", self.shutdown_bound_s)
         p.store.save(p.control.memory, p.actuation.gate, exact=True)
-        if p.writer is not None:
-            await p.writer.flush(timeout=10.0)
+        await asyncio.gather(*(w.flush(timeout=10.0) for w in p.writers))
 
     # ---- for simulations and tests on a virtual clock ------------------------------------------------------
     def caught_up(self) -> bool:

@@ -133,11 +133,13 @@ def health_records(p: Parts) -> list[tuple[str, dict[str, float | int]]]:
             },
         ),
     ]
-    if p.writer is not None:
-        stats = dataclasses.asdict(p.writer.stats())
+    for component, writer in (("influx", p.writer), ("influx_daemon", p.daemon_writer)):
+        if writer is None:
+            continue
+        stats = dataclasses.asdict(writer.stats())
         out.append(
             (
-                "influx",
+                component,
                 {
                     k: v
                     for k, v in stats.items()

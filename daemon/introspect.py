@@ -80,6 +80,7 @@ def collect_status(p: Parts) -> dict[str, Any]:
             "mismatch": actuation.stats.writes_mismatch,
         },
         "influx": dataclasses.asdict(p.writer.stats()) if p.writer is not None else None,
+        "influx_daemon": dataclasses.asdict(p.daemon_writer.stats()) if p.daemon_writer is not None else None,
         "overrides": p.overrides.snapshot(),
         "degraded": degraded(p),
     }

@@ -46,3 +46,9 @@ class Parts:
     started_at: float
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)  # the broker acknowledged our filters
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # devices read, MQTT subscribed (READY=1)
+    daemon_writer: InfluxWriter | None = None  # the daemon's own series, when they go to a database of their own
+
+    @property
+    def writers(self) -> list[InfluxWriter]:
+        """Every time-series writer: the readings' and, when separate, the daemon's own series'."""
+        return [w for w in (self.writer, self.daemon_writer) if w is not None]

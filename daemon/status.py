@@ -36,15 +36,17 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
     problems += [f"device {d['name']} offline: {d['last_error']}" for d in st["devices"] if not d["online"]]
     problems += [f"{t}: {p['held_by']}" for t, p in st["points"].items() if p.get("mismatch")]
     problems += [f"{t}: {p['error']}" for t, p in st["points"].items() if p.get("error")]
-    influx = st.get("influx")
-    if influx:
+    for key, what in (("influx", "time series"), ("influx_daemon", "daemon's own series")):
+        influx = st.get(key)
+        if not influx:
+            continue
         if influx.get("dropped_points"):
-            problems.append(f"time series: {influx['dropped_points']} points dropped ({_reasons(influx)})")
+            problems.append(f"{what}: {influx['dropped_points']} points dropped ({_reasons(influx)})")
         if influx.get("rejected_points"):
-            problems.append(f"time series: {influx['rejected_points']} points rejected by the server (see rejected.lp)")
+            problems.append(f"{what}: {influx['rejected_points']} points rejected by the server (see rejected.lp)")
         if influx.get("spool_oldest_s", 0) > SPOOL_ATTENTION_S:
             problems.append(
-                f"time series: InfluxDB unreachable, {influx['spooled_bytes']} bytes spooled, "
+                f"{what}: InfluxDB unreachable, {influx['spooled_bytes']} bytes spooled, "
                 f"oldest {_age(influx['spool_oldest_s'])}"
             )
     return problems

@@ -12,23 +12,31 @@ import math
 from collections.abc import Callable, Mapping
 
 from daemon.model import Decision, Reading, WriteResult
-from drivers.influx import InfluxWriter, line
+from drivers.influx import PER_SECOND, InfluxWriter, line
 
 __all__ = ["Recorder"]
 
 _LOG = logging.getLogger("lobbyd.telemetry")
 
 
-def _ns(ts: float) -> int:
-    return round(ts * 1e9)
-
-
 class Recorder:
+    """Readings go to ``writer``; the daemon's own series (decisions, writes, status, availability, events,
+    health) to ``own`` when given (a database of their own), else to ``writer`` too. Timestamps are
+    written in ``precision`` (the writers' configured one)."""
+
     def __init__(
-        self, branch: str, writer: InfluxWriter | None, *, to_wall: Callable[[float], float] | None = None
+        self,
+        branch: str,
+        writer: InfluxWriter | None,
+        *,
+        to_wall: Callable[[float], float] | None = None,
+        own: InfluxWriter | None = None,
+        precision: str = "ns",
     ) -> None:
         self.branch = branch
         self.writer = writer
+        self.own = own if own is not None else writer
+        self._per_second = PER_SECOND[precision]
         self._to_wall = to_wall  # the callers' times (the daemon's steady line) → the wall clock
         self.lines = 0
         self.bad = 0
@@ -42,18 +50,20 @@ class Recorder:
         ts: float,
     ) -> None:
         self.lines += 1
-        if self.writer is None:
+        target = self.writer if measurement == "reading" else self.own
+        if target is None:
             return
         clean = {k: (v.replace("\n", " | ") if isinstance(v, str) else v) for k, v in fields.items() if v is not None}
         try:
             if self._to_wall is not None:
                 ts = self._to_wall(ts)
-            text = line(measurement, {"branch": self.branch, **{k: v for k, v in tags.items() if v}}, clean, _ns(ts))
+            all_tags = {"branch": self.branch, **{k: v for k, v in tags.items() if v}}
+            text = line(measurement, all_tags, clean, round(ts * self._per_second))
         except ValueError as exc:  # NaN or empty: never let a record break control
             self.bad += 1
             _LOG.warning("not recorded: %s %s: %s", measurement, dict(tags), exc)
             return
-        self.writer.submit(text)
+        target.submit(text)
 
     def reading(self, r: Reading) -> None:
         # The hot path (one call per accepted reading): the tag part of a sensor's line never
@@ -68,7 +78,7 @@ class Recorder:
                 self._reading_prefix[key] = prefix
             self.lines += 1
             ts = r.ts if self._to_wall is None else self._to_wall(r.ts)
-            self.writer.submit(f"{prefix} value={float(r.value)!r} {_ns(ts)}")
+            self.writer.submit(f"{prefix} value={float(r.value)!r} {round(ts * self._per_second)}")
             return
         self._emit(
             "reading", {"zone": r.zone, "sensor": r.sensor, "quantity": str(r.quantity)}, {"value": r.value}, r.ts

@@ -45,6 +45,7 @@ REJECT_REASONS = (
     "not_utf8",
     "oversize",
     "not_json",
+    "duplicate_key",
     "missing_field",
     "wrong_type",
     "null",
@@ -52,6 +53,8 @@ REJECT_REASONS = (
     "infinite",
     "implausible",
     "unknown_topic",
+    "time_unparseable",  # the payload's time only: the reading was kept, stamped on receipt
+    "time_outside_window",
 )
 
 BRANCH = '"branch" =~ /^$branch$/'

@@ -20,12 +20,15 @@ __all__ = [
     "InfluxConfig",
     "InfluxV1Config",
     "InfluxV2Config",
+    "Precision",
+    "daemon_series_config",
     "redact_text",
     "redact_url",
     "resolve_secret",
 ]
 
 FsyncPolicy = Literal["batch", "always", "never"]
+Precision = Literal["s", "ms", "us", "ns"]
 
 
 class _Common(BaseModel):
@@ -42,6 +45,11 @@ class _Common(BaseModel):
     fsync: FsyncPolicy = Field(default="batch", description="spool durability; see docs/schema.md")
     retry_initial_s: float = Field(default=1.0, gt=0, description="first backoff delay during an outage")
     retry_max_s: float = Field(default=60.0, gt=0, description="backoff ceiling")
+    precision: Precision = Field(
+        default="ns",
+        description="timestamp precision of the points written: s, ms, us or ns (coarser: smaller requests;"
+        " points of one series within the same second, ms... overwrite each other)",
+    )
 
     @model_validator(mode="after")
     def _retry_order(self) -> _Common:
@@ -61,6 +69,12 @@ class InfluxV2Config(_Common):
     api: Literal["v2"] = "v2"
     org: str = Field(min_length=1)
     bucket: str = Field(min_length=1)
+    daemon_bucket: str | None = Field(
+        default=None,
+        min_length=1,
+        description="bucket of the daemon's own series (decisions, device writes and status, availability,"
+        " events, health); default: bucket, with the readings",
+    )
     token_env: str | None = Field(default=None, description="environment variable holding the token")
     token_file: Path | None = Field(default=None, description="file holding the token")
 
@@ -71,10 +85,16 @@ class InfluxV2Config(_Common):
 
 
 class InfluxV1Config(_Common):
-    """InfluxDB 1.x API (``/write?db=&rp=&precision=ns``), user/password by HTTP basic auth."""
+    """InfluxDB 1.x API (``/write?db=&rp=&precision=``), user/password by HTTP basic auth."""
 
     api: Literal["v1"] = "v1"
     database: str = Field(min_length=1)
+    daemon_database: str | None = Field(
+        default=None,
+        min_length=1,
+        description="database of the daemon's own series (decisions, device writes and status, availability,"
+        " events, health); default: database, with the readings",
+    )
     retention_policy: str | None = None
     username: str | None = None
     password_env: str | None = Field(default=None, description="environment variable holding the password")
@@ -90,6 +110,17 @@ class InfluxV1Config(_Common):
 
 InfluxConfig = Annotated[InfluxV2Config | InfluxV1Config, Field(discriminator="api")]
 """Either API's config; pydantic picks the class from the ``api`` key."""
+
+
+def daemon_series_config(config: InfluxV2Config | InfluxV1Config) -> InfluxV2Config | InfluxV1Config | None:
+    """The config for the daemon's own series when they go to a database (bucket) of their own, else None."""
+    if isinstance(config, InfluxV2Config):
+        if config.daemon_bucket is None or config.daemon_bucket == config.bucket:
+            return None
+        return config.model_copy(update={"bucket": config.daemon_bucket, "daemon_bucket": None})
+    if config.daemon_database is None or config.daemon_database == config.database:
+        return None
+    return config.model_copy(update={"database": config.daemon_database, "daemon_database": None})
 
 
 def redact_url(url: str) -> str:

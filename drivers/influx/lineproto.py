@@ -14,9 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-__all__ = ["FieldValue", "line"]
+__all__ = ["PER_SECOND", "FieldValue", "line", "timestamp"]
 
 FieldValue = float | int | bool | str
+
+#: Timestamp units per second, by write precision.
+PER_SECOND: dict[str, int] = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -61,13 +64,19 @@ def _field(key: str, value: FieldValue) -> str:
     raise TypeError(f"field {key!r}: unsupported type {type(value).__name__}")
 
 
+def timestamp(ts: float, precision: str = "ns") -> int:
+    """POSIX seconds as a line-protocol timestamp in ``precision`` (``s``, ``ms``, ``us``, ``ns``), rounded."""
+    return round(ts * PER_SECOND[precision])
+
+
 def line(
     measurement: str,
     tags: Mapping[str, str],
     fields: Mapping[str, FieldValue | None],
     ts_ns: int,
 ) -> str:
-    """Return one line of line protocol with an explicit nanosecond timestamp.
+    """Return one line of line protocol with an explicit timestamp (``ts_ns``: an int in the write's
+    precision, nanoseconds unless configured otherwise; see :func:`timestamp`).
 
     Tags are sorted by key (what InfluxDB prefers); integers are written as ``5i``; ``None`` fields
     are skipped. Raises ``ValueError`` when no field is left, on NaN/inf, or on a string that line
@@ -90,5 +99,5 @@ def line(
     if not field_text:
         raise ValueError(f"{measurement}: a point needs at least one field")
     if isinstance(ts_ns, bool) or not isinstance(ts_ns, int):
-        raise TypeError("ts_ns must be an int (nanoseconds since the epoch)")
+        raise TypeError("ts_ns must be an int (the timestamp in the write's precision)")
     return f"{','.join(parts)} {field_text} {ts_ns}"

@@ -381,3 +381,10 @@ class Spool:
         self._write_cursor()
         nxt = self.peek() if self.has_pending() else None
         self._oldest = nxt.spooled_at if nxt else None
+
+
+def has_pending(directory: Path, *, clock: Clock) -> bool:
+    """Whether the spool at ``directory`` holds records not yet replayed (opened as its writer would)."""
+    spool = Spool(directory, budget_bytes=1 << 62, fsync="never", clock=clock)
+    spool.open()
+    return spool.has_pending()

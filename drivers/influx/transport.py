@@ -28,6 +28,7 @@ from .errors import InfluxRejected, InfluxUnavailable
 __all__ = ["Transport", "V1Transport", "V2Transport", "classify_status", "open_transport"]
 
 _RETRY_STATUS = {401, 403, 404, 408, 429}
+_V1_PRECISION = {"s": "s", "ms": "ms", "us": "u", "ns": "ns"}  # InfluxDB 1.x names microseconds "u"
 
 
 def _message(body: bytes | str | None) -> str:
@@ -64,7 +65,7 @@ class Transport(Protocol):
 
 
 class V1Transport:
-    """InfluxDB 1.x ``POST /write?db=&rp=&precision=ns`` over a kept-alive ``http.client`` connection."""
+    """InfluxDB 1.x ``POST /write?db=&rp=&precision=`` over a kept-alive ``http.client`` connection."""
 
     max_in_flight = 1  # one connection, one request at a time
 
@@ -74,7 +75,7 @@ class V1Transport:
         self._host = u.hostname or "localhost"
         self._port = u.port
         self._timeout = config.timeout_s
-        params = {"db": config.database, "precision": "ns"}
+        params = {"db": config.database, "precision": _V1_PRECISION[config.precision]}
         if config.retention_policy:
             params["rp"] = config.retention_policy
         self._path = f"{u.path.rstrip('/')}/write?{urllib.parse.urlencode(params)}"
@@ -152,7 +153,9 @@ class V2Transport:
         from influxdb_client.rest import ApiException
 
         self._api_exc: type[Exception] = ApiException
-        self._precision = WritePrecision.NS
+        self._precision = {"s": WritePrecision.S, "ms": WritePrecision.MS, "us": WritePrecision.US}.get(
+            config.precision, WritePrecision.NS
+        )
         self._bucket = config.bucket
         self._org = config.org
         self._url = config.url

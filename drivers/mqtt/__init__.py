@@ -3,8 +3,9 @@
 Public API::
 
     from drivers.mqtt import (SensorConfig, Decoder, PlainDecoder, JsonDecoder, Zigbee2MqttDecoder,
-                              TasmotaDecoder, decode, Rejected, RejectReason, IntakeCounters, MessageDecoder,
-                              TopicRouter, MqttConfig, TlsConfig, MqttLink, Message)
+                              TasmotaDecoder, PayloadTime, decode, Rejected, RejectReason, TIME_REASONS,
+                              IntakeCounters, MessageDecoder, TopicRouter, MqttConfig, TlsConfig, MqttLink,
+                              Message)
 """
 
 from drivers.mqtt.config import (
@@ -12,13 +13,14 @@ from drivers.mqtt.config import (
     Decoder,
     JsonDecoder,
     MqttConfig,
+    PayloadTime,
     PlainDecoder,
     SensorConfig,
     TasmotaDecoder,
     TlsConfig,
     Zigbee2MqttDecoder,
 )
-from drivers.mqtt.decode import DEFAULT_MAX_BYTES, Rejected, RejectReason, decode
+from drivers.mqtt.decode import DEFAULT_MAX_BYTES, TIME_REASONS, Rejected, RejectReason, decode
 from drivers.mqtt.errors import (
     AuthRejected,
     BrokerUnreachable,
@@ -36,6 +38,7 @@ from drivers.mqtt.message import Message
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PLAUSIBLE",
+    "TIME_REASONS",
     "AuthRejected",
     "BrokerUnreachable",
     "ConnectionLost",
@@ -48,6 +51,7 @@ __all__ = [
     "MqttConfig",
     "MqttLink",
     "MqttLinkError",
+    "PayloadTime",
     "PlainDecoder",
     "ProtocolError",
     "RateLimitedLog",

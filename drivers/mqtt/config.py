@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,7 @@ __all__ = [
     "Decoder",
     "JsonDecoder",
     "MqttConfig",
+    "PayloadTime",
     "PlainDecoder",
     "SensorConfig",
     "TasmotaDecoder",
@@ -59,7 +61,8 @@ UNIT_CONVERSIONS: dict[Quantity, dict[str, tuple[float, float]]] = {
     Quantity.CO2: {"ppm": (1.0, 0.0), "%": (10_000.0, 0.0)},
 }
 
-#: Zigbee2MQTT's key for each quantity when a sensor names none (Zigbee2MQTT ≥ 2.0: illuminance in lx).
+#: Zigbee2MQTT's key for each quantity when a sensor names none (Zigbee2MQTT ≥ 2.0: illuminance in lx;
+#: 1.x sends the raw Zigbee value as ``illuminance`` and lx as ``illuminance_lux``, which is then preferred).
 Z2M_DEFAULT_KEYS: dict[Quantity, str] = {
     Quantity.TEMPERATURE: "temperature",
     Quantity.HUMIDITY: "humidity",
@@ -101,6 +104,63 @@ def parse_json_path(path: str) -> tuple[str | int, ...]:
     return tuple(parts)
 
 
+class PayloadTime(BaseModel):
+    """Where a payload states when the sensor measured, and how (``time:`` of a JSON-based decoder).
+
+    A time further than ``window_s`` from the time of receipt, or one that cannot be read, is not used:
+    the reading is then stamped on receipt, and the case is counted and logged (once per topic and
+    interval). A time after receipt (the sensor's clock is ahead) is taken as the time of receipt.
+    """
+
+    model_config = _FROZEN
+    path: str = Field(description="JSON path of the time in the payload, e.g. 'Time' or 'meta.ts'")
+    format: Literal["s", "ms", "us", "ns", "iso8601"] = Field(
+        description="seconds, milliseconds, microseconds or nanoseconds since 1970-01-01 UTC"
+        " (a number), or an ISO 8601 text such as 2024-03-04T10:11:12Z",
+    )
+    window_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="the most the payload's time may differ from the time of receipt, either way (seconds)",
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA time zone of an ISO 8601 time given without offset (Tasmota sends local time);"
+        " without it such a time is not used",
+    )
+    _parts: tuple[str | int, ...] = PrivateAttr(default=())
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Parse the path once."""
+        self._parts = parse_json_path(self.path)
+
+    @field_validator("path")
+    @classmethod
+    def _path_parses(cls, v: str) -> str:
+        parse_json_path(v)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_known(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                zoneinfo.ZoneInfo(v)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {v!r} (an IANA name such as 'Europe/Zurich')") from None
+        return v
+
+    @property
+    def parts(self) -> tuple[str | int, ...]:
+        """The parsed path."""
+        return self._parts
+
+
+def _time_field() -> Any:
+    return Field(default=None, description="take the reading's time from the payload (path, format, window_s)")
+
+
 class PlainDecoder(BaseModel):
     """The payload is the number itself, as text: ``21.5``."""
 
@@ -113,7 +173,8 @@ class JsonDecoder(BaseModel):
 
     model_config = _FROZEN
     type: Literal["json"]
-    path: str
+    path: str = Field(description="JSON path of the number, e.g. 'a.b[0].c'")
+    time: PayloadTime | None = _time_field()
     _parts: tuple[str | int, ...] = PrivateAttr(default=())
 
     def model_post_init(self, context: Any, /) -> None:
@@ -135,12 +196,18 @@ class JsonDecoder(BaseModel):
 class Zigbee2MqttDecoder(BaseModel):
     """Zigbee2MQTT device state: a flat JSON object, ``{"temperature": 22.5, "humidity": 41, ...}``.
 
-    ``key`` defaults to Zigbee2MQTT's name for the sensor's quantity (``pm25``, ``illuminance``...).
+    ``key`` defaults to Zigbee2MQTT's name for the sensor's quantity (``pm25``, ``illuminance``...);
+    for illuminance, ``illuminance_lux`` is taken when the payload has it (Zigbee2MQTT 1.x).
     """
 
     model_config = _FROZEN
     type: Literal["zigbee2mqtt"]
-    key: str | None = None
+    key: str | None = Field(
+        default=None,
+        description="the payload's key; default Zigbee2MQTT's name for the quantity"
+        " (illuminance: illuminance_lux when present, else illuminance)",
+    )
+    time: PayloadTime | None = _time_field()
 
 
 class TasmotaDecoder(BaseModel):
@@ -152,8 +219,9 @@ class TasmotaDecoder(BaseModel):
 
     model_config = _FROZEN
     type: Literal["tasmota"]
-    sensor: str = Field(min_length=1)
-    key: str = Field(min_length=1)
+    sensor: str = Field(min_length=1, description="the sensor's object in the payload, e.g. 'SDS0X1'")
+    key: str = Field(min_length=1, description="the value's key in that object, e.g. 'PM2.5'")
+    time: PayloadTime | None = _time_field()
 
 
 Decoder = Annotated[PlainDecoder | JsonDecoder | Zigbee2MqttDecoder | TasmotaDecoder, Field(discriminator="type")]

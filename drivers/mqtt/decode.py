@@ -7,10 +7,12 @@ for all sensors sharing its topic; each sensor then picks its own field.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import json
 import math
 import re
+import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +22,14 @@ from drivers.mqtt.config import (
     UNIT_CONVERSIONS,
     Z2M_DEFAULT_KEYS,
     JsonDecoder,
+    PayloadTime,
     PlainDecoder,
     SensorConfig,
     TasmotaDecoder,
     Zigbee2MqttDecoder,
 )
 
-__all__ = ["DEFAULT_MAX_BYTES", "RejectReason", "Rejected", "decode"]
+__all__ = ["DEFAULT_MAX_BYTES", "TIME_REASONS", "RejectReason", "Rejected", "decode"]
 
 DEFAULT_MAX_BYTES = 64 * 1024
 
@@ -37,6 +40,7 @@ class RejectReason(enum.StrEnum):
     NOT_UTF8 = "not_utf8"
     OVERSIZE = "oversize"
     NOT_JSON = "not_json"
+    DUPLICATE_KEY = "duplicate_key"
     MISSING_FIELD = "missing_field"
     WRONG_TYPE = "wrong_type"
     NULL = "null"
@@ -44,11 +48,20 @@ class RejectReason(enum.StrEnum):
     INFINITE = "infinite"
     IMPLAUSIBLE = "implausible"
     UNKNOWN_TOPIC = "unknown_topic"
+    # The payload's own time (a decoder's ``time:``) is not used; the reading is kept, stamped on receipt.
+    TIME_UNPARSEABLE = "time_unparseable"
+    TIME_OUTSIDE_WINDOW = "time_outside_window"
+
+
+#: Reasons that reject only the payload's time: the reading itself is accepted, stamped on receipt.
+TIME_REASONS = frozenset({RejectReason.TIME_UNPARSEABLE, RejectReason.TIME_OUTSIDE_WINDOW})
 
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """One rejected payload or field: where it came from, why, and a short human detail."""
+    """One rejected payload or field: where it came from, why, and a short human detail.
+
+    With a reason in :data:`TIME_REASONS` only the payload's time was rejected (its reading is kept)."""
 
     topic: str
     reason: RejectReason
@@ -68,6 +81,22 @@ _NUMBER = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
 _NAN_WORDS = frozenset({"nan", "+nan", "-nan"})
 _INF_WORDS = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
 _MISSING = object()
+
+
+class _DuplicateKey(ValueError):  # raised inside json.loads by _unique_pairs; caught in decode
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s object hook: an object naming a key twice is refused (JSON would keep the last)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"key {_short(key)} appears twice in one object")
+            seen.add(key)
+    return obj
 
 
 def _number_from_text(text: str) -> float:
@@ -141,6 +170,64 @@ def _short(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
+_EPOCH_SCALE = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+
+
+def _tasmota_body(dec: TasmotaDecoder, doc: Any) -> Any:
+    """Tasmota's telemetry object, also when wrapped in ``StatusSNS`` (the answer to ``Status 10``)."""
+    if isinstance(doc, dict) and dec.sensor not in doc and isinstance(doc.get("StatusSNS"), dict):
+        return doc["StatusSNS"]
+    return doc
+
+
+def _payload_time(spec: PayloadTime, doc: Any) -> float:
+    """The time the payload states, in POSIX seconds (wall clock); ``_Reject`` if it cannot be read."""
+    try:
+        value = _lookup(doc, spec.parts)
+    except _Reject as r:
+        raise _Reject(RejectReason.TIME_UNPARSEABLE, f"time {r.detail}") from None
+    shown = _short(str(value))
+    if spec.format == "iso8601":
+        if not isinstance(value, str):
+            raise _Reject(RejectReason.TIME_UNPARSEABLE, f"time {shown} is not an ISO 8601 text")
+        try:
+            when = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise _Reject(RejectReason.TIME_UNPARSEABLE, f"time {shown} is not ISO 8601") from None
+        if when.tzinfo is None:
+            if spec.timezone is None:
+                raise _Reject(
+                    RejectReason.TIME_UNPARSEABLE, f"time {shown} has no UTC offset and the decoder names no timezone"
+                )
+            when = when.replace(tzinfo=zoneinfo.ZoneInfo(spec.timezone))
+        try:
+            return when.timestamp()
+        except (OverflowError, ValueError, OSError):  # pragma: no cover - fromisoformat bounds the year
+            raise _Reject(RejectReason.TIME_UNPARSEABLE, f"time {shown} out of range") from None
+    try:
+        number = _number(value)
+    except _Reject:
+        raise _Reject(RejectReason.TIME_UNPARSEABLE, f"time {shown} is not a number of {spec.format}") from None
+    seconds = number / _EPOCH_SCALE[spec.format]
+    if not math.isfinite(seconds):
+        raise _Reject(RejectReason.TIME_UNPARSEABLE, f"time {shown} is not finite")
+    return seconds
+
+
+def _time_of(dec: PayloadTime, doc: Any, ts: float, wall: float) -> float:
+    """The reading's time on the caller's line (``ts`` is receipt on it, ``wall`` receipt on the wall clock):
+    receipt moved back by how much earlier the payload's time is than ``wall`` (a later one is taken as
+    receipt: a reading is never fresher than its arrival); ``_Reject`` when unusable."""
+    stated = _payload_time(dec, doc)
+    skew = stated - wall
+    if not abs(skew) <= dec.window_s:
+        raise _Reject(
+            RejectReason.TIME_OUTSIDE_WINDOW,
+            f"time {stated:.3f} is {skew:+.0f}s from receipt {wall:.3f} (allowed ±{dec.window_s:g}s)",
+        )
+    return ts + min(skew, 0.0)  # ahead of receipt: the sensor's clock is fast; nothing is measured later
+
+
 def _raw_value(sensor: SensorConfig, text: str, doc: Any) -> tuple[float, str | None]:
     """The sensor's raw number and the unit the payload states for it (Tasmota's TempUnit)."""
     dec = sensor.decoder
@@ -150,11 +237,11 @@ def _raw_value(sensor: SensorConfig, text: str, doc: Any) -> tuple[float, str | 
         return _number(_lookup(doc, dec.parts)), None
     if isinstance(dec, Zigbee2MqttDecoder):
         key = dec.key if dec.key is not None else Z2M_DEFAULT_KEYS[sensor.quantity]
+        if dec.key is None and key == "illuminance" and isinstance(doc, dict) and "illuminance_lux" in doc:
+            key = "illuminance_lux"  # Zigbee2MQTT 1.x: ``illuminance`` is the raw Zigbee value, not lx
         return _number(_lookup(doc, (key,))), None
     assert isinstance(dec, TasmotaDecoder)
-    body = doc
-    if isinstance(doc, dict) and dec.sensor not in doc and isinstance(doc.get("StatusSNS"), dict):
-        body = doc["StatusSNS"]
+    body = _tasmota_body(dec, doc)
     value = _number(_lookup(body, (dec.sensor, dec.key)))
     stated = body.get("TempUnit") if isinstance(body, dict) else None
     unit = stated if sensor.quantity is Quantity.TEMPERATURE and stated in ("C", "F") else None
@@ -188,11 +275,16 @@ def decode(
     retained: bool,
     topic: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    wall: float | None = None,
 ) -> tuple[list[Reading], list[Rejected]]:
     """Decode one payload for every sensor on its topic. Never raises, whatever the bytes.
 
     A payload-level failure (size, UTF-8, JSON) rejects once for the whole payload; a field-level
-    failure rejects once per sensor. ``topic`` defaults to the first sensor's topic.
+    failure rejects once per sensor. ``topic`` defaults to the first sensor's topic. ``ts`` is the
+    time of receipt on the caller's time line, ``wall`` the same instant on the wall clock (default
+    ``ts``): a decoder with ``time:`` stamps its reading ``ts + min(0, payload time − wall)``, so that
+    the reading stays on the caller's line; an unusable payload time keeps ``ts`` and adds a
+    :data:`TIME_REASONS` entry to the rejections.
     """
     if not sensors_for_topic:
         return [], []
@@ -215,7 +307,9 @@ def decode(
             break
     if needs_json:
         try:
-            doc = json.loads(text)
+            doc = json.loads(text, object_pairs_hook=_unique_pairs)
+        except _DuplicateKey as exc:
+            return whole(RejectReason.DUPLICATE_KEY, str(exc))
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, int digit limit, deep nesting
             return whole(RejectReason.NOT_JSON, _short(str(exc), 60))
     readings: list[Reading] = []
@@ -227,5 +321,13 @@ def decode(
         except _Reject as r:
             rejected.append(Rejected(where, r.reason, r.detail, sensor.id, ts))
             continue
-        readings.append(Reading(sensor.id, sensor.quantity, value, ts, sensor.zone, retained))
+        at = ts
+        dec = sensor.decoder
+        if not isinstance(dec, PlainDecoder) and dec.time is not None:
+            try:
+                body = _tasmota_body(dec, doc) if isinstance(dec, TasmotaDecoder) else doc
+                at = _time_of(dec.time, body, ts, ts if wall is None else wall)
+            except _Reject as r:
+                rejected.append(Rejected(where, r.reason, r.detail, sensor.id, ts))
+        readings.append(Reading(sensor.id, sensor.quantity, value, at, sensor.zone, retained))
     return readings, rejected

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from daemon.model import Reading
-from drivers.clock import Clock
+from drivers.clock import Clock, wall_of
 from drivers.mqtt.config import SensorConfig
-from drivers.mqtt.decode import DEFAULT_MAX_BYTES, Rejected, RejectReason, decode
+from drivers.mqtt.decode import DEFAULT_MAX_BYTES, TIME_REASONS, Rejected, RejectReason, decode
 from drivers.mqtt.message import Message
 
 __all__ = ["IntakeCounters", "MessageDecoder", "RateLimitedLog", "TopicRouter"]
@@ -24,7 +24,9 @@ _LOG = logging.getLogger("lobbyd.mqtt.intake")
 
 @dataclass
 class IntakeCounters:
-    """How many readings were accepted and how many payloads/fields were rejected, by reason."""
+    """How many readings were accepted and how many payloads/fields were rejected, by reason.
+
+    The ``time_*`` reasons count payload times not used: their readings are among the accepted."""
 
     accepted: int = 0
     rejected: Counter[RejectReason] = field(default_factory=Counter)
@@ -143,6 +145,7 @@ class MessageDecoder:
         self.router = TopicRouter(sensors)
         self.counters = IntakeCounters()
         self._max_bytes = max_bytes
+        self._clock = clock
         self._log = RateLimitedLog(logger, interval_s=log_interval_s, clock=clock)
 
     def process_message(self, message: Message) -> tuple[list[Reading], list[Rejected]]:
@@ -157,7 +160,13 @@ class MessageDecoder:
             readings: list[Reading] = []
         else:
             readings, rejects = decode(
-                sensors, payload, ts=ts, retained=retained, topic=topic, max_bytes=self._max_bytes
+                sensors,
+                payload,
+                ts=ts,
+                retained=retained,
+                topic=topic,
+                max_bytes=self._max_bytes,
+                wall=wall_of(self._clock, ts),  # a payload's time is wall time; ts is on the clock's line
             )
         self.counters.accepted += len(readings)
         for r in rejects:
@@ -165,12 +174,11 @@ class MessageDecoder:
             # Unknown topics share one key: a sender inventing topics would otherwise get one log line,
             # and one remembered key, per topic.
             key = r.reason.value if r.reason is RejectReason.UNKNOWN_TOPIC else f"{r.topic}\0{r.sensor}\0{r.reason}"
-            self._log.log(
-                key,
-                f"rejected {r.reason.value} on {_shown(r.topic)}"
-                + (f" for sensor {r.sensor}" if r.sensor else "")
-                + f": {r.detail}",
-            )
+            what = f"{r.reason.value} on {_shown(r.topic)}" + (f" for sensor {r.sensor}" if r.sensor else "")
+            if r.reason in TIME_REASONS:
+                self._log.log(key, f"payload time not used ({what}): {r.detail}; the reading is stamped on receipt")
+            else:
+                self._log.log(key, f"rejected {what}: {r.detail}")
         return readings, rejects
 
 

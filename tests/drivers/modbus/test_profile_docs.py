@@ -12,7 +12,7 @@ import pytest
 from drivers.modbus import load_profile
 from drivers.modbus.codec import Encoder
 from drivers.modbus.config import DeviceConfig, RtuOverTcpTransport, RtuTransport, TcpTransport, Transport
-from drivers.modbus.profile import DeviceProfile, ParameterSpec, PointSpec
+from drivers.modbus.profile import DeviceProfile, ParameterSpec, PointSpec, ReadbackSpec
 from tests.doctables import rows, table_text, tables
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -23,6 +23,7 @@ TRANSPORTS: list[type[pydantic.BaseModel]] = [TcpTransport, RtuTransport, RtuOve
 NAMES: dict[Any, str] = {
     ParameterSpec: "parameter (below)",
     PointSpec: "point (below)",
+    ReadbackSpec: "read-back block (below)",
     frozenset(ENCODERS): "encoder (below)",
     frozenset(TRANSPORTS): "transport (below)",
 }
@@ -36,6 +37,7 @@ DOCUMENTED: dict[str, type[pydantic.BaseModel]] = {
     "Profile keys (top level)": DeviceProfile,
     "`parameters.<name>`": ParameterSpec,
     "`points.<name>`": PointSpec,
+    "`points.<name>.readback`": ReadbackSpec,
     **{f"Encoder `{_tag(m, 'kind')}`": m for m in ENCODERS},
     "Device entry keys (`devices:` items)": DeviceConfig,
     **{f"Transport `{_tag(m, 'type')}`": m for m in TRANSPORTS},

@@ -289,3 +289,61 @@ def test_fuzz_arbitrary_json(value: Any) -> None:
 
 def test_default_ranges_cover_every_quantity() -> None:
     assert set(DEFAULT_PLAUSIBLE) == set(Quantity)
+
+
+# -- payloads as real installations send them (issue 18, finding 8) ------------------------------
+
+# A Philips Hue motion sensor (SML001) through Zigbee2MQTT 1.x: ``illuminance`` is the raw Zigbee
+# value (10000·log10(lx) + 1), ``illuminance_lux`` the lux the sensor saw.
+Z2M_HUE_MOTION = (
+    b'{"battery":100,"illuminance":17077,"illuminance_lux":51,"led_indication":false,'
+    b'"linkquality":87,"motion_sensitivity":"medium","occupancy":true,"occupancy_timeout":30,'
+    b'"temperature":21.78,"update":{"state":"idle"}}'
+)
+
+
+def test_zigbee2mqtt_illuminance_prefers_lux_over_the_raw_value() -> None:
+    s = sensor({"type": "zigbee2mqtt"}, "illuminance")
+    readings, rejected = decode([s], Z2M_HUE_MOTION, ts=TS, retained=False)
+    assert rejected == []
+    assert [r.value for r in readings] == [51.0]
+    # Zigbee2MQTT 2.x sends only ``illuminance``, already in lx: still read
+    assert decode([s], b'{"illuminance":51,"occupancy":true}', ts=TS, retained=False)[0][0].value == 51.0
+    # a key named in the config is taken as it is, even the raw one
+    raw = sensor({"type": "zigbee2mqtt", "key": "illuminance"}, "illuminance")
+    assert decode([raw], Z2M_HUE_MOTION, ts=TS, retained=False)[0][0].value == 17077.0
+
+
+@pytest.mark.parametrize(
+    ("dec", "payload", "key"),
+    [
+        ({"type": "zigbee2mqtt"}, b'{"temperature": 21.5, "humidity": 40, "temperature": 99}', "temperature"),
+        ({"type": "json", "path": "a.v"}, b'{"a": {"v": 1, "v": 2}}', "v"),
+        ({"type": "json", "path": "x"}, b'{"x": 1, "y": {"z": 1, "z": 1}}', "z"),  # anywhere, same value too
+        ({"type": "tasmota", "sensor": "AM2301", "key": "Temperature"},
+         b'{"AM2301": {"Temperature": 20}, "AM2301": {"Temperature": 30}}', "AM2301"),
+    ],
+)  # fmt: skip
+def test_duplicate_json_keys_reject_the_payload(dec: dict[str, Any], payload: bytes, key: str) -> None:
+    s = sensor(dec, "temperature")
+    readings, rejected = decode([s], payload, ts=TS, retained=False)
+    assert readings == []
+    assert [(r.reason, r.sensor) for r in rejected] == [(RejectReason.DUPLICATE_KEY, None)]
+    assert repr(key) in rejected[0].detail
+
+
+def test_duplicate_keys_are_counted_and_logged_once_per_topic(caplog: pytest.LogCaptureFixture) -> None:
+    clock = VirtualClock(TS)
+    sensors = [sensor({"type": "zigbee2mqtt"}, id=f"s{i}", topic=f"z/{i}") for i in range(2)]
+    intake = MessageDecoder(sensors, clock=clock, log_interval_s=60)
+    with caplog.at_level("WARNING", logger="lobbyd.mqtt.intake"):
+        for _ in range(1000):
+            for i in range(2):
+                intake.process(f"z/{i}", b'{"temperature": 1, "temperature": 2}', ts=clock.now(), retained=False)
+    assert intake.counters.snapshot()["duplicate_key"] == 2000
+    assert intake.counters.snapshot()["accepted"] == 0
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "rejected duplicate_key on z/0: key 'temperature' appears twice in one object",
+        "rejected duplicate_key on z/1: key 'temperature' appears twice in one object",
+    ]

@@ -11,7 +11,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from daemon.model import Quantity
-from drivers.mqtt.config import UNIT_CONVERSIONS, Z2M_DEFAULT_KEYS, Decoder, SensorConfig
+from drivers.mqtt.config import UNIT_CONVERSIONS, Z2M_DEFAULT_KEYS, Decoder, PayloadTime, SensorConfig
 from drivers.mqtt.decode import DEFAULT_MAX_BYTES, RejectReason, decode
 from tests.doctables import rows, table_text, tables
 
@@ -25,9 +25,10 @@ def _type(model: type[pydantic.BaseModel]) -> str:
     return str(get_args(model.model_fields["type"].annotation)[0])
 
 
-NAMES: dict[Any, str] = {frozenset(DECODERS): "decoder (above)"}
+NAMES: dict[Any, str] = {frozenset(DECODERS): "decoder (above)", PayloadTime: "payload time (below)"}
 DOCUMENTED: dict[str, type[pydantic.BaseModel]] = {
     **{f"Decoder `{_type(m)}`": m for m in DECODERS},
+    "Payload time": PayloadTime,
     "Sensor keys that shape a reading": SensorConfig,
 }
 

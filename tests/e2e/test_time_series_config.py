@@ -1,0 +1,89 @@
+"""The daemon's time series as configured (issue 18, finding 10), end to end: the real daemon writes to the
+real influxd in millisecond precision, readings to one database and its own series to another, and a
+reading at the time its payload states."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.drivers.mqtt.helpers import probe
+from tests.e2e.harness import lobby
+from tests.polling import eventually
+
+pytestmark = pytest.mark.servers
+
+
+async def test_millisecond_precision_and_the_daemons_own_database(tmp_path: Path) -> None:
+    def edit(data: dict[str, Any]) -> None:
+        data["influx"]["precision"] = "ms"
+        data["influx"]["daemon_database"] = "lobbyd_daemon"
+
+    async with lobby(tmp_path, strip_ramps=True, edit=edit, initial={"hall-pm25": 12.0}) as lob:
+        assert lob.influx is not None
+        idb = lob.influx
+        idb.create_database("lobbyd_daemon")
+        lob.start_daemon()
+        await lob.fresh_air.wait_for_write("fan_speed", lambda v: v == 1, timeout=20)
+        await lob.wait_status(lambda st: all(s["value"] is not None for s in st["sensors"]))
+        st = await lob.wait_status(
+            lambda st: st["influx"]["sent_points"] > 0 and st["influx_daemon"]["sent_points"] > 0
+        )
+        assert st["influx_daemon"]["dropped_points"] == st["influx_daemon"]["rejected_points"] == 0
+        assert await lob.stop_daemon() == 0  # flushes both writers
+
+        def times(db: str, measurement: str) -> list[int]:
+            res = idb.query(f'SELECT * FROM "{measurement}"', db=db)["results"][0]  # type: ignore[index]
+            return [v[0] for s in res.get("series", []) for v in s["values"]]
+
+        await eventually(lambda: len(times("lobbyd", "reading")) > 0, what="readings in lobbyd")
+        readings = times("lobbyd", "reading")
+        writes = times("lobbyd_daemon", "device_write")
+        decisions = times("lobbyd_daemon", "decision")
+        assert writes and decisions
+        assert all(t % 1_000_000 == 0 for t in readings + writes + decisions)  # milliseconds, as configured
+        assert any(t % 1_000_000_000 for t in readings)  # ... and not whole seconds
+        assert times("lobbyd", "device_write") == times("lobbyd", "decision") == times("lobbyd", "event") == []
+        assert times("lobbyd_daemon", "reading") == []
+        assert {p.name for p in (tmp_path / "state").iterdir() if p.name.startswith("spool")} == {
+            "spool-ms",
+            "spool-ms-daemon",
+        }
+
+
+async def test_a_readings_own_time_reaches_the_time_series(tmp_path: Path) -> None:
+    """A sensor stating when it measured (30 s before it is sent): the daemon records that time, not its
+    receipt, and a payload without a time is recorded at receipt and counted."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["influx"]["precision"] = "ms"
+        lux = next(s for s in data["sensors"] if s["id"] == "hall-lux")
+        lux["decoder"] = {"type": "json", "path": "lux", "time": {"path": "ts", "format": "ms", "window_s": 120}}
+
+    async with lobby(tmp_path, strip_ramps=True, edit=edit) as lob:
+        assert lob.influx is not None
+        idb = lob.influx
+        lob.start_daemon()
+        st = await lob.wait_status(lambda st: st["mqtt"]["subscribed"])
+        stated_ms = round((st["time"] - 30) * 1000)  # the daemon's time line (its clock starts at --start-at)
+        async with probe(lob.mosquitto.port) as pub:
+            await pub.client.publish("sensors/demo-001/hall/lux", json.dumps({"lux": 321.5, "ts": stated_ms}), qos=1)
+            await pub.client.publish("sensors/demo-001/hall/lux", json.dumps({"lux": 654.5}), qos=1)
+        st = await lob.wait_status(lambda st: st["mqtt"]["time_unparseable"] >= 1 and st["mqtt"]["accepted"] >= 2)
+        lux = next(s for s in st["sensors"] if s["sensor"] == "hall-lux")
+        assert lux["age_s"] is not None and lux["fresh"]
+        assert await lob.stop_daemon() == 0
+
+        def rows(value: float) -> list[int]:
+            q = f"SELECT value FROM reading WHERE sensor = 'hall-lux' AND value = {value}"
+            res = idb.query(q, db="lobbyd")["results"][0]  # type: ignore[index]
+            return [v[0] for s in res.get("series", []) for v in s["values"]]
+
+        await eventually(lambda: bool(rows(321.5)) and bool(rows(654.5)), what="both lux readings in influx")
+        (at,) = rows(321.5)
+        assert abs(at // 1_000_000 - stated_ms) <= 1  # the sensor's time (ms precision; ≤ 1 ms of clock drift)
+        (received,) = rows(654.5)
+        assert received // 1_000_000 - stated_ms >= 30_000  # received after, stamped on receipt
