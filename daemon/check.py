@@ -143,7 +143,7 @@ def check(config_path: Path, rule_paths: Sequence[Path] | None = None) -> CheckR
     result.errors.extend(
         more_problems([Path(f) for f in failed], ctx, rules.ruleset.schedules, loaded.config.rule_files)
     )
-    result.errors.sort(key=lambda e: (e.file, e.line, e.column))
+    result.errors = sorted(set(result.errors), key=lambda e: (e.file, e.line, e.column, e.message))
     result.warnings.extend(_range_warnings(rules, ctx.points))
     result.warnings.extend(same_priority_warnings(rules))
     result.warnings.extend(dst_warnings(rules, loaded.config.site.timezone))

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["kind", "plain_error", "plain_union", "yaml_problem"]
+__all__ = ["bad_date", "kind", "plain_error", "plain_union", "yaml_problem"]
 
 _YAML11 = {"yes", "no", "on", "off", "y", "n", "true", "false"}
 _EXPECTED = {
@@ -127,6 +127,22 @@ def plain_union(errors: Sequence[Mapping[str, Any]], value: Any) -> list[str]:
     if not wanted:
         return list(dict.fromkeys(plain_error(e) for e in chosen))
     return [f"expected {' or '.join(wanted)}, found {kind(value)}{_word_note(value)}"]
+
+
+def bad_date(text: str) -> tuple[int, int, str] | None:
+    """The first date-like value that is no date (``2026-13-01``): YAML cannot read it at all."""
+    for i, row in enumerate(text.splitlines(), 1):
+        for m in re.finditer(r"(?<![\w.-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\w.:-])", row.split("#", 1)[0]):
+            try:
+                dt.date(int(m[1]), int(m[2]), int(m[3]))
+            except ValueError:
+                return (
+                    i,
+                    m.start() + 1,
+                    f"'{m[0]}' is not a date: months go from 01 to 12, days up to the last of the month; "
+                    "write year-month-day, e.g. 2026-10-01",
+                )
+    return None
 
 
 def yaml_problem(problem: str, context: str, text: str, line: int, column: int) -> str:

@@ -18,7 +18,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
-from daemon.wording import plain_union, yaml_problem
+from daemon.wording import bad_date, plain_union, yaml_problem
 from daemon.yamllimits import LimitExceeded, YamlLimits, check_nodes, deepest_position, read_limited, too_big
 
 __all__ = [
@@ -97,9 +97,15 @@ class SourceDoc:
         return ErrorItem(self.path, line, col, message, _dotted(loc))
 
 
+_TAGS = {"float", "int", "str", "bool", "list", "dict", "tuple", "date", "none"}
+
+
 def _dotted(loc: Sequence[int | str]) -> str:
+    """``rules[0].when[1].above`` from a location, without the union tags pydantic adds (``function-before[...]``)."""
     out = ""
     for part in loc:
+        if isinstance(part, str) and (part in _TAGS or part[:1].isupper() or any(c in part for c in "[](),")):
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -186,10 +192,8 @@ def load_yaml(path: str | Path, *, text: str | None = None, limits: YamlLimits =
         line, col = deepest_position(text, limits.max_depth)
         too_deep = f"nested too deeply: more than {limits.max_depth} levels"
         raise ConfigError([ErrorItem(name, line, col, too_deep)]) from None
-    except Exception:  # ruamel raises a few unmarked errors
-        tab = _first_tab(text, len(text.splitlines()))
-        line, col = tab or (1, 1)
-        message = yaml_problem("", "", text, line, col)
+    except Exception:  # ruamel raises a few unmarked errors (a date such as 2026-13-01)
+        line, col, message = bad_date(text) or (1, 1, yaml_problem("", "", text, 1, 1))
         raise ConfigError([ErrorItem(name, line, col, f"YAML syntax: {message}")]) from None
     positions: dict[Loc, tuple[int, int]] = {(): (1, 1)}
     keys: dict[Loc, tuple[int, int]] = {}
@@ -288,8 +292,12 @@ def validate(model: type[T], doc: SourceDoc, *, context: dict[str, Any] | None =
     except pydantic.ValidationError as exc:
         items: list[ErrorItem] = []
         groups: dict[Loc, list[Any]] = {}
-        for err in exc.errors(include_url=False):
+        errs = exc.errors(include_url=False)
+        deeper = [tuple(e["loc"]) for e in errs]
+        for err in errs:
             loc: Loc = tuple(err["loc"])
+            if err["type"] in ("too_short", "too_long") and any(d[: len(loc)] == loc != d for d in deeper):
+                continue  # a list "too short" because some of its items are wrong: those items say why
             if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
                 msg = f"unknown key '{loc[-1]}'" + did_you_mean(loc[-1], _allowed_keys(model, loc))
                 items.append(doc.error(loc, msg, at_key=True))
@@ -305,7 +313,7 @@ def validate(model: type[T], doc: SourceDoc, *, context: dict[str, Any] | None =
 
 
 def _in_file(data: Any, loc: Loc) -> Loc:
-    """The part of a pydantic location that names places in the file (before any union tag)."""
+    """The part of a pydantic location that names places in the file (without the union tags)."""
     node, walked = data, []
     for part in loc:
         if (isinstance(node, Mapping) and part in node) or (
@@ -313,8 +321,6 @@ def _in_file(data: Any, loc: Loc) -> Loc:
         ):
             walked.append(part)
             node = node[part]  # type: ignore[index]
-        else:
-            break
     return tuple(walked)
 
 
