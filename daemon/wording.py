@@ -106,6 +106,11 @@ def plain_error(err: Mapping[str, Any]) -> str:
         return f"'{field}' needs {need} item(s), found {ctx.get('actual_length', '?')}"
     if typ in _EXPECTED:
         return f"expected {_EXPECTED[typ]} for '{field}', found {kind(value)}"
+    if typ == "union_tag_invalid":
+        key = str(ctx.get("discriminator", "")).strip("'")
+        return f"{str(ctx.get('tag'))!r} is not allowed for '{key}' in '{field}'; write one of {ctx.get('expected_tags')}"
+    if typ == "union_tag_not_found":
+        return f"'{field}' needs a '{str(ctx.get('discriminator', '')).strip(chr(39))}' key naming its kind"
     if typ == "missing":
         return f"missing required key '{field}'"
     return f"{_seen(value)} is not allowed here for '{field}'"

@@ -9,7 +9,6 @@ as minutes; the override commands still take plain seconds (:func:`parse_duratio
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 from typing import Annotated, Any
 
@@ -68,8 +67,6 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"{value!r} is not a duration; {_EXAMPLES}")
     if isinstance(value, int | float):
         seconds = float(value)
-        if not math.isfinite(seconds):
-            raise ValueError(f"{value!r} is not a duration; {_EXAMPLES}")
     elif isinstance(value, str):
         seconds = _text_duration(value)
     else:

@@ -69,7 +69,7 @@ def test_standard_profiles() -> None:
 
 BROKEN = [
     ("name: x\npoints:\n  p:\n    address: 1\n    writeable: true\n", 5, 5, "unknown key 'writeable'"),
-    ("name: x\npoints:\n  p:\n    address: 1\n    data_type: int64\n", 5, 16, "(got 'int64')"),
+    ("name: x\npoints:\n  p:\n    address: 1\n    data_type: int64\n", 5, 16, "'int64' is not allowed for 'data_type'"),
     (
         "name: x\npoints:\n  p:\n    address: 1\n    stride: {a: 5}\n    writable: true\n",
         5,
@@ -83,7 +83,7 @@ BROKEN = [
         15,
         "outside",
     ),
-    ("name: x\npoints:\n  p: {address: 1, encoder: {kind: dali}}\n", 3, 19, "Input tag 'dali'"),
+    ("name: x\npoints:\n  p: {address: 1, encoder: {kind: dali}}\n", 3, 19, "'dali' is not allowed for 'kind' in 'encoder'"),
     ("name: x\npoints:\n  p:\n    address: [1\n", 5, 1, "YAML syntax"),
 ]
 
