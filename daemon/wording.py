@@ -108,7 +108,8 @@ def plain_error(err: Mapping[str, Any]) -> str:
         return f"expected {_EXPECTED[typ]} for '{field}', found {kind(value)}"
     if typ == "union_tag_invalid":
         key = str(ctx.get("discriminator", "")).strip("'")
-        return f"{str(ctx.get('tag'))!r} is not allowed for '{key}' in '{field}'; write one of {ctx.get('expected_tags')}"
+        tags = ctx.get("expected_tags")
+        return f"{str(ctx.get('tag'))!r} is not allowed for '{key}' in '{field}'; write one of {tags}"
     if typ == "union_tag_not_found":
         return f"'{field}' needs a '{str(ctx.get('discriminator', '')).strip(chr(39))}' key naming its kind"
     if typ == "missing":

@@ -36,8 +36,8 @@ def _text_duration(value: str) -> float:
     text = value.strip()
     iso = _ISO.fullmatch(text)
     if iso and text not in ("P", "PT") and not text.endswith("T"):
-        d, h, m, s = (float(g) if g else 0.0 for g in iso.groups())
-        return d * 86400 + h * 3600 + m * 60 + s
+        d, h, mi, s = (float(g) if g else 0.0 for g in iso.groups())
+        return d * 86400 + h * 3600 + mi * 60 + s
     if re.fullmatch(r"P.*", text.upper()):
         raise ValueError(
             f"'{value}' is not a duration lobbyd understands: in 'P…' (ISO 8601) form only days, hours, minutes "

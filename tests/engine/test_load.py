@@ -86,7 +86,11 @@ def test_duplicate_ids_across_files(tmp_path: Path) -> None:
     write(d, "b.yaml", GOOD_V2)
     result = load_rules(d, CTX)
     assert [(Path(e.file).name, e.line, e.message) for e in result.errors] == [
-        ("b.yaml", 2, f"rule id 'pm25-high' is already used in {d / 'a.yaml'}:2:9; give this rule another id, e.g. 'pm25-high-2'")
+        (
+            "b.yaml",
+            2,
+            f"rule id 'pm25-high' is already used in {d / 'a.yaml'}:2:9; give this rule another id, e.g. 'pm25-high-2'",
+        )
     ]
     assert [r.set.value for r in result.ruleset.rules] == [3]
 

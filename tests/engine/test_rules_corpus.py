@@ -2,8 +2,9 @@
 
 Each file in ``tests/rules_corpus/`` says in its header what ``check`` must answer:
 ``# expect [@line:col]: fragment`` for an error, ``# warn [@line:col]: fragment`` for a warning,
-``# ok`` for a file that must pass (`` … `` in a fragment stands for any text). Every line of the answer must be one of them (nothing more,
-nothing less), carry file:line:column, and contain no library phrasing.
+``# ok`` for a file that must pass (`` … `` in a fragment stands for any text). Every line of the
+answer must be one of them (nothing more, nothing less), carry file:line:column, and contain no
+library phrasing.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ BROKEN = [
         15,
         "outside",
     ),
-    ("name: x\npoints:\n  p: {address: 1, encoder: {kind: dali}}\n", 3, 19, "'dali' is not allowed for 'kind' in 'encoder'"),
+    ("name: x\npoints:\n  p: {address: 1, encoder: {kind: dali}}\n", 3, 19, "'dali' is not allowed for 'kind'"),
     ("name: x\npoints:\n  p:\n    address: [1\n", 5, 1, "YAML syntax"),
 ]
 
