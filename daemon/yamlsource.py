@@ -177,7 +177,8 @@ def load_yaml(path: str | Path, *, text: str | None = None, limits: YamlLimits =
     except LimitExceeded as exc:
         raise ConfigError([ErrorItem(name, exc.line, exc.column, exc.message)]) from None
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        quote = "quoted scalar" in str(exc.context or "") and exc.context_mark is not None
+        mark = exc.context_mark if quote else (exc.problem_mark or exc.context_mark)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         tab = _first_tab(text, line)
         if tab is not None:

@@ -91,9 +91,11 @@ def _times(rule: Rule) -> Iterator[tuple[tuple[int | str, ...], dt.time | int]]:
                     yield ("when", j, "cron"), int(part)
 
 
-def _dst_words(zone: str, t: dt.time | int, year: int) -> str | None:
+def _dst_words(zone: str, t: dt.time | int, today: dt.date) -> str | None:
     spring = fall = None
-    for day, lo, hi, forward in _changes(zone, year):
+    for day, lo, hi, forward in _changes(zone, today.year):
+        if day < today:
+            continue
         inside = lo.hour == t if isinstance(t, int) else lo <= t < hi
         if inside and forward and spring is None:
             spring = f"never comes on {day} (the clocks jump from {lo:%H:%M} to {hi:%H:%M})"
@@ -111,21 +113,21 @@ def _dst_words(zone: str, t: dt.time | int, year: int) -> str | None:
 
 def dst_warnings(rules: LoadedRules, zone: str, today: dt.date | None = None) -> list[ErrorItem]:
     """Times in rules and opening hours that a daylight-saving change skips or repeats."""
-    year = (today or dt.date.today()).year
+    day = today or dt.date.today()
     warnings: list[ErrorItem] = []
     for _, gf in sorted(rules.files.items()):
         for i, rule in enumerate(gf.parsed.rules):
             if not rule.enabled:
                 continue
             for loc, t in _times(rule):
-                words = _dst_words(zone, t, year)
+                words = _dst_words(zone, t, day)
                 if words:
                     warnings.append(gf.doc.error(("rules", i, *loc), words))
         for sname, sched in gf.parsed.schedules.items():
             for d in range(7):
                 for k, span in enumerate(sched.spans(d)):
                     for t in span:
-                        words = None if t == dt.time.max else _dst_words(zone, t, year)
+                        words = None if t == dt.time.max else _dst_words(zone, t, day)
                         if words:
                             warnings.append(gf.doc.error(("schedules", sname, WEEKDAYS[d], k), words))
     return list({(w.file, w.line, w.column, w.message): w for w in warnings}.values())

@@ -142,10 +142,11 @@ def test_check_answers_each_broken_file_in_plain_words(
         assert out.splitlines()[-1] == f"{len(errors)} error(s) in 1 file(s); nothing was changed"
 
 
-def test_one_run_reports_every_problem_of_every_file(site: tuple[Path, Path]) -> None:
-    """The real command over the whole corpus at once: all problems of all files, not one round at a time."""
+@pytest.fixture(scope="module")
+def one_run(site: tuple[Path, Path]) -> subprocess.CompletedProcess[str]:
+    """``python -m daemon check`` over the whole corpus directory at once."""
     config, corpus = site
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "daemon", "check", "--config", str(config), str(corpus)],
         capture_output=True,
         text=True,
@@ -153,6 +154,14 @@ def test_one_run_reports_every_problem_of_every_file(site: tuple[Path, Path]) ->
         cwd=ROOT,
         check=False,
     )
+
+
+def test_one_run_reports_every_problem_of_every_file(
+    site: tuple[Path, Path], one_run: subprocess.CompletedProcess[str]
+) -> None:
+    """The real command over the whole corpus at once: all problems of all files, not one round at a time."""
+    _, corpus = site
+    done = one_run
     assert done.returncode == 2, done.stderr
     assert done.stderr == ""
     files = {(corpus / n).resolve(): expectations(corpus / n) for n in corpus_files()}
@@ -160,6 +169,20 @@ def test_one_run_reports_every_problem_of_every_file(site: tuple[Path, Path]) ->
     errors = sum(1 for w in files.values() for e in w if e.kind == "expect")
     bad = sum(1 for w in files.values() if any(e.kind == "expect" for e in w))
     assert done.stdout.splitlines()[-1] == f"{errors} error(s) in {bad} file(s); nothing was changed"
+
+
+def test_the_staff_guide_quotes_real_messages(
+    site: tuple[Path, Path], one_run: subprocess.CompletedProcess[str]
+) -> None:
+    """Each message rules/README.md quotes in its list of common mistakes is what check says today."""
+    _, corpus = site
+    guide = (ROOT / "rules" / "README.md").read_text(encoding="utf-8")
+    section = guide.split("## The ten most common mistakes", 1)[1].split("**Completion in the editor.**", 1)[0]
+    quoted = [row.strip() for row in section.splitlines() if LINE.match(row.strip())]
+    assert len(quoted) >= 10
+    said = {row.replace(f"{corpus.resolve()}/", "") for row in one_run.stdout.splitlines()}
+    for row in quoted:
+        assert row in said, f"rules/README.md quotes a message check no longer gives: {row}"
 
 
 def test_a_new_file_reusing_a_shipped_id_is_blamed_and_the_shipped_file_kept(tmp_path: Path) -> None:
