@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from daemon.rules.durations import parse_duration
+import pytest
+
+from daemon.rules.durations import parse_duration, parse_rule_duration, parse_weekdays
 from daemon.rules.load import RuleContext, load_rules
 from tests.engine.helpers import LIMITS, SENSORS
 
@@ -104,3 +107,41 @@ def test_durations() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} was accepted")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("5 min", 300), ("1h30m", 5400), ("PT5M", 300), ("PT1H30M", 5400), ("P1D", 86400), ("2MIN", 120)],
+)
+def test_rule_durations_with_units(text: str, seconds: float) -> None:
+    assert parse_rule_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (120, "120 has no unit"),
+        ("2M", "'2M' is ambiguous"),
+        ("P1M", "months and years are not"),
+        ("5 minutes", "units are d (days)"),
+        ("-5s", "is not a duration"),
+    ],
+)
+def test_rule_durations_refused_in_words(value: object, words: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        parse_rule_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "days"),
+    [
+        ("mon-fri", ("mon", "tue", "wed", "thu", "fri")),
+        ("sat,sun", ("sat", "sun")),
+        ("wed", ("wed",)),
+        (["mon", "thu-sat"], ("mon", "thu", "fri", "sat")),
+        ("fri-mon", ("mon", "fri", "sat", "sun")),
+        ("Mon-Fri", ("mon", "tue", "wed", "thu", "fri")),
+    ],
+)
+def test_weekdays_as_ranges_lists_and_single_days(value: object, days: tuple[str, ...]) -> None:
+    assert parse_weekdays(value) == days
