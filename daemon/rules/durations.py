@@ -1,4 +1,4 @@
-"""Durations, times of day and weekdays as staff write them: ``90s``, ``5 min``, ``1h30m``, ``PT5M``,
+"""Durations, times of day, weekdays and numbers as staff write them: ``90s``, ``5 min``, ``1h30m``, ``PT5M``,
 ``"08:30"``, ``mon-fri``.
 
 Every rejection says what was seen and what to write instead. A bare number is not a duration in a
@@ -23,12 +23,17 @@ __all__ = [
     "parse_rule_duration",
     "parse_time_of_day",
     "parse_weekdays",
+    "refuse_number_text",
 ]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|min|m|sec|s)(?![a-z])", re.IGNORECASE)
 _UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0, "sec": 1.0}
 _ISO = re.compile(r"P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?")
+# A number with a unit or a decimal comma ("35µg", "30%", "24,5") is a mistaken threshold, not a sensor name.
+_NUMBER_WITH_UNIT = re.compile(
+    r"^\s*([+-]?\d+(?:[.,]\d+)?\s*(%|[^\w\s-].*|[µu]g.*|ppm|ppb|lx|lux|k|c|°c|)|yes|no|on|off|true|false)\s*$", re.I
+)
 _EXAMPLES = "write e.g. '90s', '5min', '1h30m' or 'PT5M'"
 
 
@@ -85,6 +90,18 @@ def parse_rule_duration(value: Any) -> float:
             "(also '1h30m', 'PT5M')"
         )
     return parse_duration(value)
+
+
+def refuse_number_text(value: Any) -> None:
+    """Raise if ``value`` is a number written with a unit, a decimal comma or a YAML 1.1 word
+    (``35µg``, ``30%``, ``24,5``, ``off``): in a threshold that would otherwise name a sensor."""
+    if isinstance(value, str) and _NUMBER_WITH_UNIT.match(value):
+        number = re.match(r"\s*[+-]?\d+(?:[.,]\d+)?", value)
+        plain = number.group(0).strip().replace(",", ".") if number else "35"
+        raise ValueError(
+            f"'{value}' is not a number: write the number alone, with a decimal point and without a unit, "
+            f"e.g. {plain} (units are those of the sensor, e.g. µg/m³ for PM2.5)"
+        )
 
 
 def parse_time_of_day(value: Any) -> dt.time:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from daemon.model import Quantity
-from daemon.rules.durations import WEEKDAYS, Duration, TimeOfDay, Weekdays
+from daemon.rules.durations import WEEKDAYS, Duration, TimeOfDay, Weekdays, refuse_number_text
 
 __all__ = [
     "Action",
@@ -35,8 +35,6 @@ __all__ = [
 
 Aggregate = Literal["mean", "max", "min", "median"]
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-# A number with a unit or a decimal comma ("35µg", "30%", "24,5") is a mistaken threshold, not a sensor name.
-_NUMBER_WITH_UNIT = re.compile(r"^\s*[+-]?\d+(?:[.,]\d+)?\s*(%|[^\w\s-].*|[µu]g.*|ppm|ppb|lx|lux|k|c|°c|)\s*$", re.I)
 
 
 class _Strict(BaseModel):
@@ -67,13 +65,7 @@ class Input(_Strict):
 
 
 def _as_input(value: Any) -> Any:
-    if isinstance(value, str) and _NUMBER_WITH_UNIT.match(value):
-        number = re.match(r"\s*[+-]?\d+(?:[.,]\d+)?", value)
-        plain = number.group(0).strip().replace(",", ".") if number else "35"
-        raise ValueError(
-            f"'{value}' is not a number: write the number alone, with a decimal point and without a unit, "
-            f"e.g. {plain} (units are those of the sensor, e.g. µg/m³ for PM2.5)"
-        )
+    refuse_number_text(value)
     if isinstance(value, str):
         return {"sensor": value}
     return value
