@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["bad_date", "kind", "plain_error", "plain_union", "yaml_problem"]
+__all__ = ["bad_date", "example", "kind", "plain_error", "plain_union", "yaml_problem"]
 
 _YAML11 = {"yes", "no", "on", "off", "y", "n", "true", "false"}
 _EXPECTED = {
@@ -73,6 +73,21 @@ def _word_note(value: Any) -> str:
     if isinstance(value, str) and value.strip().lower() in _YAML11:
         return f" ('{value}' is a word here, not true/false or a number)"
     return ""
+
+
+_EXAMPLE_OF = {
+    "id": "id: pm25-high",
+    "target": "target: fresh_air.fan_speed",
+    "set": "set: 3",
+    "input": "input: hall-lux",
+    "points": "points: [[0, 2700], [1500, 5000]]",
+    "table": "table: [[0, 100], [300, 80]]",
+}
+
+
+def example(key: str) -> str:
+    """`` (e.g. target: fresh_air.fan_speed)`` for a key of the rule language, else ``""``."""
+    return f" (e.g. {_EXAMPLE_OF[key]})" if key in _EXAMPLE_OF else ""
 
 
 def plain_error(err: Mapping[str, Any]) -> str:

@@ -18,7 +18,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
-from daemon.wording import bad_date, plain_union, yaml_problem
+from daemon.wording import bad_date, example, plain_union, yaml_problem
 from daemon.yamllimits import LimitExceeded, YamlLimits, check_nodes, deepest_position, read_limited, too_big
 
 __all__ = [
@@ -180,8 +180,8 @@ def load_yaml(path: str | Path, *, text: str | None = None, limits: YamlLimits =
         quote = "quoted scalar" in str(exc.context or "") and exc.context_mark is not None
         mark = exc.context_mark if quote else (exc.problem_mark or exc.context_mark)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        tab = _first_tab(text, line)
-        if tab is not None:
+        tab = None if "\\t" in str(exc.problem) else _first_tab(text, line)
+        if tab is not None:  # a tab in the indentation above confuses the parser later on
             line, col = tab
         message = yaml_problem(str(exc.problem or ""), str(exc.context or ""), text, line, col)
         raise ConfigError([ErrorItem(name, line, col, f"YAML syntax: {message}")]) from None
@@ -203,11 +203,11 @@ def load_yaml(path: str | Path, *, text: str | None = None, limits: YamlLimits =
 
 
 def _first_tab(text: str, upto: int) -> tuple[int, int] | None:
-    """Where the first tab in the indentation (or before a value) stands, up to line ``upto``."""
+    """Where the first tab in a line's indentation stands, up to line ``upto``."""
     for i, row in enumerate(text.splitlines()[:upto], 1):
-        code = row.split(" #", 1)[0]
-        if "\t" in code and not code.lstrip(" ").startswith("#"):
-            return i, code.index("\t") + 1
+        indent = row[: len(row) - len(row.lstrip(" \t"))]
+        if "\t" in indent and row.strip() and not row.strip().startswith("#"):
+            return i, indent.index("\t") + 1
     return None
 
 
@@ -303,7 +303,7 @@ def validate(model: type[T], doc: SourceDoc, *, context: dict[str, Any] | None =
                 msg = f"unknown key '{loc[-1]}'" + did_you_mean(loc[-1], _allowed_keys(model, loc))
                 items.append(doc.error(loc, msg, at_key=True))
             elif err["type"] == "missing" and loc:
-                items.append(doc.error(loc, f"missing required key '{loc[-1]}'"))
+                items.append(doc.error(loc, f"missing required key '{loc[-1]}'" + example(str(loc[-1]))))
             else:  # the branches of a union are one mistake at one place in the file
                 groups.setdefault(_in_file(doc.data, loc), []).append(err)
         for where, errs in groups.items():

@@ -328,7 +328,10 @@ class Rule(_Strict):
     @model_validator(mode="after")
     def _shape(self) -> Rule:
         if not _ID.match(self.id):
-            raise ValueError(f"rule id '{self.id}' may use only lower-case letters, digits, '-', '_' and '.'")
+            good = re.sub(r"[^a-z0-9_.-]+", "-", self.id.lower()).strip("-_.") or "pm25-high"
+            raise ValueError(
+                f"rule id '{self.id}' may use only lower-case letters, digits, '-', '_' and '.', e.g. '{good}'"
+            )
         if self.target.count(".") != 1:
             raise ValueError(f"target '{self.target}' must be written as device.point, e.g. fresh_air.fan_speed")
         return self
