@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["bad_date", "example", "kind", "plain_error", "plain_union", "yaml_problem"]
+__all__ = ["bad_date", "example", "is_tag", "kind", "plain_error", "plain_union", "yaml_problem"]
 
 _YAML11 = {"yes", "no", "on", "off", "y", "n", "true", "false"}
 _EXPECTED = {
@@ -36,6 +36,16 @@ _EXPECTED = {
     "date_from_datetime_inexact": "a date such as 2026-10-01",
     "none_required": "nothing",
 }
+
+
+_TAGS = {"float", "int", "str", "bool", "list", "dict", "tuple", "date", "none"}
+
+
+def is_tag(part: object) -> bool:
+    """Whether a part of a pydantic location is a union tag (``function-before[...]``, ``Input``), not a key."""
+    return isinstance(part, str) and (
+        part in _TAGS or (part.isidentifier() and part[:1].isupper()) or any(c in part for c in "[](),")
+    )
 
 
 def kind(value: Any) -> str:
@@ -95,7 +105,7 @@ def plain_error(err: Mapping[str, Any]) -> str:
     typ = str(err.get("type", ""))
     value = err.get("input")
     ctx: Mapping[str, Any] = err.get("ctx") or {}
-    field = next((p for p in reversed(tuple(err.get("loc", ()))) if isinstance(p, str)), "value")
+    field = next((p for p in reversed(tuple(err.get("loc", ()))) if isinstance(p, str) and not is_tag(p)), "value")
     if typ in ("value_error", "assertion_error"):
         text = str(ctx.get("error", "")) or str(err.get("msg", ""))
         return text.removeprefix("Value error, ").removeprefix("Assertion failed, ")

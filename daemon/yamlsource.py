@@ -18,7 +18,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
-from daemon.wording import bad_date, example, plain_union, yaml_problem
+from daemon.wording import bad_date, example, is_tag, plain_union, yaml_problem
 from daemon.yamllimits import LimitExceeded, YamlLimits, check_nodes, deepest_position, read_limited, too_big
 
 __all__ = [
@@ -97,14 +97,11 @@ class SourceDoc:
         return ErrorItem(self.path, line, col, message, _dotted(loc))
 
 
-_TAGS = {"float", "int", "str", "bool", "list", "dict", "tuple", "date", "none"}
-
-
 def _dotted(loc: Sequence[int | str]) -> str:
     """``rules[0].when[1].above`` from a location, without the union tags pydantic adds (``function-before[...]``)."""
     out = ""
     for part in loc:
-        if isinstance(part, str) and (part in _TAGS or part[:1].isupper() or any(c in part for c in "[](),")):
+        if is_tag(part):
             continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
