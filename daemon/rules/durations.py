@@ -29,7 +29,9 @@ __all__ = [
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|min|m|sec|s)(?![a-z])", re.IGNORECASE)
 _UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0, "sec": 1.0}
-_ISO = re.compile(r"P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?")
+_ISO = re.compile(
+    r"P(?=\d|T\d)(?:(\d+(?:\.\d+)?)D)?(?:T(?=\d)(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?"
+)
 # A number with a unit or a decimal comma ("35µg", "30%", "24,5") is a mistaken threshold, not a sensor name.
 _NUMBER_WITH_UNIT = re.compile(
     r"^\s*([+-]?\d+(?:[.,]\d+)?\s*(%|[^\w\s-].*|[µu]g.*|ppm|ppb|lx|lux|k|c|°c|)|yes|no|on|off|true|false)\s*$", re.I
@@ -40,7 +42,7 @@ _EXAMPLES = "write e.g. '90s', '5min', '1h30m' or 'PT5M'"
 def _text_duration(value: str) -> float:
     text = value.strip()
     iso = _ISO.fullmatch(text)
-    if iso and text not in ("P", "PT") and not text.endswith("T"):
+    if iso:
         d, h, mi, s = (float(g) if g else 0.0 for g in iso.groups())
         return d * 86400 + h * 3600 + mi * 60 + s
     if re.fullmatch(r"P.*", text.upper()):
@@ -129,9 +131,10 @@ def parse_weekdays(value: Any) -> Any:
     """``"mon-fri"``, ``"sat,sun"``, ``"wed"``, ``[mon, thu-sat]`` → a tuple of day names in week order."""
     if value is None:
         return None
-    parts: list[Any] = value.split(",") if isinstance(value, str) else value
-    if not isinstance(parts, list | tuple):
+    items: list[Any] = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
         raise ValueError(f"{value!r} is not a list of weekdays; write e.g. mon-fri, sat,sun or [mon, wed]")
+    parts = [p for item in items for p in (item.split(",") if isinstance(item, str) else [item])]
     days: set[int] = set()
     for part in parts:
         if not isinstance(part, str):
@@ -158,7 +161,7 @@ DURATION_SCHEMA = {
     "type": "string",
     "pattern": (
         r"^\s*((\d+(\.\d+)?\s*([Dd]|[Hh]|m|[Mm][Ii][Nn]|[Ss]|[Ss][Ee][Cc])\s*)+"
-        r"|P(\d+(\.\d+)?D)?(T(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?)\s*$"
+        r"|P(?=\d|T\d)(\d+(\.\d+)?D)?(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?)\s*$"
     ),
     "description": "a duration with its unit: '90s', '5min', '1h30m', 'PT5M' (a bare number is refused)",
 }
@@ -170,7 +173,7 @@ TIME_OF_DAY_SCHEMA = {
 WEEKDAYS_SCHEMA = {
     "anyOf": [
         {"type": "string", "pattern": _DAYS_PATTERN},
-        {"type": "array", "items": {"type": "string", "pattern": _DAYS_PATTERN}},
+        {"type": "array", "items": {"type": "string", "pattern": _DAYS_PATTERN}, "minItems": 1},
     ],
     "description": "days of the week: mon-fri, sat,sun, wed, or a list such as [mon, thu-sat]",
 }

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+import jsonschema
 import pytest
 
-from daemon.rules.durations import parse_duration, parse_rule_duration, parse_weekdays
+from daemon.rules.durations import (
+    DURATION_SCHEMA,
+    WEEKDAYS_SCHEMA,
+    parse_duration,
+    parse_rule_duration,
+    parse_weekdays,
+)
 from daemon.rules.load import RuleContext, load_rules
 from tests.engine.helpers import LIMITS, SENSORS
 
@@ -145,3 +153,23 @@ def test_rule_durations_refused_in_words(value: object, words: str) -> None:
 )
 def test_weekdays_as_ranges_lists_and_single_days(value: object, days: tuple[str, ...]) -> None:
     assert parse_weekdays(value) == days
+
+
+DURATION_TEXTS = ["90s", "5 min", "1h30m", "PT5M", "2M", "2MIN", "P1D", "PT", "P1DT", "pt5m", "P1M", 120, "5s5", "0s"]
+WEEKDAY_TEXTS = ["mon-fri", "sat,sun", "wed", ["mon", "thu-sat"], "Mon-Fri", "", [], "mon-fry", "1-5", "monday"]
+
+
+@pytest.mark.parametrize(
+    ("schema", "parse", "value"),
+    [(DURATION_SCHEMA, parse_rule_duration, v) for v in DURATION_TEXTS]
+    + [(WEEKDAYS_SCHEMA, parse_weekdays, v) for v in WEEKDAY_TEXTS],
+)
+def test_duration_and_weekday_schemas_agree_with_the_parsers(
+    schema: dict[str, object], parse: Callable[[object], object], value: object
+) -> None:
+    try:
+        parse(value)
+        parsed = True
+    except ValueError:
+        parsed = False
+    assert jsonschema.Draft202012Validator(schema).is_valid(value) is parsed
