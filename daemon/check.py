@@ -19,6 +19,7 @@ from pathlib import Path
 
 from daemon.config import LoadedConfig, load_config
 from daemon.engine import PointLimits
+from daemon.rules.lint import dst_warnings, more_problems, same_priority_warnings
 from daemon.rules.load import LoadedRules, RuleContext, load_rules, parse_rule_file, rule_files
 from daemon.yamlsource import ConfigError, ErrorItem, load_yaml
 from drivers.modbus.profile import load_profile
@@ -148,16 +149,31 @@ def check(config_path: Path, rule_paths: Sequence[Path] | None = None) -> CheckR
         names = {p.name for p in given}
         others = [p.resolve() for p in rule_files(directory)] if directory.is_dir() else []
         context_files = [p for p in others if p.name not in names and p not in given]
-        rules = load_rules(directory, ctx, files=[*given, *context_files], limits=loaded.config.rule_files)
+        rules = load_rules(
+            directory,
+            ctx,
+            files=[*given, *context_files],
+            limits=loaded.config.rule_files,
+            established={str(p) for p in context_files},
+        )
         checked = {str(p) for p in given}
         result.errors.extend(e for e in rules.errors if e.file in checked or e.file not in {str(p) for p in others})
         result.files = given
     else:
-        rules = load_rules(directory, ctx, limits=loaded.config.rule_files)
+        last_good = loaded.state_dir / "rules-last-good"  # read only: which files the daemon already runs
+        running = {str(directory / p.name) for p in rule_files(last_good)} if last_good.is_dir() else set()
+        rules = load_rules(directory, ctx, limits=loaded.config.rule_files, established=running)
         result.errors.extend(rules.errors)
         result.files = [p.resolve() for p in rule_files(directory)] if directory.is_dir() else []
     result.rules = rules
+    failed = sorted({e.file for e in result.errors} & {str(p) for p in result.files})
+    result.errors.extend(
+        more_problems([Path(f) for f in failed], ctx, rules.ruleset.schedules, loaded.config.rule_files)
+    )
+    result.errors = sorted(set(result.errors), key=lambda e: (e.file, e.line, e.column, e.message))
     result.warnings.extend(_range_warnings(rules, ctx.points))
+    result.warnings.extend(same_priority_warnings(rules))
+    result.warnings.extend(dst_warnings(rules, loaded.config.site.timezone))
     return result
 
 

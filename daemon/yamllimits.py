@@ -83,8 +83,15 @@ def read_limited(path: Path, limits: YamlLimits) -> str:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = raw[exc.start]
+        guess = bytes([byte]).decode("cp1252", errors="replace")
+        hint = (
+            f" (in Latin-1 or Windows-1252 it is '{guess}': the file was probably saved so)"
+            if guess.isprintable() and byte >= 0xA0
+            else ""
+        )
         raise LimitExceeded(
-            line, column, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} cannot be read (save the file as UTF-8)"
+            line, column, f"not UTF-8 text: byte 0x{byte:02x} cannot be read{hint}; save the file as UTF-8"
         ) from None
 
 

@@ -18,6 +18,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
+from daemon.wording import bad_date, example, is_tag, plain_union, yaml_problem
 from daemon.yamllimits import LimitExceeded, YamlLimits, check_nodes, deepest_position, read_limited, too_big
 
 __all__ = [
@@ -97,8 +98,11 @@ class SourceDoc:
 
 
 def _dotted(loc: Sequence[int | str]) -> str:
+    """``rules[0].when[1].above`` from a location, without the union tags pydantic adds (``function-before[...]``)."""
     out = ""
     for part in loc:
+        if is_tag(part):
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -170,10 +174,14 @@ def load_yaml(path: str | Path, *, text: str | None = None, limits: YamlLimits =
     except LimitExceeded as exc:
         raise ConfigError([ErrorItem(name, exc.line, exc.column, exc.message)]) from None
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        quote = "quoted scalar" in str(exc.context or "") and exc.context_mark is not None
+        mark = exc.context_mark if quote else (exc.problem_mark or exc.context_mark)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError([ErrorItem(name, line, col, f"YAML syntax: {problem}")]) from None
+        tab = None if "\\t" in str(exc.problem) else _first_tab(text, line)
+        if tab is not None:  # a tab in the indentation above confuses the parser later on
+            line, col = tab
+        message = yaml_problem(str(exc.problem or ""), str(exc.context or ""), text, line, col)
+        raise ConfigError([ErrorItem(name, line, col, f"YAML syntax: {message}")]) from None
     except ReaderError as exc:
         line, col = _line_col(text, exc.position)
         what = f"character U+{exc.character:04X}" if isinstance(exc.character, int) else "a byte"
@@ -182,12 +190,22 @@ def load_yaml(path: str | Path, *, text: str | None = None, limits: YamlLimits =
         line, col = deepest_position(text, limits.max_depth)
         too_deep = f"nested too deeply: more than {limits.max_depth} levels"
         raise ConfigError([ErrorItem(name, line, col, too_deep)]) from None
-    except Exception as exc:  # ruamel raises a few unmarked errors
-        raise ConfigError([ErrorItem(name, 1, 1, f"YAML: {exc}")]) from None
+    except Exception:  # ruamel raises a few unmarked errors (a date such as 2026-13-01)
+        line, col, message = bad_date(text) or (1, 1, yaml_problem("", "", text, 1, 1))
+        raise ConfigError([ErrorItem(name, line, col, f"YAML syntax: {message}")]) from None
     positions: dict[Loc, tuple[int, int]] = {(): (1, 1)}
     keys: dict[Loc, tuple[int, int]] = {}
     data = _plain(raw, (), positions, keys)
     return SourceDoc(name, data, positions, keys)
+
+
+def _first_tab(text: str, upto: int) -> tuple[int, int] | None:
+    """Where the first tab in a line's indentation stands, up to line ``upto``."""
+    for i, row in enumerate(text.splitlines()[:upto], 1):
+        indent = row[: len(row) - len(row.lstrip(" \t"))]
+        if "\t" in indent and row.strip() and not row.strip().startswith("#"):
+            return i, indent.index("\t") + 1
+    return None
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -265,53 +283,49 @@ def _first_model(ann: Any) -> Any:
     return None
 
 
-_SHAPES = {
-    "model_type": "a mapping (lines of 'key: value')",
-    "dict_type": "a mapping (lines of 'key: value')",
-    "list_type": "a list (lines starting with '- ', or [a, b])",
-    "tuple_type": "a list (lines starting with '- ', or [a, b])",
-}
-
-
-def _kind(value: Any) -> str:
-    """What a value is, in words, for "expected ..., found ..."."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, str):
-        return f"the text {value[:60]!r}"
-    if isinstance(value, bool | int | float):
-        return f"the value {value!r}"
-    return type(value).__name__
-
-
 def validate(model: type[T], doc: SourceDoc, *, context: dict[str, Any] | None = None) -> T:
     """Validate ``doc.data`` against ``model``; pydantic errors become positioned :class:`ConfigError`."""
     try:
         return model.model_validate(doc.data, context=context)
     except pydantic.ValidationError as exc:
         items: list[ErrorItem] = []
-        for err in exc.errors(include_url=False):
+        groups: dict[Loc, list[Any]] = {}
+        errs = exc.errors(include_url=False)
+        deeper = [tuple(e["loc"]) for e in errs]
+        for err in errs:
             loc: Loc = tuple(err["loc"])
-            msg = err["msg"]
-            at_key = False
+            if err["type"] in ("too_short", "too_long") and any(d[: len(loc)] == loc != d for d in deeper):
+                continue  # a list "too short" because some of its items are wrong: those items say why
             if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
                 msg = f"unknown key '{loc[-1]}'" + did_you_mean(loc[-1], _allowed_keys(model, loc))
-                at_key = True
+                items.append(doc.error(loc, msg, at_key=True))
             elif err["type"] == "missing" and loc:
-                msg = f"missing required key '{loc[-1]}'"
-            elif err["type"] in _SHAPES:
-                msg = f"expected {_SHAPES[err['type']]}, found {_kind(err.get('input'))}"
-            else:
-                value = err.get("input")
-                if isinstance(value, str | int | float | bool) and err["type"] != "value_error":
-                    msg = f"{msg} (got {value!r})"
-                msg = msg.removeprefix("Value error, ")
-            items.append(doc.error(loc, msg, at_key=at_key))
+                items.append(doc.error(loc, f"missing required key '{loc[-1]}'" + example(str(loc[-1]))))
+            else:  # the branches of a union are one mistake at one place in the file
+                groups.setdefault(_in_file(doc.data, loc), []).append(err)
+        for where, errs in groups.items():
+            for msg in plain_union(errs, _value_at(doc.data, where)):
+                items.append(doc.error(tuple(errs[0]["loc"]), msg))
+        items.sort(key=lambda e: (e.line, e.column))
         raise ConfigError(items) from None
+
+
+def _in_file(data: Any, loc: Loc) -> Loc:
+    """The part of a pydantic location that names places in the file (without the union tags)."""
+    node, walked = data, []
+    for part in loc:
+        if (isinstance(node, Mapping) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            walked.append(part)
+            node = node[part]  # type: ignore[index]
+    return tuple(walked)
+
+
+def _value_at(data: Any, loc: Loc) -> Any:
+    for part in loc:
+        data = data[part]
+    return data
 
 
 def load_model(model: type[T], path: str | Path, *, context: dict[str, Any] | None = None) -> T:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,17 @@ from daemon.yamlsource import (
 )
 from drivers.writefault import describe
 
-__all__ = ["LoadedRules", "ParsedFile", "RuleContext", "load_rules", "parse_rule_file", "rule_files", "save_last_good"]
+__all__ = [
+    "LoadedRules",
+    "ParsedFile",
+    "RuleContext",
+    "duplicate_ids",
+    "load_rules",
+    "parse_rule_file",
+    "references",
+    "rule_files",
+    "save_last_good",
+]
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,31 @@ def parse_rule_file(path: Path, limits: YamlLimits = DEFAULT_LIMITS) -> ParsedFi
     doc = load_yaml(path, text=text, limits=limits)
     if doc.data is None:
         raise ConfigError([ErrorItem(str(path), 1, 1, EMPTY)])
-    return _GoodFile(text, validate(RuleFile, doc), doc)
+    parsed = validate(RuleFile, doc)
+    twice = duplicate_ids(doc, parsed.rules)
+    if twice:
+        raise ConfigError(twice)
+    return _GoodFile(text, parsed, doc)
+
+
+def duplicate_ids(doc: SourceDoc, rules: Sequence[Rule], at: Sequence[int] | None = None) -> list[ErrorItem]:
+    """A rule id used twice in one file: the second use is the error (``at`` as for :func:`references`)."""
+    first: dict[str, int] = {}
+    errors: list[ErrorItem] = []
+    for n, rule in enumerate(rules):
+        i = at[n] if at is not None else n
+        if rule.id in first:
+            line = doc.position(("rules", first[rule.id], "id"))[0]
+            errors.append(
+                doc.error(
+                    ("rules", i, "id"),
+                    f"rule id '{rule.id}' is used twice in this file (first on line {line}); "
+                    f"give each rule its own id, e.g. '{rule.id}-2'",
+                )
+            )
+        else:
+            first[rule.id] = i
+    return errors
 
 
 @dataclass
@@ -110,7 +144,16 @@ def rule_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.yaml") if not p.is_dir() and not p.name.startswith("."))
 
 
-def _references(doc: SourceDoc, rf: RuleFile, ctx: RuleContext, schedules: Mapping[str, Schedule]) -> list[ErrorItem]:
+def references(
+    doc: SourceDoc,
+    rf: RuleFile,
+    ctx: RuleContext,
+    schedules: Mapping[str, Schedule],
+    at: Sequence[int] | None = None,
+) -> list[ErrorItem]:
+    """Sensors, zones, device points and schedules that ``rf``'s rules name but do not exist.
+
+    ``at``: the place in the file of each of ``rf.rules`` (when some rules of the file were left out)."""
     errors: list[ErrorItem] = []
     zones = {(s.zone, s.quantity) for s in ctx.sensors.values()}
 
@@ -131,8 +174,8 @@ def _references(doc: SourceDoc, rf: RuleFile, ctx: RuleContext, schedules: Mappi
                 )
             )
 
-    for i, rule in enumerate(rf.rules):
-        base: tuple[int | str, ...] = ("rules", i)
+    for n, rule in enumerate(rf.rules):
+        base: tuple[int | str, ...] = ("rules", at[n] if at is not None else n)
         if rule.target not in ctx.points:
             errors.append(
                 doc.error(
@@ -202,13 +245,15 @@ def load_rules(
     files: Sequence[Path] | None = None,
     limits: YamlLimits = DEFAULT_LIMITS,
     read: Mapping[str, ParsedFile | ConfigError] | None = None,
+    established: Collection[str] = (),
 ) -> LoadedRules:
     """Load every ``*.yaml`` in ``directory`` (or exactly ``files``, for ``lobbyd check FILE...``).
 
     A file that fails keeps its previous good version (from ``previous``, else from
     ``last_good_dir`` on disk). Good files are copied to ``last_good_dir``. ``read`` holds files
     already parsed (by name; :func:`parse_rule_file` in worker threads, with a time limit); the
-    others are parsed here. A missing rules directory keeps every last good file.
+    others are parsed here. A missing rules directory keeps every last good file. When two files use one
+    rule id, a file already running (in ``previous``, ``last_good_dir`` or ``established``) keeps it.
     """
     errors: list[ErrorItem] = []
     if files is None:
@@ -240,21 +285,31 @@ def load_rules(
                 continue
             schedules[sname] = sched
 
+    # A rule id used in two files: the file the daemon already ran keeps it, the new or edited one is blamed.
+    known = set(established) | (set(previous.files) if previous is not None else set())
+    if last_good_dir is not None and last_good_dir.is_dir():
+        known |= {str(directory / p.name) for p in rule_files(last_good_dir)}
     good: dict[str, _GoodFile] = {}
-    seen_ids: dict[str, str] = {}
-    for name, (text, doc, rf) in sorted(parsed.items()):
-        problems = _references(doc, rf, ctx, schedules)
+    seen_ids: dict[str, tuple[str, SourceDoc, int]] = {}
+    for name, (text, doc, rf) in sorted(parsed.items(), key=lambda kv: (kv[0] not in known, kv[0])):
+        problems = references(doc, rf, ctx, schedules)
         for i, rule in enumerate(rf.rules):
             if rule.id in seen_ids:
+                other, odoc, j = seen_ids[rule.id]
+                line, col = odoc.position(("rules", j, "id"))
                 problems.append(
-                    doc.error(("rules", i, "id"), f"rule id '{rule.id}' is already used in {seen_ids[rule.id]}")
+                    doc.error(
+                        ("rules", i, "id"),
+                        f"rule id '{rule.id}' is already used in {other}:{line}:{col}; "
+                        f"give this rule another id, e.g. '{rule.id}-2'",
+                    )
                 )
         if problems:
             errors.extend(problems)
             failed.append(name)
             continue
-        for rule in rf.rules:
-            seen_ids[rule.id] = name
+        for i, rule in enumerate(rf.rules):
+            seen_ids[rule.id] = (name, doc, i)
         good[name] = _GoodFile(text, rf, doc)
 
     kept: list[str] = []
@@ -265,15 +320,15 @@ def load_rules(
             if saved.is_file():
                 try:
                     pf = parse_rule_file(saved, limits)
-                    if not _references(pf.doc, pf.parsed, ctx, schedules):
+                    if not references(pf.doc, pf.parsed, ctx, schedules):
                         old = pf
                 except ConfigError:
                     old = None
         if old is not None and not any(r.id in seen_ids for r in old.parsed.rules):
             good[name] = old
             kept.append(name)
-            for rule in old.parsed.rules:
-                seen_ids[rule.id] = name
+            for i, rule in enumerate(old.parsed.rules):
+                seen_ids[rule.id] = (name, old.doc, i)
             for sname, sched in old.parsed.schedules.items():
                 schedules.setdefault(sname, sched)
 

@@ -15,10 +15,10 @@ import itertools
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from daemon.model import Quantity
-from daemon.rules.durations import Duration, TimeOfDay
+from daemon.rules.durations import WEEKDAYS, Duration, TimeOfDay, Weekdays, refuse_number_text
 
 __all__ = [
     "Action",
@@ -34,12 +34,11 @@ __all__ = [
 ]
 
 Aggregate = Literal["mean", "max", "min", "median"]
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class Input(_Strict):
@@ -66,6 +65,7 @@ class Input(_Strict):
 
 
 def _as_input(value: Any) -> Any:
+    refuse_number_text(value)
     if isinstance(value, str):
         return {"sensor": value}
     return value
@@ -74,7 +74,7 @@ def _as_input(value: Any) -> Any:
 InputRef = Annotated[Input, BeforeValidator(_as_input)]
 Threshold = float | InputRef
 
-_SUN = re.compile(r"^\s*(sunrise|sunset|noon|dawn|dusk)\s*(?:([+-])\s*(.+))?$")
+_SUN = re.compile(r"^\s*(sunrise|sunset|noon|dawn|dusk)\s*(?:([+-])\s*(.+))?$")  # the offset keeps its case
 
 
 class SunTime(_Strict):
@@ -89,18 +89,29 @@ class SunTime(_Strict):
         if isinstance(value, str):
             from daemon.rules.durations import parse_duration
 
-            m = _SUN.match(value.lower())
+            m = _SUN.match(value)
             if not m:
                 raise ValueError(f"'{value}' is not a sun time; write e.g. 'sunrise+30m' or 'sunset-15m'")
             offset = parse_duration(m.group(3)) if m.group(3) else 0.0
-            return {"event": m.group(1), "offset_s": -offset if m.group(2) == "-" else offset}
+            return {"event": m.group(1).lower(), "offset_s": -offset if m.group(2) == "-" else offset}
         return value
 
 
 class TimeWindow(_Strict):
     after: TimeOfDay | None = None
     before: TimeOfDay | None = None
-    weekdays: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] | None = None
+    weekdays: Weekdays | None = None
+
+    @model_validator(mode="after")
+    def _span(self) -> TimeWindow:
+        if self.after == dt.time.max:
+            raise ValueError('\'after: "24:00"\' is the end of the day, so the window would never open; write "00:00"')
+        if self.after is not None and self.after == self.before:
+            raise ValueError(
+                f"the window from {self.after:%H:%M} to {self.before:%H:%M} is empty (zero length); for all day "
+                "leave out 'after' and 'before', else give two times, e.g. after: \"08:00\", before: \"18:00\""
+            )
+        return self
 
 
 class SunWindow(_Strict):
@@ -169,16 +180,18 @@ class Condition(_Strict):
                     raise ValueError("'off_below' goes with a numeric 'above' (hysteresis)")
                 if not self.off_below < self.above:
                     raise ValueError(
-                        f"'off_below' ({self.off_below:g}) must be lower than 'above' ({self.above:g}), "
-                        "or the output would chatter"
+                        f"'off_below' ({self.off_below:g}) must be lower than 'above' ({self.above:g}): swapped or "
+                        "equal, the rule switches off at once and chatters; e.g. "
+                        f"above: {max(self.above, self.off_below):g}, off_below: {min(self.above, self.off_below):g}"
                     )
             if self.off_above is not None:
                 if not isinstance(self.below, float | int):
                     raise ValueError("'off_above' goes with a numeric 'below' (hysteresis)")
                 if not self.off_above > self.below:
                     raise ValueError(
-                        f"'off_above' ({self.off_above:g}) must be higher than 'below' ({self.below:g}), "
-                        "or the output would chatter"
+                        f"'off_above' ({self.off_above:g}) must be higher than 'below' ({self.below:g}): swapped or "
+                        "equal, the rule switches off at once and chatters; e.g. "
+                        f"below: {min(self.below, self.off_above):g}, off_above: {max(self.below, self.off_above):g}"
                     )
         else:
             for name in ("above", "below", "between", "off_below", "off_above"):
@@ -278,6 +291,11 @@ class Action(_Strict):
     def _number(cls, value: Any) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return {"value": value}
+        if isinstance(value, str | bool):
+            raise ValueError(
+                f"'set' needs a number, not the word {str(value).lower()!r}: write the value the device takes "
+                "(e.g. set: 0 for off, set: 3 for high on fresh_air.fan_speed), or a curve:, steps: or circadian: block"
+            )
         return value
 
     @model_validator(mode="after")
@@ -305,12 +323,15 @@ class Rule(_Strict):
     set: Action
     safe_value: float | None = None
     ramp_per_minute: float | None = Field(None, gt=0)
-    enabled: bool = True
+    enabled: StrictBool = True
 
     @model_validator(mode="after")
     def _shape(self) -> Rule:
         if not _ID.match(self.id):
-            raise ValueError(f"rule id '{self.id}' may use only lower-case letters, digits, '-', '_' and '.'")
+            good = re.sub(r"[^a-z0-9_.-]+", "-", self.id.lower()).strip("-_.") or "pm25-high"
+            raise ValueError(
+                f"rule id '{self.id}' may use only lower-case letters, digits, '-', '_' and '.', e.g. '{good}'"
+            )
         if self.target.count(".") != 1:
             raise ValueError(f"target '{self.target}' must be written as device.point, e.g. fresh_air.fan_speed")
         return self

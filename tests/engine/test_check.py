@@ -63,8 +63,8 @@ def _in_pm25_high(rules: Path, old: str, new: str) -> tuple[int, int]:
         ("set: 3", "set: 7", "7 is outside the range of fresh_air.fan_speed (one of [0, 1, 2, 3])", 5),
         ("zone: hall", "zone: hal", "no sensor measures pm25 in zone 'hal' (did you mean 'hall'?)", 6),
         ("target: fresh_air.fan_speed", "target: fresh_air.fan_sped", "did you mean 'fresh_air.fan_speed'?", 8),
-        ("aggregate: max", "aggregate: maximum", "Input should be 'mean', 'max', 'min' or 'median'", 11),
-        ("priority: 50", "priority: high", "Input should be a valid integer", 10),
+        ("aggregate: max", "aggregate: maximum", "'maximum' is not allowed for 'aggregate'; write one of", 11),
+        ("priority: 50", "priority: high", "'high' is not a whole number; write e.g. priority: 50", 10),
     ],
 )
 def test_rule_errors_have_position_and_suggestion(

@@ -191,6 +191,10 @@ TIME_CASES = [
     ({"before": "08:00"}, at(2026, 3, 4, 7, 59), True),
     ({"after": "08:00", "before": "18:00", "weekdays": ["sat", "sun"]}, at(2026, 3, 4, 10), False),
     ({"after": "08:00", "before": "18:00", "weekdays": ["wed"]}, at(2026, 3, 4, 10), True),
+    ({"after": "08:00", "before": "18:00", "weekdays": "mon-fri"}, at(2026, 3, 4, 10), True),
+    ({"after": "08:00", "before": "18:00", "weekdays": "sat,sun"}, at(2026, 3, 4, 10), False),
+    ({"after": "08:00", "before": "18:00", "weekdays": "sat,sun"}, at(2026, 3, 7, 10), True),
+    ({"after": "08:00", "before": "18:00", "weekdays": ["mon", "thu-sat"]}, at(2026, 3, 4, 10), False),
 ]
 
 

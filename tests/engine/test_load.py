@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 
-from daemon.rules.durations import parse_duration
+import jsonschema
+import pytest
+
+from daemon.rules.durations import (
+    DURATION_SCHEMA,
+    WEEKDAYS_SCHEMA,
+    parse_duration,
+    parse_rule_duration,
+    parse_weekdays,
+)
 from daemon.rules.load import RuleContext, load_rules
 from tests.engine.helpers import LIMITS, SENSORS
 
@@ -86,7 +97,11 @@ def test_duplicate_ids_across_files(tmp_path: Path) -> None:
     write(d, "b.yaml", GOOD_V2)
     result = load_rules(d, CTX)
     assert [(Path(e.file).name, e.line, e.message) for e in result.errors] == [
-        ("b.yaml", 2, f"rule id 'pm25-high' is already used in {d / 'a.yaml'}")
+        (
+            "b.yaml",
+            2,
+            f"rule id 'pm25-high' is already used in {d / 'a.yaml'}:2:9; give this rule another id, e.g. 'pm25-high-2'",
+        )
     ]
     assert [r.set.value for r in result.ruleset.rules] == [3]
 
@@ -100,3 +115,61 @@ def test_durations() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} was accepted")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("5 min", 300), ("1h30m", 5400), ("PT5M", 300), ("PT1H30M", 5400), ("P1D", 86400), ("2MIN", 120)],
+)
+def test_rule_durations_with_units(text: str, seconds: float) -> None:
+    assert parse_rule_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (120, "120 has no unit"),
+        ("2M", "'2M' is ambiguous"),
+        ("P1M", "months and years are not"),
+        ("5 minutes", "units are d (days)"),
+        ("-5s", "is not a duration"),
+    ],
+)
+def test_rule_durations_refused_in_words(value: object, words: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        parse_rule_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "days"),
+    [
+        ("mon-fri", ("mon", "tue", "wed", "thu", "fri")),
+        ("sat,sun", ("sat", "sun")),
+        ("wed", ("wed",)),
+        (["mon", "thu-sat"], ("mon", "thu", "fri", "sat")),
+        ("fri-mon", ("mon", "fri", "sat", "sun")),
+        ("Mon-Fri", ("mon", "tue", "wed", "thu", "fri")),
+    ],
+)
+def test_weekdays_as_ranges_lists_and_single_days(value: object, days: tuple[str, ...]) -> None:
+    assert parse_weekdays(value) == days
+
+
+DURATION_TEXTS = ["90s", "5 min", "1h30m", "PT5M", "2M", "2MIN", "P1D", "PT", "P1DT", "pt5m", "P1M", 120, "5s5", "0s"]
+WEEKDAY_TEXTS = ["mon-fri", "sat,sun", "wed", ["mon", "thu-sat"], "Mon-Fri", "", [], "mon-fry", "1-5", "monday"]
+
+
+@pytest.mark.parametrize(
+    ("schema", "parse", "value"),
+    [(DURATION_SCHEMA, parse_rule_duration, v) for v in DURATION_TEXTS]
+    + [(WEEKDAYS_SCHEMA, parse_weekdays, v) for v in WEEKDAY_TEXTS],
+)
+def test_duration_and_weekday_schemas_agree_with_the_parsers(
+    schema: dict[str, object], parse: Callable[[object], object], value: object
+) -> None:
+    try:
+        parse(value)
+        parsed = True
+    except ValueError:
+        parsed = False
+    assert jsonschema.Draft202012Validator(schema).is_valid(value) is parsed

@@ -26,7 +26,11 @@ CTX: RuleContext = load_config(REPO / "config" / "lobbyd.yaml").rule_context()
 SHIPPED = [p.read_text(encoding="utf-8") for p in sorted((REPO / "rules").glob("*.yaml"))]
 # Small limits, so that the fuzzer reaches them too.
 LIMITS = YamlLimits(max_bytes=4096, max_alias_values=200, max_depth=12)
-LIBRARY_WORDS = re.compile(r"ruamel|pydantic|Traceback|<unicode string>|For further information|instance of")
+LIBRARY_WORDS = re.compile(
+    r"ruamel|pydantic|Traceback|<unicode string>|For further information|instance of|Input should|valid dictionary"
+    r"|mapping values|ScannerError|ParserError|Value error|function-before|block end|cannot start any token"
+    r"|while scanning|Field required|Extra inputs|Unable to extract|found unexpected|expected <|found character"
+)
 
 TOKENS = [
     "rules:", "schedules:", "\n", "\n  ", "\n    ", "  ", "- ", "id: ", "target: ", "set: ", "when:", "priority: ",

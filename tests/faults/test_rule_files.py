@@ -88,7 +88,10 @@ def test_non_utf8_file_is_an_error_at_the_bad_byte(tmp_path: Path) -> None:
     (d / "air.yaml").write_bytes(GOOD.encode() + b"  - id: caf\xe9\n")
     (err,) = load_rules(d, CTX).errors
     assert (err.line, err.column) == (9, 12)
-    assert err.message == "not UTF-8 text: byte 0xe9 cannot be read (save the file as UTF-8)"
+    assert err.message == (
+        "not UTF-8 text: byte 0xe9 cannot be read (in Latin-1 or Windows-1252 it is 'é': the file was probably "
+        "saved so); save the file as UTF-8"
+    )
 
 
 def test_size_limit_is_checked_before_the_file_is_read(tmp_path: Path) -> None:
