@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from daemon.model import Quantity
 from daemon.rules.durations import Duration, TimeOfDay
+from daemon.rules.scalars import Flag, Integer, Number, PositiveNumber
 
 __all__ = [
     "Action",
@@ -35,7 +36,9 @@ __all__ = [
 
 Aggregate = Literal["mean", "max", "min", "median"]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"  # a rule id (also in the JSON Schema)
+TARGET_PATTERN = r"^[^.]*\.[^.]*$"  # device.point: exactly one dot
+_ID = re.compile(ID_PATTERN)
 
 
 class _Strict(BaseModel):
@@ -49,7 +52,7 @@ class Input(_Strict):
     zone: str | None = None
     quantity: Quantity | None = None
     aggregate: Aggregate = "mean"
-    times: float = Field(1.0, gt=0, description="multiply the value, e.g. 10 for 'ten times the hall's PM2.5'")
+    times: Number = Field(1.0, gt=0, description="multiply the value, e.g. 10 for 'ten times the hall's PM2.5'")
 
     @model_validator(mode="after")
     def _one_source(self) -> Input:
@@ -72,7 +75,7 @@ def _as_input(value: Any) -> Any:
 
 
 InputRef = Annotated[Input, BeforeValidator(_as_input)]
-Threshold = float | InputRef
+Threshold = Number | InputRef
 
 _SUN = re.compile(r"^\s*(sunrise|sunset|noon|dawn|dusk)\s*(?:([+-])\s*(.+))?$")
 
@@ -81,7 +84,7 @@ class SunTime(_Strict):
     """``sunrise``, ``sunset``, ``noon``, ``dawn`` or ``dusk`` with an offset, e.g. ``sunset-30m``."""
 
     event: Literal["sunrise", "sunset", "noon", "dawn", "dusk"]
-    offset_s: float = 0.0
+    offset_s: Number = 0.0
 
     @model_validator(mode="before")
     @classmethod
@@ -131,9 +134,9 @@ class Condition(_Strict):
     aggregate: Aggregate = "mean"
     above: Threshold | None = None
     below: Threshold | None = None
-    between: tuple[float, float] | None = None
-    off_below: float | None = None
-    off_above: float | None = None
+    between: tuple[Number, Number] | None = None
+    off_below: Number | None = None
+    off_above: Number | None = None
     for_: Duration = Field(0.0, alias="for")
     schedule: str | None = None
     outside_schedule: str | None = None
@@ -221,7 +224,7 @@ class Curve(_Strict):
     """Piecewise-linear map of an input, e.g. daylight lux → colour temperature."""
 
     input: InputRef
-    points: tuple[tuple[float, float], ...] = Field(min_length=2)
+    points: tuple[tuple[Number, Number], ...] = Field(min_length=2)
 
     @model_validator(mode="after")
     def _sorted(self) -> Curve:
@@ -235,7 +238,7 @@ class Steps(_Strict):
     """Step table: the value of the last step whose ``from`` the input has reached."""
 
     input: InputRef
-    table: tuple[tuple[float, float], ...] = Field(min_length=1)
+    table: tuple[tuple[Number, Number], ...] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _sorted(self) -> Steps:
@@ -252,11 +255,11 @@ class Circadian(_Strict):
     ``daylight`` the measured lux pulls the result: ``daylight_weight`` 0 ignores it, 1 follows only it.
     """
 
-    min_k: float = 2700
-    max_k: float = 5000
+    min_k: Number = 2700
+    max_k: Number = 5000
     daylight: InputRef | None = None
-    full_daylight_lux: float = Field(2000, gt=0)
-    daylight_weight: float = Field(0.5, ge=0, le=1)
+    full_daylight_lux: Number = Field(2000, gt=0)
+    daylight_weight: Number = Field(0.5, ge=0, le=1)
 
     @model_validator(mode="after")
     def _range(self) -> Circadian:
@@ -268,7 +271,7 @@ class Circadian(_Strict):
 class Action(_Strict):
     """What value a rule asks for: a constant, a curve, a step table or the circadian formula."""
 
-    value: float | None = None
+    value: Number | None = None
     curve: Curve | None = None
     steps: Steps | None = None
     circadian: Circadian | None = None
@@ -300,16 +303,16 @@ class Rule(_Strict):
     id: str
     description: str = ""
     target: str
-    priority: int = 0
+    priority: Integer = 0
     when: tuple[Condition, ...] = ()
     set: Action
-    safe_value: float | None = None
-    ramp_per_minute: float | None = Field(None, gt=0)
-    enabled: bool = True
+    safe_value: Number | None = None
+    ramp_per_minute: PositiveNumber | None = None
+    enabled: Flag = True
 
     @model_validator(mode="after")
     def _shape(self) -> Rule:
-        if not _ID.match(self.id):
+        if not _ID.fullmatch(self.id):
             raise ValueError(f"rule id '{self.id}' may use only lower-case letters, digits, '-', '_' and '.'")
         if self.target.count(".") != 1:
             raise ValueError(f"target '{self.target}' must be written as device.point, e.g. fresh_air.fan_speed")

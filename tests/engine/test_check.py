@@ -64,7 +64,7 @@ def _in_pm25_high(rules: Path, old: str, new: str) -> tuple[int, int]:
         ("zone: hall", "zone: hal", "no sensor measures pm25 in zone 'hal' (did you mean 'hall'?)", 6),
         ("target: fresh_air.fan_speed", "target: fresh_air.fan_sped", "did you mean 'fresh_air.fan_speed'?", 8),
         ("aggregate: max", "aggregate: maximum", "Input should be 'mean', 'max', 'min' or 'median'", 11),
-        ("priority: 50", "priority: high", "Input should be a valid integer", 10),
+        ("priority: 50", "priority: high", "expected a whole number, e.g. 10, found the text 'high'", 10),
     ],
 )
 def test_rule_errors_have_position_and_suggestion(
