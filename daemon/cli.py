@@ -24,8 +24,32 @@ EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 DEFAULT_CONFIG = "/etc/lobbyd/lobbyd.yaml"
 
 
+CONFIG_ENV = "LOBBYD_CONFIG"
+
+
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", default=DEFAULT_CONFIG, help=f"daemon config file (default {DEFAULT_CONFIG})")
+    p.add_argument(
+        "--config",
+        "-c",
+        default=None,
+        help=f"daemon config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
+    )
+
+
+def _resolve_config(args: argparse.Namespace) -> None:
+    """Fill in ``args.config`` (``--config``, else ``$LOBBYD_CONFIG``, else the default) and say which on
+    stderr, so that a check of the wrong file is never mistaken for a check of the right one."""
+    if not hasattr(args, "config"):
+        return
+    if args.config is not None:
+        source = "--config"
+    elif os.environ.get(CONFIG_ENV):
+        args.config, source = os.environ[CONFIG_ENV], CONFIG_ENV
+    else:
+        args.config, source = DEFAULT_CONFIG, "the default"
+    args.config_source = source
+    if args.command != "run":  # the daemon logs it once it holds its lock (a refused start says one line)
+        print(f"lobbyd: config {args.config} (from {source})", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,6 +164,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except AlreadyRunning as exc:
         print(f"lobbyd: {exc}; not starting", file=sys.stderr)
         return EXIT_FAIL
+    import logging
+
+    logging.getLogger("lobbyd").info("config %s (from %s)", args.config, args.config_source)
     clock = _clock(args.start_at, loaded)
 
     async def main() -> int:
@@ -294,6 +321,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _resolve_config(args)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
