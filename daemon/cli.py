@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ISO",
         help="pretend the clock started at this local time (demos, tests), e.g. 2026-06-03T10:30",
     )
+    p.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="reload the rules only on SIGHUP or `lobbyd reload`, not when a file in the rules directory changes",
+    )
     p.add_argument("--log-level", default="INFO")
 
     p = sub.add_parser("check", help="validate config and rules; every problem with file:line:column")
@@ -182,7 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 )
                 return EXIT_INVALID
             print(f"lobbyd: starting degraded: {rules.degraded}", file=sys.stderr)
-        daemon = build_daemon(loaded, clock=clock, rules=rules)
+        daemon = build_daemon(loaded, clock=clock, rules=rules, watch_rules=not args.no_watch)
         notifier = systemd.Notifier.from_env()  # systemd: READY/STATUS/WATCHDOG (no-op elsewhere)
         systemd.install_signal_handlers(daemon, notifier, Path(args.config))
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
@@ -263,7 +268,12 @@ def cmd_reload(args: argparse.Namespace) -> int:
     answer = _ask(args, {"cmd": "reload"})
     if answer is None:
         return EXIT_FAIL
-    print(answer.get("text", answer))
+    if "error" in answer:
+        print(f"lobbyd reload: refused: {answer['error']}", file=sys.stderr)
+        return EXIT_FAIL
+    # The lines the daemon logged for this reload, as it logged them: what changed, then every error.
+    for line in answer.get("lines") or [answer.get("text", answer)]:
+        print(line)
     return EXIT_OK if answer.get("ok") else EXIT_INVALID
 
 
