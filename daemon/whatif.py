@@ -17,7 +17,7 @@ import datetime as dt
 import gzip
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,8 +105,20 @@ def read_feed(path: Path) -> list[Message]:
     return messages
 
 
-def replay(loaded: LoadedConfig, rules: RuleSet, feed: Path, *, step_s: float = 1.0) -> WhatIfReport:
-    """Run ``rules`` over ``feed`` on a virtual clock and report what would have been written."""
+def replay(
+    loaded: LoadedConfig,
+    rules: RuleSet,
+    feed: Path,
+    *,
+    step_s: float = 1.0,
+    initial: Mapping[str, float] | None = None,
+) -> WhatIfReport:
+    """Run ``rules`` over ``feed`` on a virtual clock and report what would have been written.
+
+    It starts as the daemon does at the feed's first message: sensors not yet heard from are given
+    their time to report (no fallback before), and each point in ``initial`` (``device.point`` → its
+    value) is taken as what the device holds, as the daemon reads it at start (a decision equal to it
+    is not a write). Without ``initial`` every point's first decision counts as a write."""
     if step_s <= 0:
         raise ValueError("step_s must be positive")
     messages = read_feed(feed)
@@ -114,10 +126,12 @@ def replay(loaded: LoadedConfig, rules: RuleSet, feed: Path, *, step_s: float = 
     end = messages[-1].ts if messages else 0.0
     report = WhatIfReport(feed, start, end, loaded.site.timezone, messages=len(messages))
     router = TopicRouter(loaded.config.sensors)
-    state = SensorState(loaded.sensor_infos())
+    state = SensorState(loaded.sensor_infos(), started_at=start)
     limits = loaded.point_limits()
     site = loaded.site
     gate = SafetyGate()
+    for target, value in (initial or {}).items():
+        gate.observed(target, value)
     memory = EngineMemory()
     in_fallback: dict[str, bool] = {}
     i = 0
