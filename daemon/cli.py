@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="what-if: run the rules on a recorded feed (JSONL/CSV) on a virtual clock, touching no device",
     )
+    p.add_argument(
+        "--diff",
+        action="store_true",
+        help="what these rules would change right now, against the rules in force (the running daemon's sensor "
+        "values, or all unknown)",
+    )
 
     p = sub.add_parser("schema", help="write JSON Schemas of the rule and config files (for editor completion)")
     p.add_argument("--out", type=Path, default=Path("config/schema"), help="directory (default config/schema)")
@@ -215,6 +221,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         assert result.loaded is not None and result.rules is not None  # ok implies both were loaded
         print(format_report(replay(result.loaded, result.rules.ruleset, args.replay)))
+    if args.diff:
+        from daemon.diff import diff_rules, format_diff
+
+        assert result.loaded is not None and result.rules is not None
+        print(format_diff(diff_rules(result.loaded, result.rules, files_given=bool(args.paths))))
     return EXIT_OK
 
 
