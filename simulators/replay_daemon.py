@@ -141,6 +141,10 @@ def format_daemon_replay(r: DaemonReplay) -> str:
     for point, n in sorted(per_point.items()):
         values = [v for _, p, v in r.writes if p == point]
         lines.append(f"  {point:<28} {n:4d} writes, values {sorted(set(values))}")
+    if r.shutdown_writes:
+        lines.append(
+            "on stopping (profile shutdown states): " + ", ".join(f"{p} = {v:g}" for _, p, v in r.shutdown_writes)
+        )
     if r.fallbacks:
         lines.append("fallback steps: " + ", ".join(f"{k} {n}" for k, n in sorted(r.fallbacks.items())))
     return "\n".join(lines)
