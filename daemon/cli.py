@@ -24,8 +24,32 @@ EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 DEFAULT_CONFIG = "/etc/lobbyd/lobbyd.yaml"
 
 
+CONFIG_ENV = "LOBBYD_CONFIG"
+
+
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", default=DEFAULT_CONFIG, help=f"daemon config file (default {DEFAULT_CONFIG})")
+    p.add_argument(
+        "--config",
+        "-c",
+        default=None,
+        help=f"daemon config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
+    )
+
+
+def _resolve_config(args: argparse.Namespace) -> None:
+    """Fill in ``args.config`` (``--config``, else ``$LOBBYD_CONFIG``, else the default) and say which on
+    stderr, so that a check of the wrong file is never mistaken for a check of the right one."""
+    if not hasattr(args, "config"):
+        return
+    if args.config is not None:
+        source = "--config"
+    elif os.environ.get(CONFIG_ENV):
+        args.config, source = os.environ[CONFIG_ENV], CONFIG_ENV
+    else:
+        args.config, source = DEFAULT_CONFIG, "the default"
+    args.config_source = source
+    if args.command != "run":  # the daemon logs it once it holds its lock (a refused start says one line)
+        print(f"lobbyd: config {args.config} (from {source})", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ISO",
         help="pretend the clock started at this local time (demos, tests), e.g. 2026-06-03T10:30",
     )
+    p.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="reload the rules only on SIGHUP or `lobbyd reload`, not when a file in the rules directory changes",
+    )
     p.add_argument("--log-level", default="INFO")
 
     p = sub.add_parser("check", help="validate config and rules; every problem with file:line:column")
@@ -60,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FEED",
         type=Path,
         help="what-if: run the rules on a recorded feed (JSONL/CSV) on a virtual clock, touching no device",
+    )
+    p.add_argument(
+        "--diff",
+        action="store_true",
+        help="what these rules would change right now, against the rules in force (the running daemon's sensor "
+        "values, or all unknown)",
     )
 
     p = sub.add_parser("schema", help="write JSON Schemas of rule, config and device profile files (editor completion)")
@@ -140,6 +175,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except AlreadyRunning as exc:
         print(f"lobbyd: {exc}; not starting", file=sys.stderr)
         return EXIT_FAIL
+    import logging
+
+    logging.getLogger("lobbyd").info("config %s (from %s)", args.config, args.config_source)
     clock = _clock(args.start_at, loaded)
 
     async def main() -> int:
@@ -155,7 +193,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 )
                 return EXIT_INVALID
             print(f"lobbyd: starting degraded: {rules.degraded}", file=sys.stderr)
-        daemon = build_daemon(loaded, clock=clock, rules=rules)
+        daemon = build_daemon(loaded, clock=clock, rules=rules, watch_rules=not args.no_watch)
         notifier = systemd.Notifier.from_env()  # systemd: READY/STATUS/WATCHDOG (no-op elsewhere)
         systemd.install_signal_handlers(daemon, notifier, Path(args.config))
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
@@ -183,6 +221,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         assert result.loaded is not None and result.rules is not None  # ok implies both were loaded
         print(format_report(replay(result.loaded, result.rules.ruleset, args.replay)))
+    if args.diff:
+        from daemon.diff import diff_rules, format_diff
+
+        assert result.loaded is not None and result.rules is not None
+        print(format_diff(diff_rules(result.loaded, result.rules, files_given=bool(args.paths))))
     return EXIT_OK
 
 
@@ -236,7 +279,12 @@ def cmd_reload(args: argparse.Namespace) -> int:
     answer = _ask(args, {"cmd": "reload"})
     if answer is None:
         return EXIT_FAIL
-    print(answer.get("text", answer))
+    if "error" in answer:
+        print(f"lobbyd reload: refused: {answer['error']}", file=sys.stderr)
+        return EXIT_FAIL
+    # The lines the daemon logged for this reload, as it logged them: what changed, then every error.
+    for line in answer.get("lines") or [answer.get("text", answer)]:
+        print(line)
     return EXIT_OK if answer.get("ok") else EXIT_INVALID
 
 
@@ -294,6 +342,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _resolve_config(args)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -59,7 +59,7 @@ def commands(p: Parts) -> Handler:
         if cmd == "counters":
             return collect_counters(p)
         if cmd == "reload":
-            return await p.reload.reload("requested")
+            return await p.reload.reload_all("lobbyd reload", p.loaded.path)
         if cmd == "why":
             return {"points": p.control.why(str(req.get("target", "")))}
         if cmd == "override":

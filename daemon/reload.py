@@ -23,7 +23,7 @@ from daemon.telemetry import Recorder
 from daemon.yamlsource import ConfigError
 from drivers.clock import Clock
 
-__all__ = ["RuleReload", "config_changes", "load_rules_of", "read_rules"]
+__all__ = ["RuleReload", "config_changes", "load_rules_of", "read_rules", "rule_changes", "safety_changes"]
 
 _LOG = logging.getLogger("lobbyd")
 LAST_GOOD_DIR = "rules-last-good"  # in the state directory
@@ -74,6 +74,34 @@ def config_changes(running: LoadedConfig, path: Path) -> list[str]:
     old_profiles = running.profiles
     changed += [f"device profile of {n}" for n in sorted(new.profiles) if new.profiles[n] != old_profiles.get(n)]
     return changed
+
+
+def rule_changes(old: LoadedRules, new: LoadedRules) -> list[str]:
+    """One line per rule or schedule added, removed or changed between two rule sets, by id."""
+    lines: list[str] = []
+    for kind, before, after in (
+        ("rule", {r.id: r for r in old.ruleset.rules}, {r.id: r for r in new.ruleset.rules}),
+        ("schedule", dict(old.ruleset.schedules), dict(new.ruleset.schedules)),
+    ):
+        for key in sorted(before.keys() | after.keys()):
+            a, b = before.get(key), after.get(key)
+            what = "added" if a is None else "removed" if b is None else "changed" if a != b else None
+            if what is not None:
+                target = getattr(b if b is not None else a, "target", None)
+                lines.append(f"{kind} {what}: {key}" + (f" ({target})" if target else ""))
+    return lines
+
+
+def safety_changes(running: LoadedConfig, new: LoadedConfig) -> list[str]:
+    """One line per device point whose safety limits differ in ``new``, e.g.
+    ``safety limits of fresh_air.fan_speed changed: min_hold_s 300 → 120``."""
+    lines: list[str] = []
+    for target in sorted(running.point_limits().keys() | new.point_limits().keys()):
+        a, b = running.safety_for(target).model_dump(), new.safety_for(target).model_dump()
+        diff = [f"{k} {a[k]:g} → {b[k]:g}" for k in a if a[k] != b[k]]
+        if diff:
+            lines.append(f"safety limits of {target} changed: {', '.join(diff)}")
+    return lines
 
 
 class _UntilStopped:
@@ -135,6 +163,7 @@ class RuleReload:
         if errors:
             kept = ", ".join(Path(f).name for f in new.kept_previous) or "nothing"
             text = f"rules reload ({why}): {len(errors)} error(s); kept last good version of {kept}"
+            _LOG.error("%s", text)
             for err in errors:
                 _LOG.error("rules: %s", err)
             self._recorder.event("reload", text + ": " + "; ".join(errors[:5]), now)
@@ -143,9 +172,39 @@ class RuleReload:
             text = f"rules reload ({why}): ok, {len(new.ruleset.rules)} rules{unchanged}"
             _LOG.info(text)
             self._recorder.event("reload", text, now)
+        changes = rule_changes(old, new)
+        for line in changes:
+            _LOG.info("rules: %s", line)
         self._publisher.rules_status(errors, now)
         self.last_reload = text
-        return {"ok": not errors, "text": text, "errors": errors}
+        lines = [text, *(f"rules: {e}" for e in errors), *(f"rules: {c}" for c in changes)]
+        return {"ok": not errors, "text": text, "errors": errors, "changes": changes, "lines": lines}
+
+    async def reload_all(self, why: str, config_path: Path) -> dict[str, Any]:
+        """Reload the rules and compare the config file on disk with the running one (SIGHUP and
+        ``lobbyd reload``). Every line of the answer's ``lines`` is logged as it stands there, so the
+        command prints what the log says. The config is not applied: its changes need a restart."""
+        from daemon.config import load_config
+
+        answer = await self.reload(why)
+        safety: list[str] = []
+        try:
+            changed = config_changes(self._loaded, config_path)
+            safety = safety_changes(self._loaded, load_config(config_path))
+            note = (
+                "config unchanged"
+                if not changed
+                else "config changed in " + ", ".join(changed) + ": NOT applied, needs a restart"
+            )
+        except ConfigError as exc:
+            changed = []
+            note = f"config file is invalid now, running config kept: {str(exc).splitlines()[0]}"
+        level = logging.WARNING if changed or "invalid" in note else logging.INFO
+        notes = [f"reload: {note}", *(f"reload: {line}: NOT applied, needs a restart" for line in safety)]
+        for line in notes:
+            _LOG.log(level, "%s", line)
+        self.last_reload = f"{answer['text']}; {note}"
+        return {**answer, "text": self.last_reload, "needs_restart": changed, "lines": answer["lines"] + notes}
 
     def retry_last_good(self) -> None:
         """Copy the rules in force to the state directory again if that failed (a full or read-only disk);

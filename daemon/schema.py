@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import DaemonConfig
-from daemon.rules.model import RuleFile
+from daemon.rules.model import ID_PATTERN, TARGET_PATTERN, RuleFile
 from drivers.modbus.profile import DeviceProfile
 
 __all__ = ["SCHEMA_FILES", "json_schemas", "write_schemas"]
@@ -50,8 +50,14 @@ _SHORTHANDS: dict[str, dict[str, Any]] = {
 }
 
 
+# Checks a model validator makes on one string, written as the pattern a JSON Schema can carry.
+_PATTERNS = {("Rule", "id"): ID_PATTERN, ("Rule", "target"): TARGET_PATTERN}
+
+
 def _with_shorthands(schema: dict[str, Any]) -> dict[str, Any]:
     defs = schema.get("$defs", {})
+    for (name, key), pattern in _PATTERNS.items():
+        defs[name]["properties"][key]["pattern"] = pattern
     for name, short in _SHORTHANDS.items():
         if name in defs:
             full = defs[name]

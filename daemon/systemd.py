@@ -22,7 +22,6 @@ from typing import Any
 
 from daemon.app import Daemon
 from daemon.health import Health, HealthPolicy, sample
-from daemon.reload import config_changes
 from daemon.status import needs_attention
 
 __all__ = [
@@ -230,25 +229,10 @@ async def _test_hook_block_loop(path: Path) -> None:
 async def reload(daemon: Daemon, notifier: Notifier, config_path: Path) -> dict[str, Any]:
     """SIGHUP: reload the rules (safe at any time; a bad file keeps its last good version) and say
     which parts of the config file changed and need ``systemctl restart lobbyd`` to take effect."""
-    from daemon.yamlsource import ConfigError
-
-    p = daemon.parts
     notifier.reloading()
-    answer = await p.reload.reload("SIGHUP")
-    try:
-        changed = config_changes(p.loaded, config_path)
-        note = (
-            "config unchanged"
-            if not changed
-            else "config changed in " + ", ".join(changed) + ": NOT applied, needs a restart"
-        )
-    except ConfigError as exc:
-        changed = []
-        note = f"config file is invalid now, running config kept: {str(exc).splitlines()[0]}"
-    (_LOG.warning if "NOT applied" in note or "invalid" in note else _LOG.info)("reload: %s", note)
-    p.reload.last_reload = f"{answer['text']}; {note}"
-    notifier.ready(f"reloaded: {p.reload.last_reload}")
-    return {**answer, "text": p.reload.last_reload, "needs_restart": changed}
+    answer = await daemon.parts.reload.reload_all("SIGHUP", config_path)
+    notifier.ready(f"reloaded: {answer['text']}")
+    return answer
 
 
 def install_signal_handlers(daemon: Daemon, notifier: Notifier, config_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 ``lobbyd check --replay FEED`` calls :func:`replay`. The feed is what ``lobbyd record`` writes:
 JSONL lines ``{"ts": 1772589600.0, "topic": "...", "payload": "...", "retain": false}`` or CSV with
-the header ``ts,topic,payload``. Payloads go through the MQTT driver's own router and decoder, the
+the header ``ts,topic,payload``, either of them gzip-compressed (``.jsonl.gz``, ``.csv.gz``; a shipped
+day is simulators/feeds/pollution-day.jsonl.gz). Payloads go through the MQTT driver's own router and decoder, the
 engine runs every ``step_s`` seconds of feed time, and every decision passes the same
 :class:`~daemon.safety.SafetyGate` with each point's safety limits; a write is assumed to succeed.
 The report gives writes per point, the time each point spent at each value, fallbacks and what
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,12 +70,14 @@ def _held_kind(text: str) -> str:
 
 def read_feed(path: Path) -> list[Message]:
     """All messages of a JSONL or CSV feed, in time order (stable for equal times)."""
+    compressed = path.suffix.lower() == ".gz"
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = (gzip.decompress(path.read_bytes()) if compressed else path.read_bytes()).decode("utf-8")
+    except (OSError, EOFError, UnicodeDecodeError) as exc:  # gzip.BadGzipFile is an OSError
         raise FeedError(f"{path}: cannot read: {exc}") from exc
     messages: list[Message] = []
-    if path.suffix.lower() == ".csv" or text.startswith("ts,topic,payload"):
+    kind = Path(path.stem).suffix.lower() if compressed else path.suffix.lower()
+    if kind == ".csv" or text.startswith("ts,topic,payload"):
         rows: Iterator[list[str]] = csv.reader(text.splitlines())
         header = next(rows, None)
         if header is None or [h.strip() for h in header[:3]] != ["ts", "topic", "payload"]:
@@ -101,8 +105,20 @@ def read_feed(path: Path) -> list[Message]:
     return messages
 
 
-def replay(loaded: LoadedConfig, rules: RuleSet, feed: Path, *, step_s: float = 1.0) -> WhatIfReport:
-    """Run ``rules`` over ``feed`` on a virtual clock and report what would have been written."""
+def replay(
+    loaded: LoadedConfig,
+    rules: RuleSet,
+    feed: Path,
+    *,
+    step_s: float = 1.0,
+    initial: Mapping[str, float] | None = None,
+) -> WhatIfReport:
+    """Run ``rules`` over ``feed`` on a virtual clock and report what would have been written.
+
+    It starts as the daemon does at the feed's first message: sensors not yet heard from are given
+    their time to report (no fallback before), and each point in ``initial`` (``device.point`` → its
+    value) is taken as what the device holds, as the daemon reads it at start (a decision equal to it
+    is not a write). Without ``initial`` every point's first decision counts as a write."""
     if step_s <= 0:
         raise ValueError("step_s must be positive")
     messages = read_feed(feed)
@@ -110,10 +126,12 @@ def replay(loaded: LoadedConfig, rules: RuleSet, feed: Path, *, step_s: float = 
     end = messages[-1].ts if messages else 0.0
     report = WhatIfReport(feed, start, end, loaded.site.timezone, messages=len(messages))
     router = TopicRouter(loaded.config.sensors)
-    state = SensorState(loaded.sensor_infos())
+    state = SensorState(loaded.sensor_infos(), started_at=start)
     limits = loaded.point_limits()
     site = loaded.site
     gate = SafetyGate()
+    for target, value in (initial or {}).items():
+        gate.observed(target, value)
     memory = EngineMemory()
     in_fallback: dict[str, bool] = {}
     i = 0

@@ -2,8 +2,9 @@
 
 Real mosquitto and real Modbus device simulators (from the config's own profiles) on loopback, the
 real :class:`daemon.app.Daemon` in this process, sharing one :class:`~daemon.clock.VirtualClock` with
-the replayer. The clock moves to each message's recorded time (and in ``step_s`` steps through gaps, so
-``for:`` timers, schedules and staleness run exactly as they did, only faster); after each step the
+the replayer. The clock moves to each message's recorded time and to each tick the daemon has asked for (a reading
+going stale, a ``for:`` timer; and in ``step_s`` steps through gaps, so timers, schedules and
+staleness run exactly as they did, only faster); after each step the
 replayer waits until the daemon has received the step's messages, evaluated and finished writing.
 
     python -m simulators.replay FEED --config config/lobbyd.yaml --daemon
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import tempfile
 import time
 from collections import Counter
@@ -42,7 +44,9 @@ class DaemonReplay:
     start: float = 0.0
     end: float = 0.0
     wall_s: float = 0.0
-    writes: list[tuple[float, str, float]] = field(default_factory=list)
+    writes: list[tuple[float, str, float]] = field(default_factory=list)  # what the rules wrote
+    initial: dict[str, float] = field(default_factory=dict)  # each setpoint's value before the daemon started
+    shutdown_writes: list[tuple[float, str, float]] = field(default_factory=list)  # leaving shutdown states
     fallbacks: Counter[str] = field(default_factory=Counter)
 
 
@@ -57,7 +61,7 @@ async def replay_through_daemon(
     if not messages:
         return DaemonReplay()
     source = load_config(config)
-    clock = VirtualClock(messages[0].ts - step_s)
+    clock = VirtualClock(messages[0].ts)  # the daemon starts where the feed does, as `check --replay` does
     result = DaemonReplay(messages=len(messages), start=messages[0].ts, end=messages[-1].ts)
     wall0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="lobbyd-replay-") as tmp_:
@@ -77,6 +81,11 @@ async def replay_through_daemon(
             async with contextlib.AsyncExitStack() as stack:
                 for sim in sims.values():
                     await stack.enter_async_context(sim)
+                result.initial = {
+                    f"{name}.{point}": sim.value(point)
+                    for name, sim in sims.items()
+                    for point in source.profiles[name].setpoints()
+                }
                 daemon = build_daemon(loaded, clock=clock, watch_rules=False)
                 pub = SimPublisher("127.0.0.1", mosq.port, branch=loaded.config.branch, client_id="lobbyd-replay")
                 subscribed = daemon.parts.intake.decoder.router.topics
@@ -91,7 +100,9 @@ async def replay_through_daemon(
                     i = 0
                     t = clock.now()
                     while i < len(messages):
-                        t = min(t + step_s, messages[i].ts)
+                        # never jump over a tick the daemon asked for (a reading going stale, a timer)
+                        due = daemon.parts.control.next_tick_at
+                        t = min(t + step_s, messages[i].ts, due if due > t else math.inf)
                         clock.set(t)
                         while i < len(messages) and messages[i].ts <= t:
                             m = messages[i]
@@ -103,14 +114,18 @@ async def replay_through_daemon(
                             await settle(daemon, daemon_task, expected, during="replay")
                         result.fallbacks.update(k for k, d in daemon.parts.control.desired.items() if d.reason.fallback)
                     result.evaluations = daemon.parts.control.stats.evaluations
+                    by_rules = {name: len(sim.writes) for name, sim in sims.items()}
                     daemon.stop()
                     await daemon_task
                     pub_task.cancel()
             for name, sim in sims.items():
-                result.writes += [(w.ts, f"{name}.{w.point}", w.value) for w in sim.writes]
+                writes = [(w.ts, f"{name}.{w.point}", w.value) for w in sim.writes]
+                result.writes += writes[: by_rules[name]]
+                result.shutdown_writes += writes[by_rules[name] :]
         finally:
             mosq.close()
     result.writes.sort()
+    result.shutdown_writes.sort()
     result.wall_s = time.monotonic() - wall0
     return result
 
@@ -126,6 +141,10 @@ def format_daemon_replay(r: DaemonReplay) -> str:
     for point, n in sorted(per_point.items()):
         values = [v for _, p, v in r.writes if p == point]
         lines.append(f"  {point:<28} {n:4d} writes, values {sorted(set(values))}")
+    if r.shutdown_writes:
+        lines.append(
+            "on stopping (profile shutdown states): " + ", ".join(f"{p} = {v:g}" for _, p, v in r.shutdown_writes)
+        )
     if r.fallbacks:
         lines.append("fallback steps: " + ", ".join(f"{k} {n}" for k, n in sorted(r.fallbacks.items())))
     return "\n".join(lines)

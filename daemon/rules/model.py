@@ -1,10 +1,8 @@
 """The rule language: what facilities staff write in ``rules/*.yaml``.
 
-A rule file has optional ``schedules:`` (opening hours per weekday plus holidays) and a list of
-``rules:``. A rule sets one device point (``target: fresh_air.fan_speed``) to a value while all of
-its ``when:`` conditions hold. Several rules may target one point: the highest ``priority`` wins,
-then the more specific rule (more conditions), then the rule id in alphabetical order — never
-file order. See ``rules/README.md`` for the language with examples.
+A file has optional ``schedules:`` and ``rules:``. A rule sets one device point (``target:``) while all
+its ``when:`` conditions hold; of several rules on a point the highest ``priority`` wins, then the one
+with more conditions, then the id in alphabetical order, never file order. See ``rules/README.md``.
 """
 
 from __future__ import annotations
@@ -15,10 +13,11 @@ import itertools
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from daemon.model import Quantity
 from daemon.rules.durations import WEEKDAYS, Duration, TimeOfDay, Weekdays, refuse_number_text
+from daemon.rules.scalars import Flag, Integer, Number, PositiveNumber
 
 __all__ = [
     "Action",
@@ -34,7 +33,9 @@ __all__ = [
 ]
 
 Aggregate = Literal["mean", "max", "min", "median"]
-_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"  # a rule id (also in the JSON Schema)
+TARGET_PATTERN = r"^[^.]*\.[^.]*$"  # device.point: exactly one dot
+_ID = re.compile(ID_PATTERN)
 
 
 class _Strict(BaseModel):
@@ -48,7 +49,7 @@ class Input(_Strict):
     zone: str | None = None
     quantity: Quantity | None = None
     aggregate: Aggregate = "mean"
-    times: float = Field(1.0, gt=0, description="multiply the value, e.g. 10 for 'ten times the hall's PM2.5'")
+    times: Number = Field(1.0, gt=0, description="multiply the value, e.g. 10 for 'ten times the hall's PM2.5'")
 
     @model_validator(mode="after")
     def _one_source(self) -> Input:
@@ -72,7 +73,13 @@ def _as_input(value: Any) -> Any:
 
 
 InputRef = Annotated[Input, BeforeValidator(_as_input)]
-Threshold = float | InputRef
+
+
+def _as_threshold(value: Any) -> Any:  # a number stays one; text names a sensor (one error, not two)
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else _as_input(value)
+
+
+Threshold = Annotated[Number | Input, BeforeValidator(_as_threshold)]
 
 _SUN = re.compile(r"^\s*(sunrise|sunset|noon|dawn|dusk)\s*(?:([+-])\s*(.+))?$")  # the offset keeps its case
 
@@ -81,7 +88,7 @@ class SunTime(_Strict):
     """``sunrise``, ``sunset``, ``noon``, ``dawn`` or ``dusk`` with an offset, e.g. ``sunset-30m``."""
 
     event: Literal["sunrise", "sunset", "noon", "dawn", "dusk"]
-    offset_s: float = 0.0
+    offset_s: Number = 0.0
 
     @model_validator(mode="before")
     @classmethod
@@ -142,9 +149,9 @@ class Condition(_Strict):
     aggregate: Aggregate = "mean"
     above: Threshold | None = None
     below: Threshold | None = None
-    between: tuple[float, float] | None = None
-    off_below: float | None = None
-    off_above: float | None = None
+    between: tuple[Number, Number] | None = None
+    off_below: Number | None = None
+    off_above: Number | None = None
     for_: Duration = Field(0.0, alias="for")
     schedule: str | None = None
     outside_schedule: str | None = None
@@ -234,7 +241,7 @@ class Curve(_Strict):
     """Piecewise-linear map of an input, e.g. daylight lux → colour temperature."""
 
     input: InputRef
-    points: tuple[tuple[float, float], ...] = Field(min_length=2)
+    points: tuple[tuple[Number, Number], ...] = Field(min_length=2)
 
     @model_validator(mode="after")
     def _sorted(self) -> Curve:
@@ -248,7 +255,7 @@ class Steps(_Strict):
     """Step table: the value of the last step whose ``from`` the input has reached."""
 
     input: InputRef
-    table: tuple[tuple[float, float], ...] = Field(min_length=1)
+    table: tuple[tuple[Number, Number], ...] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _sorted(self) -> Steps:
@@ -265,11 +272,11 @@ class Circadian(_Strict):
     ``daylight`` the measured lux pulls the result: ``daylight_weight`` 0 ignores it, 1 follows only it.
     """
 
-    min_k: float = 2700
-    max_k: float = 5000
+    min_k: Number = 2700
+    max_k: Number = 5000
     daylight: InputRef | None = None
-    full_daylight_lux: float = Field(2000, gt=0)
-    daylight_weight: float = Field(0.5, ge=0, le=1)
+    full_daylight_lux: Number = Field(2000, gt=0)
+    daylight_weight: Number = Field(0.5, ge=0, le=1)
 
     @model_validator(mode="after")
     def _range(self) -> Circadian:
@@ -281,7 +288,7 @@ class Circadian(_Strict):
 class Action(_Strict):
     """What value a rule asks for: a constant, a curve, a step table or the circadian formula."""
 
-    value: float | None = None
+    value: Number | None = None
     curve: Curve | None = None
     steps: Steps | None = None
     circadian: Circadian | None = None
@@ -318,16 +325,16 @@ class Rule(_Strict):
     id: str
     description: str = ""
     target: str
-    priority: int = 0
+    priority: Integer = 0
     when: tuple[Condition, ...] = ()
     set: Action
-    safe_value: float | None = None
-    ramp_per_minute: float | None = Field(None, gt=0)
-    enabled: StrictBool = True
+    safe_value: Number | None = None
+    ramp_per_minute: PositiveNumber | None = None
+    enabled: Flag = True
 
     @model_validator(mode="after")
     def _shape(self) -> Rule:
-        if not _ID.match(self.id):
+        if not _ID.fullmatch(self.id):
             good = re.sub(r"[^a-z0-9_.-]+", "-", self.id.lower()).strip("-_.") or "pm25-high"
             raise ValueError(
                 f"rule id '{self.id}' may use only lower-case letters, digits, '-', '_' and '.', e.g. '{good}'"

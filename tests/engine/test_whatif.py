@@ -94,3 +94,48 @@ def test_feed_errors_name_the_line(tmp_path: Path) -> None:
     csvf.write_text("time,topic,payload\n", encoding="utf-8")
     with pytest.raises(FeedError, match=r"x.csv:1: a CSV feed starts with the header ts,topic,payload"):
         read_feed(csvf)
+
+
+SHIPPED_FEED = ROOT / "simulators" / "feeds" / "pollution-day.jsonl.gz"
+
+
+def test_the_shipped_day_is_small_current_and_replays_from_a_fresh_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lobbyd check --replay simulators/feeds/pollution-day.jsonl.gz` works with nothing else set up,
+    the config coming from LOBBYD_CONFIG; the shipped file is what its builder writes today."""
+    from daemon.cli import main
+    from simulators.feeds.build_day import main as build
+
+    assert SHIPPED_FEED.stat().st_size < 200_000
+    assert build([str(tmp_path / "again.jsonl.gz")]) == 0
+    assert (tmp_path / "again.jsonl.gz").read_bytes() == SHIPPED_FEED.read_bytes(), "rebuild the feed"
+    capsys.readouterr()
+    monkeypatch.setenv("LOBBYD_CONFIG", str(ROOT / "config" / "lobbyd.yaml"))
+    assert main(["check", "--replay", str(SHIPPED_FEED)]) == 0
+    out, err = capsys.readouterr()
+    assert f"lobbyd: config {ROOT / 'config' / 'lobbyd.yaml'} (from LOBBYD_CONFIG)" in err
+    assert "what-if on pollution-day.jsonl.gz: 2026-06-03 00:00:00 → 2026-06-03 23:59:06 (24.0 h)" in out
+    assert "5735 messages, 7175 readings, 0 rejected" in out
+    assert "fresh_air.fan_speed: 9 write(s)" in out  # the first (0, closed at midnight) and 8 more
+    assert "fallbacks (inputs unknown → safe value): 1, 24 min in all" in out  # hall PM2.5 silent
+
+    assert main(["check", "--config", str(ROOT / "config" / "lobbyd.yaml")]) == 0  # an option beats the variable
+    assert "(from --config)" in capsys.readouterr().err
+    monkeypatch.delenv("LOBBYD_CONFIG")
+    main(["check"])  # whatever /etc/lobbyd/lobbyd.yaml holds on this machine, if anything
+    assert "lobbyd: config /etc/lobbyd/lobbyd.yaml (from the default)" in capsys.readouterr().err
+
+
+def test_a_compressed_feed_reads_like_the_plain_one(tmp_path: Path) -> None:
+    import gzip
+
+    plain = tmp_path / "feed.jsonl"
+    write_feed(plain)
+    packed = tmp_path / "feed.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert read_feed(packed) == read_feed(plain)
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(plain.read_bytes())  # named .gz, not compressed
+    with pytest.raises(FeedError, match=r"broken\.jsonl\.gz: cannot read"):
+        read_feed(broken)

@@ -99,7 +99,9 @@ async def test_mqtt_overrides_are_off_by_default_and_lobbyd_override_records_the
         for args, reason in refused.items():
             r = await _cli(lob, "override", FAN, *args)
             assert (r.returncode, r.stdout) == (2, ""), r
-            assert r.stderr.startswith("lobbyd override: refused: ") and reason in r.stderr, r.stderr
+            said, refusal = r.stderr.splitlines()  # which config it used, then why it refused
+            assert said.startswith("lobbyd: config ") and said.endswith(" (from --config)"), r.stderr
+            assert refusal.startswith("lobbyd override: refused: ") and reason in refusal, r.stderr
         r = await _cli(lob, "override", "lights.cct", "9000")
         assert r.returncode == 2 and "lights.cct takes 2700..5000; 9000 is outside that range" in r.stderr
 
