@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from daemon.yamlsource import ConfigError, ErrorItem, SourceDoc, deep_merge, load_yaml, validate
-from simulators.lobby_model import ZoneParams
+from simulators.lobby_model import ZoneParams, fan_power_w
 
 __all__ = [
     "Actuator",
@@ -108,6 +108,7 @@ class SensorSpec(_Strict):
     relative_noise: float = Field(0.0, ge=0, description="extra noise as a fraction of the value")
     drop_probability: float = Field(0.0, ge=0, le=1, description="chance a message is lost")
     offset_s: float = Field(0.0, ge=0, description="first publish this long after the start")
+    lag_s: float = Field(0.0, ge=0, description="first-order sensor time constant, s (0: no lag)")
 
 
 class Event(_Strict):
@@ -148,8 +149,10 @@ class ZoneSpec(_Strict):
     hvac_setpoint_c: float = 25.0
     hvac_tau_h: float = Field(0.5, gt=0)
     hvac_dehumidify_to_rh: float = Field(55.0, ge=0, le=100)
-    window_factor: float = Field(0.02, ge=0, le=1)
+    window_factor: float = Field(0.01, ge=0, le=1)
     artificial_lux_at_full: float = Field(450.0, ge=0)
+    recirc_m3h: float = Field(0.0, ge=0, description="recirculation filter airflow, m³/h (0: none)")
+    recirc_efficiency: float = Field(0.9, ge=0, le=1)
     initial_pm25: float = Field(12.0, ge=0)
     initial_temperature_c: float = 25.0
     initial_humidity_rh: float = Field(55.0, ge=0, le=100)
@@ -173,6 +176,10 @@ class Baselines(_Strict):
     naive_threshold: float = Field(35.0, description="µg/m³: fan high above, low at or below, no hysteresis")
     naive_high_level: float = 3
     naive_low_level: float = 1
+    naive_closed_level: float = 0
+    schedule: str | None = Field(
+        "opening-hours", description="the naive baseline runs on this schedule of the rules (null: all day)"
+    )
 
 
 class Scenario(_Strict):
@@ -193,6 +200,8 @@ class Scenario(_Strict):
     zone: ZoneSpec = ZoneSpec()
     actuators: Actuators
     fan_airflow_m3h: dict[int, float] = Field(default_factory=lambda: {0: 0.0, 1: 500.0, 2: 1000.0, 3: 1600.0})
+    fan_power_w_at_max: float = Field(700.0, ge=0, description="fan power at the highest level's airflow, W")
+    fan_power_exponent: float = Field(3.0, gt=0, description="power ~ airflow^n (fan affinity law: 3)")
     pm25_target: float = Field(35.0, gt=0)
     pm25_limit_24h: float = Field(50.0, gt=0)
     cct_target: tuple[tuple[float, float], ...] = Field(
@@ -217,6 +226,11 @@ class Scenario(_Strict):
         levels = sorted(self.fan_airflow_m3h)
         below = [lv for lv in levels if lv <= level + 1e-9]
         return self.fan_airflow_m3h[below[-1]] if below else 0.0
+
+    def fan_power(self, level: float) -> float:
+        """Fan electrical power in W at a level (:func:`~simulators.lobby_model.fan_power_w`)."""
+        top = max(self.fan_airflow_m3h.values(), default=0.0)
+        return fan_power_w(self.airflow(level), top, self.fan_power_w_at_max, self.fan_power_exponent)
 
     def cct_goal(self, daylight_lux: float) -> float:
         """The target colour temperature for a daylight illuminance (linear in ``cct_target``)."""

@@ -29,7 +29,16 @@ from typing import Any
 from daemon.config import LoadedConfig, load_config
 from drivers.clock import VirtualClock
 from simulators.devices import DeviceSimulator, SimWrite
-from simulators.lobby_model import Inputs, Outdoor, ZoneState, daylight_lux, step, sun_elevation, vapour_density
+from simulators.lobby_model import (
+    Inputs,
+    Outdoor,
+    ZoneState,
+    daylight_lux,
+    lag,
+    step,
+    sun_elevation,
+    vapour_density,
+)
 from simulators.publisher import SimPublisher
 from simulators.scenario import Scenario, minutes_of
 from simulators.sensors import payload_for
@@ -107,6 +116,7 @@ class _Run:
                                vapour_density(z.initial_temperature_c, z.initial_humidity_rh))  # fmt: skip
         self.next_pub = {sid: self.t0 + s.offset_s for sid, s in scn.sensors.items()}
         self.frozen: dict[str, float] = {}  # sensor -> frozen value
+        self.sensed: dict[str, float] = {}  # sensor with a lag -> what its element sees now
 
     def minute(self, t: float) -> float:
         local = dt.datetime.fromtimestamp(t, self.site.tz)
@@ -156,10 +166,14 @@ class _Run:
             sun_elevation_deg=sun_elevation(self.site.latitude, self.site.longitude, mid),
         )
         self.state = step(self.state, self.params, inp, dt_s)
+        for sid, spec in self.scn.sensors.items():
+            if spec.lag_s > 0:
+                true = self.signal(spec.signal, t + dt_s)
+                self.sensed[sid] = lag(self.sensed.get(sid, true), true, spec.lag_s, dt_s)
 
     def reading(self, sid: str, t: float) -> float:
         spec = self.scn.sensors[sid]
-        v = self.frozen.get(sid, self.signal(spec.signal, t))
+        v = self.frozen.get(sid, self.sensed.get(sid, self.signal(spec.signal, t)))
         if sid in self.frozen:
             return v
         sd = spec.noise_sd + spec.relative_noise * abs(v)
