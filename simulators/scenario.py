@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -48,8 +49,32 @@ def minutes_of(hhmm: str) -> float:
     return float(total)
 
 
+def _regular(data: dict[str, Any]) -> dict[str, Any]:
+    extra = set(data) - {"from", "every_min", "values"}
+    if extra:
+        raise ValueError(f"unknown key {sorted(extra)[0]!r}: a regular series has from, every_min, values")
+    every, values, start = data.get("every_min"), data["values"], data.get("from", "00:00")
+    if isinstance(every, bool) or not isinstance(every, int | float) or not math.isfinite(every) or every <= 0:
+        raise ValueError("every_min must be a positive number of minutes")
+    if not isinstance(values, list) or not values:
+        raise ValueError("values must be a list of at least one number")
+    if not isinstance(start, str):
+        raise ValueError("from must be a time written HH:MM, in quotes")
+    m0 = minutes_of(start)
+    if m0 + every * (len(values) - 1) > 24 * 60:
+        raise ValueError(f"{len(values)} values every {every:g} min from {start} run past 24:00")
+    points = []
+    for i, v in enumerate(values):
+        m = m0 + every * i
+        points.append([f"{int(m // 60):02d}:{int(m % 60):02d}", v])
+    return {"points": points}
+
+
 class Series(_Strict):
-    """A value over the day: linear between ``["HH:MM", value]`` points, constant outside them."""
+    """A value over the day: linear between ``["HH:MM", value]`` points, constant outside them.
+
+    Also written ``{from: "HH:MM", every_min: N, values: [...]}``: one value every N minutes.
+    """
 
     points: tuple[tuple[str, float], ...]
 
@@ -60,6 +85,8 @@ class Series(_Strict):
             return {"points": [["00:00", data]]}
         if isinstance(data, list):
             return {"points": data}
+        if isinstance(data, dict) and "values" in data:
+            return _regular(data)
         return data
 
     @field_validator("points")
@@ -114,19 +141,22 @@ class SensorSpec(_Strict):
 class Event(_Strict):
     """A fault between ``at`` and ``until`` (local HH:MM)."""
 
-    kind: Literal["sensor_freeze", "device_offline", "broker_down"]
+    kind: Literal["sensor_freeze", "device_offline", "broker_down", "drop_burst"]
     at: str
     until: str
     sensor: str | None = None
     device: str | None = None
     stuck: bool = Field(False, description="sensor_freeze: keep publishing the frozen value (default: fall silent)")
+    value: float | None = Field(None, description="sensor_freeze with stuck: publish this value (default: the last)")
 
     @model_validator(mode="after")
     def _target(self) -> Event:
         if minutes_of(self.until) <= minutes_of(self.at):
             raise ValueError("'until' must be after 'at'")
-        if self.kind == "sensor_freeze" and not self.sensor:
-            raise ValueError("a sensor_freeze event needs 'sensor'")
+        if self.kind in ("sensor_freeze", "drop_burst") and not self.sensor:
+            raise ValueError(f"a {self.kind} event needs 'sensor'")
+        if self.value is not None and not (self.stuck and math.isfinite(self.value)):
+            raise ValueError("'value' needs 'stuck: true' and a finite number")
         if self.kind == "device_offline" and not self.device:
             raise ValueError("a device_offline event needs 'device'")
         return self

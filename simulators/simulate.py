@@ -85,7 +85,8 @@ class RunResult:
     writes: dict[str, list[SimWrite]] = field(default_factory=dict)  # device -> writes it received
     caps: dict[str, int] = field(default_factory=dict)  # "device.point" -> max writes per hour
     published: int = 0
-    dropped: int = 0
+    dropped: int = 0  # messages lost at random (drop_probability)
+    dropped_burst: int = 0  # messages lost in drop_burst events
     lost_broker: int = 0
     evaluations: int = 0
     wall_s: float = 0.0
@@ -186,7 +187,7 @@ class _Run:
             active = self._between(t, (ev.at, ev.until))
             if ev.kind == "sensor_freeze" and ev.sensor:
                 if active and ev.sensor not in self.frozen:
-                    self.frozen[ev.sensor] = self.reading(ev.sensor, t)
+                    self.frozen[ev.sensor] = ev.value if ev.value is not None else self.reading(ev.sensor, t)
                 elif not active:
                     self.frozen.pop(ev.sensor, None)
             elif ev.kind == "device_offline" and ev.device:
@@ -218,6 +219,13 @@ class _Run:
             for ev in self.scn.events
         )
 
+    def in_burst(self, sids: list[str], t: float) -> bool:
+        """A ``drop_burst`` event covers one of these sensors now: its messages are lost."""
+        return any(
+            ev.kind == "drop_burst" and ev.sensor in sids and self._between(t, (ev.at, ev.until))
+            for ev in self.scn.events
+        )
+
     # ---- publishing ---------------------------------------------------------------------------------
     async def publish_due(self, t: float) -> int:
         """Publish what is due at ``t``; returns how many messages the daemon will receive."""
@@ -234,6 +242,9 @@ class _Run:
             spec = self.scn.sensors[group[0].id]
             if spec.drop_probability and self.rng.random() < spec.drop_probability:
                 self.result.dropped += 1
+                continue
+            if self.in_burst([s.id for s in group], t):
+                self.result.dropped_burst += 1
                 continue
             if not self.subscribed:
                 self.result.lost_broker += 1

@@ -97,3 +97,25 @@ async def test_the_naive_baseline_keeps_lobbyds_schedule() -> None:
     assert min(opened[30:]) >= 1.0  # low (or high) while open, once the writer's hold let it move
     q = assess(r)
     assert 0.0 < q.fan_kwh < 0.7 * 1.0  # never the 700 W top level for the whole hour
+
+
+async def test_a_drop_burst_loses_every_reading_of_its_sensor_and_counts_them_apart() -> None:
+    scn = window("dropped-bursts", "09:35", 0.5)
+    r = await run(scn)
+    # hall-pm25 publishes every 30 s: 09:40-09:55 is 30 readings lost, each counted once.
+    assert r.dropped_burst == 30
+    q = assess(r)
+    assert q.fallback_episodes.get("fresh_air.fan_speed") == 1  # the daemon noticed the silence
+
+
+async def test_a_stuck_sensor_publishes_its_plausible_value(tmp_path: Path) -> None:
+    from simulators.simulate import _Run
+
+    scn = window("stuck-pm-sensor", "08:00", 2.0)
+    run_ = _Run(scn, "lobbyd", tmp_path, influx=False)
+    t = run_.t0 + 90 * 60  # 09:30
+    await run_.apply_events(t)
+    assert run_.reading("hall-pm25", t) == 12.0
+    assert not run_.silent("hall-pm25")
+    await run_.apply_events(run_.t0 + 8.5 * 3600)  # 16:30: thawed
+    assert "hall-pm25" not in run_.frozen
