@@ -22,7 +22,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ class Sample:
     t: float
     pm25: float
     pm25_out: float
+    pm25_max_fan: float  # a shadow zone with the fan at its top level all along: what the plant can do
     temperature_c: float
     humidity_rh: float
     daylight_lux: float  # at the sensor, daylight only
@@ -117,6 +118,7 @@ class _Run:
                                vapour_density(z.initial_temperature_c, z.initial_humidity_rh))  # fmt: skip
         self.next_pub = {sid: self.t0 + s.offset_s for sid, s in scn.sensors.items()}
         self.frozen: dict[str, float] = {}  # sensor -> frozen value
+        self.shadow = self.state  # the same zone with the fan at its top level all along
         self.sensed: dict[str, float] = {}  # sensor with a lag -> what its element sees now
 
     def minute(self, t: float) -> float:
@@ -167,6 +169,8 @@ class _Run:
             sun_elevation_deg=sun_elevation(self.site.latitude, self.site.longitude, mid),
         )
         self.state = step(self.state, self.params, inp, dt_s)
+        top = max(self.scn.fan_airflow_m3h.values(), default=0.0)
+        self.shadow = step(self.shadow, self.params, replace(inp, airflow_m3h=top), dt_s)
         for sid, spec in self.scn.sensors.items():
             if spec.lag_s > 0:
                 true = self.signal(spec.signal, t + dt_s)
@@ -285,6 +289,7 @@ class _Run:
             t=t,
             pm25=s.pm25,
             pm25_out=self.outdoor(t).pm25,
+            pm25_max_fan=self.shadow.pm25,
             temperature_c=s.temperature_c,
             humidity_rh=s.humidity_rh(),
             daylight_lux=day,
