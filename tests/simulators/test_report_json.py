@@ -144,3 +144,16 @@ def test_all_runs_every_shipped_scenario() -> None:
 
     names = shipped()
     assert len(names) >= 14 and {"outdoor-300", "partly-cloudy", "noisy-pm-sd15"} <= set(names)
+
+
+async def test_the_text_report_says_what_each_lost_reading_was(tmp_path: Path) -> None:
+    scn = tmp_path / "w.yaml"
+    scn.write_text(
+        f"extends: {REPO / 'simulators/scenarios/dropped-bursts.yaml'}\nname: w\nstart: '09:35'\n"
+        f"duration_h: 0.5\nconfig: {REPO / 'config/lobbyd.yaml'}\n"
+    )
+    text = (await simulate_day(scn)).text
+    assert "dropped" not in text
+    assert "readings lost in drop bursts" in text and "readings lost at random" in text
+    line = next(ln for ln in text.splitlines() if "drop bursts" in ln)
+    assert line.split()[-1] == "30"
