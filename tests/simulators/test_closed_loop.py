@@ -119,3 +119,25 @@ async def test_a_stuck_sensor_publishes_its_plausible_value(tmp_path: Path) -> N
     assert not run_.silent("hall-pm25")
     await run_.apply_events(run_.t0 + 8.5 * 3600)  # 16:30: thawed
     assert "hall-pm25" not in run_.frozen
+
+
+async def test_a_lagging_sensor_reads_behind_the_true_value(tmp_path: Path) -> None:
+    from simulators.scenario import SensorSpec
+    from simulators.simulate import _Run
+
+    class Still:  # actuators held where they are: the lag alone is under test
+        def value(self, point: str) -> float:
+            return 0.0
+
+    base = window("outdoor-300", "09:30", 1.0)
+    spec = base.sensors["hall-pm25"].model_copy(update={"lag_s": 600.0, "noise_sd": 0.0, "relative_noise": 0.0})
+    scn = base.model_copy(update={"sensors": {**base.sensors, "hall-pm25": SensorSpec(**spec.model_dump())}})
+    run_ = _Run(scn, "lobbyd", tmp_path, influx=False)
+    run_.sims = {"fresh_air": Still(), "lights": Still()}  # type: ignore[dict-item]
+    t = run_.t0
+    for _ in range(60):  # 10 min of 10 s steps while 300 µg/m³ comes in
+        run_.advance_model(t, 10.0)
+        t += 10.0
+    true, read = run_.state.pm25, run_.reading("hall-pm25", t)
+    assert read < true - 1.0  # behind a rising value
+    assert read > run_.scn.zone.initial_pm25  # but moving
