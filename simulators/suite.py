@@ -1,4 +1,4 @@
-"""``lobbyd simulate --all``: every shipped scenario, one ``report.json`` and a summary table.
+"""``lobbyd simulate --all``: every shipped scenario, one ``report.json``, a summary table and PNG.
 
 Scenarios run one after another, or in ``jobs`` worker processes (each its own mosquitto, Modbus
 simulators and daemon). ``report.json`` keys are documented in ``docs/simulation.md``.
@@ -81,5 +81,16 @@ def run_all(out: Path, *, baselines: bool = False, naive: bool = False, jobs: in
     }
     report["failed_targets"] = check(report)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    (out / "summary.txt").write_text(summary_text(report) + "\n")
+    text = summary_text(report)
+    try:
+        from simulators.summary_plot import plot_summary
+
+        plot_summary(report, out / "summary.png")
+    except ModuleNotFoundError as exc:
+        if exc.name != "matplotlib":
+            raise
+        from simulators.day import NO_PNG
+
+        text += "\n" + NO_PNG
+    (out / "summary.txt").write_text(text + "\n")
     return report

@@ -51,3 +51,10 @@ def test_the_command_reads_a_report_file(tmp_path: Path, capsys: pytest.CaptureF
 def test_the_shipped_simulation_doc_has_the_marks() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "simulation.md").read_text()
     assert text.count(BEGIN) == 1 and text.count(END) == 1
+
+
+def test_the_summary_picture_is_drawn_from_a_report(tmp_path: Path) -> None:
+    from simulators.summary_plot import plot_summary
+
+    png = plot_summary(REPORT, tmp_path / "summary.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
