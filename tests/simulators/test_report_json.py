@@ -157,3 +157,35 @@ async def test_the_text_report_says_what_each_lost_reading_was(tmp_path: Path) -
     assert "readings lost in drop bursts" in text and "readings lost at random" in text
     line = next(ln for ln in text.splitlines() if "drop bursts" in ln)
     assert line.split()[-1] == "30"
+
+
+def test_figures_use_the_true_daylight_and_the_shadow_zone() -> None:
+    from simulators.device_model import SimWrite
+    from simulators.figures import figures
+    from simulators.results import RunResult, Sample
+    from simulators.scenario import load_scenario
+
+    scn = load_scenario(REPO / "simulators" / "scenarios" / "business-day.yaml").model_copy(update={"step_s": 60.0})
+
+    def sample(i: int, *, pm25: float, shadow: float) -> Sample:
+        day = 200.0  # daylight at the sensor; the lamps add 450 lx more, which must not count
+        return Sample(
+            t=1000.0 + 60 * i, pm25=pm25, pm25_out=20, pm25_max_fan=shadow, temperature_c=25, humidity_rh=50,
+            daylight_lux=day, lux=day + 450, fan_level=1, brightness=100, cct=scn.cct_goal(day),
+            occupants=10, occupied=True, fallbacks=(), offline=(),
+        )  # fmt: skip
+
+    # 10 open minutes: 2 above target and plant-limited, 1 above target although the plant could reach
+    # it, 1 plant-limited but at target (it counts in neither part of the reachable figure).
+    ss = [sample(i, pm25=50 if i < 3 else 20, shadow=40 if i < 2 or i == 9 else 10) for i in range(10)]
+    r = RunResult(scn, "lobbyd", samples=ss)
+    r.writes = {"lights": [SimWrite(1100.0, "cct", 3200.0, ()), SimWrite(1130.0, "cct", 3000.0, ())]}
+    f = figures(r)
+    assert f.cct_in_band_pct == 100.0
+    assert f.pm25_ok_pct == 70.0
+    assert f.plant_limited_min == 3.0
+    assert f.pm25_ok_reachable_pct == 85.71  # 6 of the 7 reachable minutes
+    assert f.writes_per_device_worst_hour == {"lights": 2}
+    assert f.cct_reversals_worst_hour == 0  # from 3250 K (the curve at 200 lx) down, down
+    assert f.cct_max_change_per_min_k == 250.0  # 3250 → 3200 → 3000 within 30 s
+    assert f.fan_kwh == pytest.approx(700 * (500 / 1600) ** 3 * 600 / 3.6e6, abs=1e-3)
