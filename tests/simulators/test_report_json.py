@@ -189,3 +189,15 @@ def test_figures_use_the_true_daylight_and_the_shadow_zone() -> None:
     assert f.cct_reversals_worst_hour == 0  # from 3250 K (the curve at 200 lx) down, down
     assert f.cct_max_change_per_min_k == 250.0  # 3250 → 3200 → 3000 within 30 s
     assert f.fan_kwh == pytest.approx(700 * (500 / 1600) ** 3 * 600 / 3.6e6, abs=1e-3)
+
+
+async def test_progress_off_a_terminal_is_plain_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scn = tmp_path / "w.yaml"
+    scn.write_text(
+        f"extends: {REPO / 'simulators/scenarios/business-day.yaml'}\nname: w\nstart: '09:00'\n"
+        f"duration_h: 0.1\nconfig: {REPO / 'config/lobbyd.yaml'}\n"
+    )
+    await simulate_day(scn, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert [ln.split()[-2] for ln in err.splitlines() if ln.startswith("  w [lobbyd]")] == ["0", "50", "100"]
