@@ -121,9 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clear", action="store_true", help="end the override now; the rules decide again")
 
     p = sub.add_parser("simulate", help="run a scenario day through the real daemon on a virtual clock; report and PNG")
-    p.add_argument("scenario", help="scenario file, or a name in simulators/scenarios (e.g. pollution-episode)")
+    p.add_argument(
+        "scenario", nargs="?", help="scenario file, or a name in simulators/scenarios (e.g. pollution-episode)"
+    )
+    p.add_argument("--all", action="store_true", help="run every shipped scenario; write report.json and summary.txt")
     p.add_argument("--out", type=Path, default=Path("sim-out"), help="directory for the PNG and report")
     p.add_argument("--baselines", action="store_true", help="also run the fixed-fan and naive-threshold baselines")
+    p.add_argument("--naive", action="store_true", help="also run the naive-threshold baseline (energy target)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="with --all: scenarios run in N processes")
     p.add_argument("--influx", action="store_true", help="store the run's time series in a private influxd")
 
     p = sub.add_parser("record", help="write what arrives on the sensor topics to a feed (JSONL or CSV)")
@@ -311,8 +316,20 @@ def cmd_override(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators.day import simulate_day
 
+    if args.all == bool(args.scenario) or args.jobs < 1:
+        print("lobbyd simulate: give one scenario, or --all (and --jobs 1 or more)", file=sys.stderr)
+        return EXIT_INVALID
+    if args.all:
+        from simulators.suite import run_all, summary_text
+
+        report = run_all(args.out, baselines=args.baselines, naive=args.naive, jobs=args.jobs)
+        print(summary_text(report))
+        print(f"\nreport: {args.out / 'report.json'}")
+        return EXIT_OK
     outcome = asyncio.run(
-        simulate_day(args.scenario, out=args.out, baselines=args.baselines, influx=args.influx, progress=True)
+        simulate_day(
+            args.scenario, out=args.out, baselines=args.baselines, naive=args.naive, influx=args.influx, progress=True
+        )
     )
     print(outcome.text)
     return EXIT_OK

@@ -61,11 +61,34 @@ def _write_config(tmp: Path, mqtt_port: int, influx_url: str, ports: dict[str, i
     data["rules_dir"] = str(REPO / "rules")
     data["devices_dir"] = str(REPO / "config" / "devices")
     data["state_dir"] = str(tmp / "state")
-    data["safety"]["fresh_air.fan_speed"]["min_hold_s"] = 3  # a demo minute is short
+    for line in speed_up(data):
+        print(f"  {line}")
     path = tmp / "lobbyd.yaml"
     with path.open("w") as f:
         yaml.dump(data, f)
     return path
+
+
+DEMO_MIN_HOLD_S = 3
+
+
+def speed_up(data: Any, targets: tuple[str, ...] = ("fresh_air.fan_speed",)) -> list[str]:
+    """Shorten the safety limits a demo minute cannot wait for; one plain line per change, to print."""
+    out = []
+    for target, safety in data.get("safety", {}).items():
+        hold = safety.get("min_hold_s") if target in targets else None
+        if isinstance(hold, int | float) and hold > DEMO_MIN_HOLD_S:
+            safety["min_hold_s"] = DEMO_MIN_HOLD_S
+            out.append(
+                f"demo speed-up: {target} minimum hold between writes shortened from {hold:g} s to "
+                f"{DEMO_MIN_HOLD_S} s (config/lobbyd.yaml keeps {hold:g} s in the field)"
+            )
+    return out
+
+
+def shown(point: str, value: float) -> str:
+    """A value as the narrator prints it: colour temperature in whole kelvin."""
+    return f"{round(value)} K" if point == "cct" else f"{value:g}"
 
 
 async def _narrate(port: int, branch: str, stop: asyncio.Event) -> None:
@@ -78,10 +101,11 @@ async def _narrate(port: int, branch: str, stop: asyncio.Event) -> None:
             data = json.loads(bytes(m.payload)) if isinstance(m.payload, bytes | bytearray) else {}
             parts = str(m.topic).split("/")
             if parts[2] == "decision":
-                print(f"    decides  {parts[3]}.{parts[4]} = {data['value']:g}  ({data['rule']}: {data['reason']})")
+                value = shown(parts[4], data["value"])
+                print(f"    decides  {parts[3]}.{parts[4]} = {value}  ({data['rule']}: {data['reason']})")
             else:
                 print(
-                    f"    writes   {parts[3]}.{parts[4]} = {data['desired']:g}  -> device reads back "
+                    f"    writes   {parts[3]}.{parts[4]} = {shown(parts[4], data['desired'])}  -> device reads back "
                     f"{data['readback']}  [{data['outcome']}]"
                 )
 
@@ -171,7 +195,7 @@ def summary(influx: InfluxServer, fresh: DeviceSimulator, lights: DeviceSimulato
     print(f"  decisions stored:             {count('SELECT count(value) FROM decision')}")
     print(f"  device writes stored:         {count('SELECT count(value) FROM device_write')}")
     print(f"  fresh-air unit received:      {[w.value for w in fresh.writes]}")
-    print(f"  lighting received (cct, K):   {[w.value for w in lights.writes if w.point == 'cct']}")
+    print(f"  lighting received (cct, K):   {[round(w.value) for w in lights.writes if w.point == 'cct']}")
     print("  (Grafana: point a datasource at InfluxDB database 'lobbyd'; see config/grafana/)")
 
 

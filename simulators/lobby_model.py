@@ -35,6 +35,8 @@ __all__ = [
     "ZoneState",
     "clear_sky_lux",
     "daylight_lux",
+    "fan_power_w",
+    "lag",
     "relative_humidity",
     "step",
     "sun_elevation",
@@ -61,8 +63,10 @@ class ZoneParams:
     hvac_setpoint_c: float = 25.0
     hvac_tau_h: float = 0.5
     hvac_dehumidify_to_rh: float = 55.0
-    window_factor: float = 0.02
+    window_factor: float = 0.01
     artificial_lux_at_full: float = 450.0
+    recirc_m3h: float = 0.0  # recirculation filter unit's airflow (0: none, the default)
+    recirc_efficiency: float = 0.9  # its single-pass PM2.5 efficiency
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +153,20 @@ def daylight_lux(elevation_deg: float, cloud_cover: float) -> float:
     return clear_sky_lux(elevation_deg) * (1.0 - 0.75 * math.pow(c, 3.4))
 
 
+def lag(reading: float, true: float, tau_s: float, dt_s: float) -> float:
+    """A first-order sensor (time constant ``tau_s``) ``dt_s`` later, the true value held over the step."""
+    if tau_s <= 0:
+        return true
+    return true + (reading - true) * math.exp(-dt_s / tau_s)
+
+
+def fan_power_w(airflow_m3h: float, max_airflow_m3h: float, power_at_max_w: float, exponent: float = 3.0) -> float:
+    """Fan electrical power at an airflow: ``P_max·(Q/Q_max)^n`` (fan affinity law: cubic by default)."""
+    if max_airflow_m3h <= 0 or airflow_m3h <= 0:
+        return 0.0
+    return power_at_max_w * math.pow(airflow_m3h / max_airflow_m3h, exponent)
+
+
 # ---- the step ---------------------------------------------------------------------------------------
 
 
@@ -163,7 +181,7 @@ def pm25_step(c: float, p: ZoneParams, inp: Inputs, dt_s: float) -> float:
     lam_vent = inp.airflow_m3h / p.volume_m3
     gain = (p.infiltration_ach * p.penetration + lam_vent * (1.0 - p.filter_efficiency)) * inp.outdoor.pm25
     gain += inp.occupants * p.source_ug_h_per_person / p.volume_m3
-    k = p.infiltration_ach + p.deposition_per_h + lam_vent
+    k = p.infiltration_ach + p.deposition_per_h + lam_vent + p.recirc_m3h * p.recirc_efficiency / p.volume_m3
     if k <= 0:
         return c + gain * dt_s / 3600.0
     return _relax(c, gain / k, k, dt_s / 3600.0)

@@ -46,6 +46,7 @@ class Quality:
     caps: dict[str, int]
     fan_level_hours: float
     fan_level_hours_occupied: float
+    fan_kwh: float  # fan electrical energy over the run (scenario's power curve)
     fallback_s: dict[str, float]
     fallback_episodes: dict[str, int]
     offline_s: dict[str, float]
@@ -140,6 +141,7 @@ def assess(r: RunResult) -> Quality:
         caps=r.caps,
         fan_level_hours=sum(s.fan_level * wi for s, wi in zip(ss, w, strict=True)) / 3600,
         fan_level_hours_occupied=sum(s.fan_level * wi for s, wi in occ) / 3600,
+        fan_kwh=sum(scn.fan_power(s.fan_level) * wi for s, wi in zip(ss, w, strict=True)) / 3.6e6,
         fallback_s=fb_s,
         fallback_episodes=fb_n,
         offline_s=off,
@@ -186,9 +188,7 @@ def format_report(results: list[RunResult], qualities: list[Quality], png: Path 
          f"for {q.peaks[0].duration_s / 60:.0f} min") if q.peaks else "none" for q in qualities
     ])  # fmt: skip
     row("CCT error vs target, mean / max", [f"{q.cct_mae_k:.0f} / {q.cct_max_err_k:.0f} K" for q in qualities])
-    row("fan energy (level-hours, occupied)", [
-        f"{q.fan_level_hours:.1f} ({q.fan_level_hours_occupied:.1f})" for q in qualities
-    ])  # fmt: skip
+    row("fan energy kWh (level-hours)", [f"{q.fan_kwh:.2f} ({q.fan_level_hours:.1f})" for q in qualities])
     targets = sorted({t for q in qualities for t in q.writes})
     for t in targets:
         row(f"writes {t} (max/h, cap)", [
@@ -204,7 +204,11 @@ def format_report(results: list[RunResult], qualities: list[Quality], png: Path 
         ])  # fmt: skip
     for d in sorted({d for q in qualities for d in q.offline_s}):
         row(f"device {d} offline (seen)", [f"{q.offline_s.get(d, 0) / 60:.1f} min" for q in qualities])
-    row("messages published / dropped", [f"{r.published} / {r.dropped + r.lost_broker}" for r in results])
+    row("sensor messages published", [str(r.published) for r in results])
+    row("readings lost at random", [str(r.dropped) for r in results])
+    row("readings lost in drop bursts", [str(r.dropped_burst) for r in results])
+    row("readings lost to broker outage", [str(r.lost_broker) for r in results])
+    lines.append("  (lost: the simulated sensor took the reading, the daemon never received it)")
     row("wall time", [f"{q.wall_s:.1f} s" for q in qualities])
     if png is not None:
         lines += ["", f"  picture of the day: {png}"]

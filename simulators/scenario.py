@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from daemon.yamlsource import ConfigError, ErrorItem, SourceDoc, deep_merge, load_yaml, validate
-from simulators.lobby_model import ZoneParams
+from simulators.lobby_model import ZoneParams, fan_power_w
 
 __all__ = [
     "Actuator",
@@ -48,8 +49,32 @@ def minutes_of(hhmm: str) -> float:
     return float(total)
 
 
+def _regular(data: dict[str, Any]) -> dict[str, Any]:
+    extra = set(data) - {"from", "every_min", "values"}
+    if extra:
+        raise ValueError(f"unknown key {sorted(extra)[0]!r}: a regular series has from, every_min, values")
+    every, values, start = data.get("every_min"), data["values"], data.get("from", "00:00")
+    if isinstance(every, bool) or not isinstance(every, int | float) or not math.isfinite(every) or every <= 0:
+        raise ValueError("every_min must be a positive number of minutes")
+    if not isinstance(values, list) or not values:
+        raise ValueError("values must be a list of at least one number")
+    if not isinstance(start, str):
+        raise ValueError("from must be a time written HH:MM, in quotes")
+    m0 = minutes_of(start)
+    if m0 + every * (len(values) - 1) > 24 * 60:
+        raise ValueError(f"{len(values)} values every {every:g} min from {start} run past 24:00")
+    points = []
+    for i, v in enumerate(values):
+        m = m0 + every * i
+        points.append([f"{int(m // 60):02d}:{int(m % 60):02d}", v])
+    return {"points": points}
+
+
 class Series(_Strict):
-    """A value over the day: linear between ``["HH:MM", value]`` points, constant outside them."""
+    """A value over the day: linear between ``["HH:MM", value]`` points, constant outside them.
+
+    Also written ``{from: "HH:MM", every_min: N, values: [...]}``: one value every N minutes.
+    """
 
     points: tuple[tuple[str, float], ...]
 
@@ -60,6 +85,8 @@ class Series(_Strict):
             return {"points": [["00:00", data]]}
         if isinstance(data, list):
             return {"points": data}
+        if isinstance(data, dict) and "values" in data:
+            return _regular(data)
         return data
 
     @field_validator("points")
@@ -108,24 +135,28 @@ class SensorSpec(_Strict):
     relative_noise: float = Field(0.0, ge=0, description="extra noise as a fraction of the value")
     drop_probability: float = Field(0.0, ge=0, le=1, description="chance a message is lost")
     offset_s: float = Field(0.0, ge=0, description="first publish this long after the start")
+    lag_s: float = Field(0.0, ge=0, description="first-order sensor time constant, s (0: no lag)")
 
 
 class Event(_Strict):
     """A fault between ``at`` and ``until`` (local HH:MM)."""
 
-    kind: Literal["sensor_freeze", "device_offline", "broker_down"]
+    kind: Literal["sensor_freeze", "device_offline", "broker_down", "drop_burst"]
     at: str
     until: str
     sensor: str | None = None
     device: str | None = None
     stuck: bool = Field(False, description="sensor_freeze: keep publishing the frozen value (default: fall silent)")
+    value: float | None = Field(None, description="sensor_freeze with stuck: publish this value (default: the last)")
 
     @model_validator(mode="after")
     def _target(self) -> Event:
         if minutes_of(self.until) <= minutes_of(self.at):
             raise ValueError("'until' must be after 'at'")
-        if self.kind == "sensor_freeze" and not self.sensor:
-            raise ValueError("a sensor_freeze event needs 'sensor'")
+        if self.kind in ("sensor_freeze", "drop_burst") and not self.sensor:
+            raise ValueError(f"a {self.kind} event needs 'sensor'")
+        if self.value is not None and not (self.stuck and math.isfinite(self.value)):
+            raise ValueError("'value' needs 'stuck: true' and a finite number")
         if self.kind == "device_offline" and not self.device:
             raise ValueError("a device_offline event needs 'device'")
         return self
@@ -148,8 +179,10 @@ class ZoneSpec(_Strict):
     hvac_setpoint_c: float = 25.0
     hvac_tau_h: float = Field(0.5, gt=0)
     hvac_dehumidify_to_rh: float = Field(55.0, ge=0, le=100)
-    window_factor: float = Field(0.02, ge=0, le=1)
+    window_factor: float = Field(0.01, ge=0, le=1)
     artificial_lux_at_full: float = Field(450.0, ge=0)
+    recirc_m3h: float = Field(0.0, ge=0, description="recirculation filter airflow, m³/h (0: none)")
+    recirc_efficiency: float = Field(0.9, ge=0, le=1)
     initial_pm25: float = Field(12.0, ge=0)
     initial_temperature_c: float = 25.0
     initial_humidity_rh: float = Field(55.0, ge=0, le=100)
@@ -173,6 +206,10 @@ class Baselines(_Strict):
     naive_threshold: float = Field(35.0, description="µg/m³: fan high above, low at or below, no hysteresis")
     naive_high_level: float = 3
     naive_low_level: float = 1
+    naive_closed_level: float = 0
+    schedule: str | None = Field(
+        "opening-hours", description="the naive baseline runs on this schedule of the rules (null: all day)"
+    )
 
 
 class Scenario(_Strict):
@@ -193,6 +230,8 @@ class Scenario(_Strict):
     zone: ZoneSpec = ZoneSpec()
     actuators: Actuators
     fan_airflow_m3h: dict[int, float] = Field(default_factory=lambda: {0: 0.0, 1: 500.0, 2: 1000.0, 3: 1600.0})
+    fan_power_w_at_max: float = Field(700.0, ge=0, description="fan power at the highest level's airflow, W")
+    fan_power_exponent: float = Field(3.0, gt=0, description="power ~ airflow^n (fan affinity law: 3)")
     pm25_target: float = Field(35.0, gt=0)
     pm25_limit_24h: float = Field(50.0, gt=0)
     cct_target: tuple[tuple[float, float], ...] = Field(
@@ -217,6 +256,11 @@ class Scenario(_Strict):
         levels = sorted(self.fan_airflow_m3h)
         below = [lv for lv in levels if lv <= level + 1e-9]
         return self.fan_airflow_m3h[below[-1]] if below else 0.0
+
+    def fan_power(self, level: float) -> float:
+        """Fan electrical power in W at a level (:func:`~simulators.lobby_model.fan_power_w`)."""
+        top = max(self.fan_airflow_m3h.values(), default=0.0)
+        return fan_power_w(self.airflow(level), top, self.fan_power_w_at_max, self.fan_power_exponent)
 
     def cct_goal(self, daylight_lux: float) -> float:
         """The target colour temperature for a daylight illuminance (linear in ``cct_target``)."""

@@ -22,15 +22,25 @@ import random
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from daemon.config import LoadedConfig, load_config
 from drivers.clock import VirtualClock
-from simulators.devices import DeviceSimulator, SimWrite
-from simulators.lobby_model import Inputs, Outdoor, ZoneState, daylight_lux, step, sun_elevation, vapour_density
+from simulators.devices import DeviceSimulator
+from simulators.lobby_model import (
+    Inputs,
+    Outdoor,
+    ZoneState,
+    daylight_lux,
+    lag,
+    step,
+    sun_elevation,
+    vapour_density,
+)
 from simulators.publisher import SimPublisher
+from simulators.results import RunResult, Sample
 from simulators.scenario import Scenario, minutes_of
 from simulators.sensors import payload_for
 from simulators.servers import InfluxServer, MosquittoServer, free_port
@@ -44,44 +54,6 @@ _LOG = logging.getLogger("lobbyd.sim")
 
 class SimulationError(RuntimeError):
     """The simulation could not go on (the daemon stopped, or did not settle within the deadline)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """The lobby at the end of one step."""
-
-    t: float
-    pm25: float
-    pm25_out: float
-    temperature_c: float
-    humidity_rh: float
-    daylight_lux: float  # at the sensor, daylight only
-    lux: float  # at the sensor, daylight + artificial
-    fan_level: float
-    brightness: float
-    cct: float
-    occupants: float
-    occupied: bool
-    fallbacks: tuple[str, ...]  # targets in fallback (a stale sensor)
-    offline: tuple[str, ...]  # devices the daemon sees offline
-
-
-@dataclass
-class RunResult:
-    """Everything one run produced, for :mod:`simulators.report`."""
-
-    scenario: Scenario
-    variant: Variant
-    samples: list[Sample] = field(default_factory=list)
-    writes: dict[str, list[SimWrite]] = field(default_factory=dict)  # device -> writes it received
-    caps: dict[str, int] = field(default_factory=dict)  # "device.point" -> max writes per hour
-    published: int = 0
-    dropped: int = 0
-    lost_broker: int = 0
-    evaluations: int = 0
-    wall_s: float = 0.0
-    influx: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 def _local(scn: Scenario, loaded: LoadedConfig, hhmm: str) -> float:
@@ -107,6 +79,8 @@ class _Run:
                                vapour_density(z.initial_temperature_c, z.initial_humidity_rh))  # fmt: skip
         self.next_pub = {sid: self.t0 + s.offset_s for sid, s in scn.sensors.items()}
         self.frozen: dict[str, float] = {}  # sensor -> frozen value
+        self.shadow = self.state  # the same zone with the fan at its top level all along
+        self.sensed: dict[str, float] = {}  # sensor with a lag -> what its element sees now
 
     def minute(self, t: float) -> float:
         local = dt.datetime.fromtimestamp(t, self.site.tz)
@@ -156,10 +130,16 @@ class _Run:
             sun_elevation_deg=sun_elevation(self.site.latitude, self.site.longitude, mid),
         )
         self.state = step(self.state, self.params, inp, dt_s)
+        top = max(self.scn.fan_airflow_m3h.values(), default=0.0)
+        self.shadow = step(self.shadow, self.params, replace(inp, airflow_m3h=top), dt_s)
+        for sid, spec in self.scn.sensors.items():
+            if spec.lag_s > 0:
+                true = self.signal(spec.signal, t + dt_s)
+                self.sensed[sid] = lag(self.sensed.get(sid, true), true, spec.lag_s, dt_s)
 
     def reading(self, sid: str, t: float) -> float:
         spec = self.scn.sensors[sid]
-        v = self.frozen.get(sid, self.signal(spec.signal, t))
+        v = self.frozen.get(sid, self.sensed.get(sid, self.signal(spec.signal, t)))
         if sid in self.frozen:
             return v
         sd = spec.noise_sd + spec.relative_noise * abs(v)
@@ -172,7 +152,7 @@ class _Run:
             active = self._between(t, (ev.at, ev.until))
             if ev.kind == "sensor_freeze" and ev.sensor:
                 if active and ev.sensor not in self.frozen:
-                    self.frozen[ev.sensor] = self.reading(ev.sensor, t)
+                    self.frozen[ev.sensor] = ev.value if ev.value is not None else self.reading(ev.sensor, t)
                 elif not active:
                     self.frozen.pop(ev.sensor, None)
             elif ev.kind == "device_offline" and ev.device:
@@ -204,6 +184,13 @@ class _Run:
             for ev in self.scn.events
         )
 
+    def in_burst(self, sids: list[str], t: float) -> bool:
+        """A ``drop_burst`` event covers one of these sensors now: its messages are lost."""
+        return any(
+            ev.kind == "drop_burst" and ev.sensor in sids and self._between(t, (ev.at, ev.until))
+            for ev in self.scn.events
+        )
+
     # ---- publishing ---------------------------------------------------------------------------------
     async def publish_due(self, t: float) -> int:
         """Publish what is due at ``t``; returns how many messages the daemon will receive."""
@@ -220,6 +207,9 @@ class _Run:
             spec = self.scn.sensors[group[0].id]
             if spec.drop_probability and self.rng.random() < spec.drop_probability:
                 self.result.dropped += 1
+                continue
+            if self.in_burst([s.id for s in group], t):
+                self.result.dropped_burst += 1
                 continue
             if not self.subscribed:
                 self.result.lost_broker += 1
@@ -260,6 +250,7 @@ class _Run:
             t=t,
             pm25=s.pm25,
             pm25_out=self.outdoor(t).pm25,
+            pm25_max_fan=self.shadow.pm25,
             temperature_c=s.temperature_c,
             humidity_rh=s.humidity_rh(),
             daylight_lux=day,

@@ -4,8 +4,9 @@ Baselines are alternative rule files run through the same daemon (same MQTT, saf
 every rule targeting the fan-level point is removed and replaced by
 
 * ``fixed``: one rule, no conditions, the fan at ``baselines.fixed_fan_level`` all day;
-* ``naive``: high above ``baselines.naive_threshold`` (no ``off_below``: no hysteresis, no ``for:``),
-  low otherwise.
+* ``naive``: on the same schedule as lobbyd's rules (``baselines.schedule``), high above
+  ``baselines.naive_threshold`` (no ``off_below``: no hysteresis, no ``for:``), low otherwise while
+  open, ``naive_closed_level`` (off) while closed: a fair comparison, not one that runs all night.
 
 Lighting rules are left as they are, so lighting figures are the same in all three.
 """
@@ -41,16 +42,24 @@ def _baseline_rules(scn: Scenario, variant: Variant, pm25_sensors: int) -> list[
     b = scn.baselines
     if variant == "fixed":
         return [{"id": "baseline-fixed", "target": fan, "set": b.fixed_fan_level}]
+    open_: list[dict[str, Any]] = [{"schedule": b.schedule}] if b.schedule else []
     high: dict[str, Any] = {
         "id": "baseline-naive-high",
         "target": fan,
         "priority": 50,
-        "when": [{"zone": scn.zone.name, "quantity": "pm25", "aggregate": "max", "above": b.naive_threshold}],
+        "when": [
+            *open_,
+            {"zone": scn.zone.name, "quantity": "pm25", "aggregate": "max", "above": b.naive_threshold},
+        ],
         "set": b.naive_high_level,
     }
     if pm25_sensors == 0:
-        high["when"] = []
-    return [high, {"id": "baseline-naive-low", "target": fan, "priority": 0, "set": b.naive_low_level}]
+        high["when"] = open_
+    low = {"id": "baseline-naive-low", "target": fan, "priority": 10, "when": open_, "set": b.naive_low_level}
+    if not b.schedule:
+        return [high, low]
+    closed = {"id": "baseline-naive-closed", "target": fan, "priority": 0, "set": b.naive_closed_level}
+    return [high, low, closed]
 
 
 def write_rules(scn: Scenario, variant: Variant, rules_dir: Path, out: Path, *, pm25_sensors: int = 1) -> Path:

@@ -14,6 +14,8 @@ from simulators.lobby_model import (
     ZoneParams,
     ZoneState,
     daylight_lux,
+    fan_power_w,
+    lag,
     pm25_step,
     relative_humidity,
     step,
@@ -97,3 +99,40 @@ def test_lamps_add_their_share_of_light() -> None:
     s0 = ZoneState(10.0, 25.0, 10.0)
     inp = Inputs(CLEAN, 0, 0, 50.0, hvac_on=False, sun_elevation_deg=-30.0)
     assert step(s0, ZoneParams(artificial_lux_at_full=400), inp, 10).lux == pytest.approx(200.0)
+
+
+def test_a_recirculation_filter_adds_its_clean_air_delivery_rate_to_the_decay() -> None:
+    # 630 m³, 630 m³/h at 90 %: +0.9 /h on top of 0.3 infiltration + 0.2 deposition = 1.4 /h.
+    off = ZoneParams(volume_m3=630)
+    on = ZoneParams(volume_m3=630, recirc_m3h=630, recirc_efficiency=0.9)
+    assert pm25_step(100.0, off, _inputs(), 3600.0) == pytest.approx(100 * math.exp(-0.5), rel=1e-9)
+    assert pm25_step(100.0, on, _inputs(), 3600.0) == pytest.approx(100 * math.exp(-1.4), rel=1e-9)
+    assert ZoneParams().recirc_m3h == 0.0  # off by default
+
+
+def test_a_lagging_sensor_closes_63_percent_of_a_step_in_one_time_constant() -> None:
+    assert lag(0.0, 100.0, 60.0, 60.0) == pytest.approx(100 * (1 - math.exp(-1)), rel=1e-12)
+    # Two half steps equal one whole step (exact for a held input).
+    assert lag(lag(0.0, 100.0, 60.0, 30.0), 100.0, 60.0, 30.0) == pytest.approx(lag(0.0, 100.0, 60.0, 60.0))
+    assert lag(0.0, 100.0, 0.0, 1.0) == 100.0  # no lag: the true value
+
+
+def test_fan_power_is_cubic_in_airflow_by_default() -> None:
+    assert fan_power_w(1600, 1600, 700) == pytest.approx(700)
+    assert fan_power_w(800, 1600, 700) == pytest.approx(700 / 8)
+    assert fan_power_w(800, 1600, 700, exponent=1) == pytest.approx(350)
+    assert fan_power_w(0, 1600, 700) == 0.0
+
+
+def test_the_lux_sensor_sees_lamps_plus_daylight() -> None:
+    p = ZoneParams(window_factor=0.01, artificial_lux_at_full=450)
+    inp = Inputs(CLEAN, 0, 0, 50.0, hvac_on=False, sun_elevation_deg=45.0)
+    s = step(ZoneState(10, 25, 10), p, inp, 10)
+    assert s.lux == pytest.approx(daylight_lux(45.0, 0.0) * 0.01 + 225.0)
+
+
+def test_model_and_scenario_defaults_agree_on_the_window_factor() -> None:
+    from simulators.scenario import ZoneSpec
+
+    assert ZoneSpec().params() == ZoneParams()
+    assert ZoneParams().window_factor == 0.01  # docs/simulation.md's table

@@ -52,3 +52,52 @@ def test_event_needs_its_target(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="needs 'sensor'"):
         load_scenario(f)
+
+
+def test_a_regular_series_gives_one_value_every_n_minutes() -> None:
+    s = Series.model_validate({"from": "07:00", "every_min": 10, "values": [0.0, 1.0, 0.5]})
+    assert s.points == (("07:00", 0.0), ("07:10", 1.0), ("07:20", 0.5))
+    assert s.at(7 * 60 + 5) == pytest.approx(0.5)
+    assert s.at(0) == 0.0 and s.at(20 * 60) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"from": "07:00", "every_min": 0, "values": [1.0]}, "every_min must be a positive"),
+        ({"from": "07:00", "every_min": float("nan"), "values": [1.0]}, "every_min must be a positive"),
+        ({"from": "07:00", "every_min": 10, "values": []}, "at least one number"),
+        ({"from": "23:00", "every_min": 30, "values": [1, 2, 3, 4]}, "run past 24:00"),
+        ({"from": "07:00", "every": 10, "values": [1]}, "unknown key 'every'"),
+        ({"from": 700, "every_min": 10, "values": [1]}, "HH:MM"),
+    ],
+)
+def test_a_malformed_regular_series_is_refused_in_words(data: dict[str, object], words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        Series.model_validate(data)
+
+
+def test_a_regular_series_in_a_file_reports_its_line(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        "extends: " + str(SCENARIOS[0].parent / "business-day.yaml") + "\nname: s\n"
+        "outdoor:\n  cloud_cover: {from: '07:00', every_min: -5, values: [1]}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_scenario(f)
+    assert "s.yaml:4:" in str(err.value) and "every_min" in str(err.value)
+
+
+def test_stuck_value_and_drop_burst_need_their_parts(tmp_path: Path) -> None:
+    from simulators.scenario import Event
+
+    with pytest.raises(ValueError, match="drop_burst event needs 'sensor'"):
+        Event(kind="drop_burst", at="09:00", until="10:00")
+    with pytest.raises(ValueError, match="'value' needs 'stuck: true'"):
+        Event(kind="sensor_freeze", sensor="x", at="09:00", until="10:00", value=12)
+    with pytest.raises(ValueError, match="finite"):
+        Event(kind="sensor_freeze", sensor="x", at="09:00", until="10:00", stuck=True, value=float("inf"))
+
+
+def test_fourteen_shipped_scenarios() -> None:
+    assert len(SCENARIOS) >= 14
