@@ -104,7 +104,12 @@ def advance(
     if not stepped:  # e.g. a reading that only a curve or a step table reads: nothing to remember
         return Advanced(memory, math.inf if everything else stale_at)
     mem = EngineMemory(
-        dict(memory.latched), dict(memory.since), dict(memory.known_until), memory.outputs, memory.overrides
+        dict(memory.latched),
+        dict(memory.since),
+        dict(memory.known_until),
+        memory.outputs,
+        memory.overrides,
+        memory.steps,
     )
     edge = math.inf if everything else stale_at
     for n in stepped:
@@ -159,7 +164,9 @@ def evaluate(
         value: float | None = None
         fallback = "unknown" in statuses
         if not fallback:
-            asked = action_value(rule.set, view, site, now, sun_at=now + skew)
+            asked = action_value(rule.set, view, site, now, sun_at=now + skew, row=mem.steps.get(rule.id))
+            if asked.row is not None:
+                mem.steps[rule.id] = asked.row
             lines.append(asked.words)
             inputs.extend(asked.used)
             due = min(due, asked.due)
@@ -203,6 +210,8 @@ def evaluate(
         reason = Reason(rule="manual-override", text=f"manual override ({ov.source}) until {ends}")
         decisions[target] = _decision(target, ov.value, reason, now, limits)
     mem.overrides = overrides
+    for rule_id in [r for r in mem.steps if r not in rules.by_id]:  # rules removed or renamed
+        del mem.steps[rule_id]
     for target, d in decisions.items():
         mem.outputs[target] = (d.value, now)
     return Evaluation(decisions, tuple(traces), mem, now, max(due, now), stale_at)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from daemon.model import Quantity
-from daemon.rules.durations import WEEKDAYS, Duration, TimeOfDay, Weekdays, refuse_number_text
+from daemon.rules.durations import Duration, TimeOfDay, Weekdays, refuse_number_text
 from daemon.rules.scalars import Flag, Integer, Number, PositiveNumber
+from daemon.rules.schedule import Schedule
+from daemon.rules.schedule import Strict as _Strict
 
 __all__ = [
     "Action",
@@ -36,10 +39,6 @@ Aggregate = Literal["mean", "max", "min", "median"]
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"  # a rule id (also in the JSON Schema)
 TARGET_PATTERN = r"^[^.]*\.[^.]*$"  # device.point: exactly one dot
 _ID = re.compile(ID_PATTERN)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class Input(_Strict):
@@ -252,16 +251,24 @@ class Curve(_Strict):
 
 
 class Steps(_Strict):
-    """Step table: the value of the last step whose ``from`` the input has reached."""
+    """Step table: the value of the last step whose ``from`` the input has reached; with ``hysteresis`` the
+    row changes only once the input has passed a boundary by that margin (up or down)."""
 
     input: InputRef
     table: tuple[tuple[Number, Number], ...] = Field(min_length=1)
+    hysteresis: Number = Field(0.0, ge=0, description="margin past a row's boundary before the row changes")
 
     @model_validator(mode="after")
     def _sorted(self) -> Steps:
         xs = [p[0] for p in self.table]
         if any(b <= a for a, b in itertools.pairwise(xs)):
             raise ValueError("step table rows must be in increasing order of their first number")
+        gap = min((b - a for a, b in itertools.pairwise(xs)), default=math.inf)
+        if not self.hysteresis < gap / 2:
+            raise ValueError(
+                f"'hysteresis' ({self.hysteresis:g}) must be less than half the smallest gap between two rows "
+                f"({gap:g}): else a row could be skipped or never left; e.g. hysteresis: {gap / 4:g}"
+            )
         return self
 
 
@@ -362,35 +369,6 @@ class Rule(_Strict):
     @property
     def specificity(self) -> int:
         return len(self.when)
-
-
-class Schedule(_Strict):
-    """Opening hours per weekday (``mon: ["08:30", "17:30"]``; several spans allowed) and holidays."""
-
-    mon: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    tue: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    wed: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    thu: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    fri: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    sat: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    sun: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    holidays: tuple[dt.date, ...] = ()
-
-    def spans(self, weekday: int) -> list[tuple[dt.time, dt.time]]:
-        raw = getattr(self, WEEKDAYS[weekday])
-        if raw is None:
-            return []
-        if len(raw) == 2 and isinstance(raw[0], dt.time):
-            return [(raw[0], raw[1])]
-        return [(a, b) for a, b in raw]
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Schedule:
-        for i, day in enumerate(WEEKDAYS):
-            for a, b in self.spans(i):
-                if not a < b:
-                    raise ValueError(f"{day}: opening time {a:%H:%M} must be before closing time {b:%H:%M}")
-        return self
 
 
 class RuleFile(_Strict):
