@@ -24,11 +24,13 @@ class SensorInfo:
 
 @dataclass(frozen=True, slots=True)
 class PointLimits:
-    """Allowed output of one device point, from its device profile."""
+    """Allowed output of one device point: its range from the device profile, how fast it may move (the
+    config's ``safety:`` ramp) from the config."""
 
     min: float | None = None
     max: float | None = None
     allowed: tuple[float, ...] | None = None
+    ramp_per_minute: float | None = None
 
     def clamp(self, value: float) -> float:
         """Into ``min..max``, then to the nearest allowed value (ties go down) — as the profile does."""
