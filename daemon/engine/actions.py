@@ -23,7 +23,7 @@ class ActionOutcome(NamedTuple):
     words: str
     used: tuple[Used, ...] = ()
     due: float = math.inf  # when the value can change with no new reading
-    row: float | None = None  # a step table with hysteresis: the ``from`` of the row it holds now
+    row: float | None = None  # what to hold: a step table's row (hysteresis), a value (min_change)
 
 
 def interpolate(points: Sequence[tuple[float, float]], x: float) -> float:
@@ -65,7 +65,8 @@ def action_value(
             return ActionOutcome(None, f"{key} is unknown", view.sources(action.curve.input, now))
         out = interpolate(action.curve.points, inp.value)
         words = f"curve of {key} = {inp.value:.4g} gives {out:.4g}"
-        return ActionOutcome(out, words, view.sources(action.curve.input, now), inp.changes_at)
+        out, words, kept = _min_change(out, words, action.curve.min_change, row)
+        return ActionOutcome(out, words, view.sources(action.curve.input, now), inp.changes_at, kept)
     if action.steps is not None:
         inp = view.value(action.steps.input, now)
         key = action.steps.input.key
@@ -94,4 +95,14 @@ def action_value(
         text += f", daylight {inp.value:.4g} lx ({d:.0%} of full)"
         used, due = view.sources(circ.daylight, now), min(due, inp.changes_at)
     out = circ.min_k + (circ.max_k - circ.min_k) * frac
-    return ActionOutcome(out, f"circadian: {text} gives {out:.0f} K", used, due)
+    out, words, kept = _min_change(out, f"circadian: {text} gives {out:.0f} K", circ.min_change, row)
+    return ActionOutcome(out, words, used, due, kept)
+
+
+def _min_change(out: float, words: str, min_change: float, last: float | None) -> tuple[float, str, float | None]:
+    """Keep the value last given (``last``) while ``out`` differs from it by less than ``min_change``."""
+    if min_change <= 0:
+        return out, words, None
+    if last is not None and abs(out - last) < min_change:
+        return last, words + f"; keeps {last:.4g} (moves only by min_change {min_change:g} or more)", last
+    return out, words, out

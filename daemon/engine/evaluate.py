@@ -111,7 +111,7 @@ def advance(
         dict(memory.known_until),
         memory.outputs,
         memory.overrides,
-        memory.steps,
+        memory.held,
     )
     edge = math.inf if everything else stale_at
     for n in stepped:
@@ -166,9 +166,9 @@ def evaluate(
         value: float | None = None
         fallback = "unknown" in statuses
         if not fallback:
-            asked = action_value(rule.set, view, site, now, sun_at=now + skew, row=mem.steps.get(rule.id))
+            asked = action_value(rule.set, view, site, now, sun_at=now + skew, row=mem.held.get(rule.id))
             if asked.row is not None:
-                mem.steps[rule.id] = asked.row
+                mem.held[rule.id] = asked.row
             lines.append(asked.words)
             inputs.extend(asked.used)
             due = min(due, asked.due)
@@ -213,8 +213,8 @@ def evaluate(
         reason = Reason(rule="manual-override", text=f"manual override ({ov.source}) until {ends}")
         decisions[target] = _decision(target, ov.value, reason, now, limits)
     mem.overrides = overrides
-    for rule_id in [r for r in mem.steps if r not in rules.by_id]:  # rules removed or renamed
-        del mem.steps[rule_id]
+    for rule_id in [r for r in mem.held if r not in rules.by_id]:  # rules removed or renamed
+        del mem.held[rule_id]
     for target, d in decisions.items():
         mem.outputs[target] = (d.value, now)
     return Evaluation(decisions, tuple(traces), mem, now, max(due, now), stale_at)

@@ -66,8 +66,9 @@ class EngineMemory:
     when it last became true (``for:``), and until when its inputs were known — the moment the
     readings it last saw go stale, so it depends on the readings alone, not on when evaluations ran (a
     gap longer than ``resume_grace_s`` resets the other two). Per point: the last output and when it
-    was set (ramps). Per rule with a step table with ``hysteresis``: the ``from`` of the row it holds. And
-    the manual overrides in force.
+    was set (ramps). Per rule whose action holds something (``held``): a step table with ``hysteresis``
+    the ``from`` of its row, a curve or circadian with ``min_change`` the value it last gave. And the
+    manual overrides in force.
     """
 
     latched: dict[str, bool] = field(default_factory=dict)
@@ -75,7 +76,7 @@ class EngineMemory:
     known_until: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, tuple[float, float]] = field(default_factory=dict)
     overrides: dict[str, Override] = field(default_factory=dict)
-    steps: dict[str, float] = field(default_factory=dict)
+    held: dict[str, float] = field(default_factory=dict)
 
     def copy(self) -> EngineMemory:
         return EngineMemory(
@@ -84,7 +85,7 @@ class EngineMemory:
             dict(self.known_until),
             dict(self.outputs),
             dict(self.overrides),
-            dict(self.steps),
+            dict(self.held),
         )
 
     def seen_until(self, t: float) -> EngineMemory:
@@ -104,7 +105,7 @@ class EngineMemory:
             {k: v + seconds for k, v in self.known_until.items()},
             {k: (v, t + seconds) for k, (v, t) in self.outputs.items()},
             {k: Override(o.value, o.until + seconds, o.source) for k, o in self.overrides.items()},
-            dict(self.steps),
+            dict(self.held),
         )
 
     def latest(self) -> float:
@@ -128,7 +129,7 @@ class EngineMemory:
             "known_until": self.known_until,
             "outputs": {k: list(v) for k, v in self.outputs.items()},
             "overrides": {k: [o.value, o.until, o.source] for k, o in self.overrides.items()},
-            "steps": self.steps,
+            "held": self.held,
         }
 
     @classmethod
@@ -142,7 +143,7 @@ class EngineMemory:
             overrides={
                 str(k): Override(float(v[0]), float(v[1]), str(v[2])) for k, v in data.get("overrides", {}).items()
             },
-            steps={str(k): float(v) for k, v in data.get("steps", {}).items()},
+            held={str(k): float(v) for k, v in data.get("held", {}).items()},
         )
 
 

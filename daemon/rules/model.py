@@ -39,6 +39,7 @@ Aggregate = Literal["mean", "max", "min", "median"]
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"  # a rule id (also in the JSON Schema)
 TARGET_PATTERN = r"^[^.]*\.[^.]*$"  # device.point: exactly one dot
 _ID = re.compile(ID_PATTERN)
+MIN_CHANGE = "the output moves only when the value computed differs from the last one given by at least this"
 
 
 class Input(_Strict):
@@ -241,6 +242,7 @@ class Curve(_Strict):
 
     input: InputRef
     points: tuple[tuple[Number, Number], ...] = Field(min_length=2)
+    min_change: Number = Field(0.0, ge=0, description=MIN_CHANGE)
 
     @model_validator(mode="after")
     def _sorted(self) -> Curve:
@@ -284,6 +286,7 @@ class Circadian(_Strict):
     daylight: InputRef | None = None
     full_daylight_lux: Number = Field(2000, gt=0)
     daylight_weight: Number = Field(0.5, ge=0, le=1)
+    min_change: Number = Field(0.0, ge=0, description=MIN_CHANGE)
 
     @model_validator(mode="after")
     def _range(self) -> Circadian:
