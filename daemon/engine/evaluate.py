@@ -112,6 +112,7 @@ def advance(
         memory.outputs,
         memory.overrides,
         memory.held,
+        memory.acted,
     )
     edge = math.inf if everything else stale_at
     for n in stepped:
@@ -161,7 +162,15 @@ def evaluate(
                 lines.append(words)
                 due = min(due, when - skew)
         if "false" in statuses:
-            traces.append(RuleTrace(rule.id, rule.target, "inactive", None, tuple(lines), tuple(inputs), *rank))
+            kept = _released(rule, mem, now, skew, site)
+            if kept is None:
+                traces.append(RuleTrace(rule.id, rule.target, "inactive", None, tuple(lines), tuple(inputs), *rank))
+                continue
+            due = min(due, kept[2])
+            lines.append(kept[1])
+            traces.append(RuleTrace(rule.id, rule.target, "active", kept[0], tuple(lines), tuple(inputs), *rank))
+            reason = Reason(rule.id, "; ".join(lines), tuple(inputs))
+            candidates.setdefault(rule.target, []).append(_Candidate(rank, rule.id, kept[0], reason))
             continue
         value: float | None = None
         fallback = "unknown" in statuses
@@ -188,6 +197,8 @@ def evaluate(
                 traces.append(RuleTrace(rule.id, rule.target, "silent", None, tuple(lines), tuple(inputs), *rank))
                 continue
         assert value is not None
+        if rule.release_after > 0 and not fallback:
+            mem.acted[rule.id] = (value, now)
         state: TraceState = "fallback" if fallback else "active"
         trace = RuleTrace(rule.id, rule.target, state, value, tuple(lines), tuple(inputs), *rank)
         traces.append(trace)
@@ -213,11 +224,25 @@ def evaluate(
         reason = Reason(rule="manual-override", text=f"manual override ({ov.source}) until {ends}")
         decisions[target] = _decision(target, ov.value, reason, now, limits)
     mem.overrides = overrides
-    for rule_id in [r for r in mem.held if r not in rules.by_id]:  # rules removed or renamed
-        del mem.held[rule_id]
+    for store in (mem.held, mem.acted):  # rules removed or renamed
+        for rule_id in [r for r in store if r not in rules.by_id]:
+            del store[rule_id]
     for target, d in decisions.items():
         mem.outputs[target] = (d.value, now)
     return Evaluation(decisions, tuple(traces), mem, now, max(due, now), stale_at)
+
+
+def _released(rule: Rule, mem: EngineMemory, now: float, skew: float, site: Site) -> tuple[float, str, float] | None:
+    """The value a rule whose conditions stopped holding keeps for its ``release_after``, its words, until when."""
+    last = mem.acted.get(rule.id)
+    if rule.release_after <= 0 or last is None:
+        return None
+    until = last[1] + rule.release_after
+    if not now < until:
+        del mem.acted[rule.id]
+        return None
+    ends = _clock_time(until + skew, site)
+    return last[0], f"conditions no longer hold: keeps {last[0]:g} until {ends} (release_after)", until
 
 
 def _clock_time(t: float, site: Site) -> str:

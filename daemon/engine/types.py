@@ -68,7 +68,7 @@ class EngineMemory:
     gap longer than ``resume_grace_s`` resets the other two). Per point: the last output and when it
     was set (ramps). Per rule whose action holds something (``held``): a step table with ``hysteresis``
     the ``from`` of its row, a curve or circadian with ``min_change`` the value it last gave. And the
-    manual overrides in force.
+    manual overrides in force. Per rule with ``release_after``: its value and when it last acted.
     """
 
     latched: dict[str, bool] = field(default_factory=dict)
@@ -77,6 +77,7 @@ class EngineMemory:
     outputs: dict[str, tuple[float, float]] = field(default_factory=dict)
     overrides: dict[str, Override] = field(default_factory=dict)
     held: dict[str, float] = field(default_factory=dict)
+    acted: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def copy(self) -> EngineMemory:
         return EngineMemory(
@@ -86,6 +87,7 @@ class EngineMemory:
             dict(self.outputs),
             dict(self.overrides),
             dict(self.held),
+            dict(self.acted),
         )
 
     def seen_until(self, t: float) -> EngineMemory:
@@ -106,11 +108,12 @@ class EngineMemory:
             {k: (v, t + seconds) for k, (v, t) in self.outputs.items()},
             {k: Override(o.value, o.until + seconds, o.source) for k, o in self.overrides.items()},
             dict(self.held),
+            {k: (v, t + seconds) for k, (v, t) in self.acted.items()},
         )
 
     def latest(self) -> float:
         """The latest time at which it records something starting: a ``for:`` or an output (-inf: none)."""
-        times = [*self.since.values(), *(t for _, t in self.outputs.values())]
+        times = [*self.since.values(), *(t for _, t in self.outputs.values()), *(t for _, t in self.acted.values())]
         return max(times, default=-math.inf)
 
     def with_override(self, target: str, override: Override | None) -> EngineMemory:
@@ -130,6 +133,7 @@ class EngineMemory:
             "outputs": {k: list(v) for k, v in self.outputs.items()},
             "overrides": {k: [o.value, o.until, o.source] for k, o in self.overrides.items()},
             "held": self.held,
+            "acted": {k: list(v) for k, v in self.acted.items()},
         }
 
     @classmethod
@@ -144,6 +148,7 @@ class EngineMemory:
                 str(k): Override(float(v[0]), float(v[1]), str(v[2])) for k, v in data.get("overrides", {}).items()
             },
             held={str(k): float(v) for k, v in data.get("held", {}).items()},
+            acted={str(k): (float(v[0]), float(v[1])) for k, v in data.get("acted", {}).items()},
         )
 
 

@@ -340,6 +340,9 @@ class Rule(_Strict):
     set: Action
     safe_value: Number | None = None
     ramp_per_minute: PositiveNumber | None = None
+    release_after: Duration = Field(
+        0.0, description="when the conditions stop holding, keep the value this long (at most 24 h)"
+    )
     enabled: Flag = True
 
     @model_validator(mode="after")
@@ -348,6 +351,11 @@ class Rule(_Strict):
             good = re.sub(r"[^a-z0-9_.-]+", "-", self.id.lower()).strip("-_.") or "pm25-high"
             raise ValueError(
                 f"rule id '{self.id}' may use only lower-case letters, digits, '-', '_' and '.', e.g. '{good}'"
+            )
+        if self.release_after > 86400:
+            raise ValueError(
+                f"'release_after' is {self.release_after / 3600:g} h; at most 24 h is allowed (a rule kept longer "
+                "after its conditions end would hide them), e.g. release_after: 10min"
             )
         if self.target.count(".") != 1:
             raise ValueError(f"target '{self.target}' must be written as device.point, e.g. fresh_air.fan_speed")
