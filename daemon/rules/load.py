@@ -196,7 +196,7 @@ def references(
             loc = (*base, "when", j)
             if cond.is_numeric:
                 check_input(loc, cond.input)
-            for key in ("above", "below"):
+            for key in ("above", "below", "off_below", "off_above"):
                 t = getattr(cond, key)
                 if isinstance(t, Input):
                     check_input((*loc, key), t)

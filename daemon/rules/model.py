@@ -150,8 +150,8 @@ class Condition(_Strict):
     above: Threshold | None = None
     below: Threshold | None = None
     between: tuple[Number, Number] | None = None
-    off_below: Number | None = None
-    off_above: Number | None = None
+    off_below: Threshold | None = None
+    off_above: Threshold | None = None
     for_: Duration = Field(0.0, alias="for")
     schedule: str | None = None
     outside_schedule: str | None = None
@@ -183,18 +183,26 @@ class Condition(_Strict):
             if self.between is not None and not self.between[0] < self.between[1]:
                 raise ValueError(f"'between' must be [low, high] with low < high, got {list(self.between)}")
             if self.off_below is not None:
-                if not isinstance(self.above, float | int):
-                    raise ValueError("'off_below' goes with a numeric 'above' (hysteresis)")
-                if not self.off_below < self.above:
+                if self.above is None:
+                    raise ValueError("'off_below' goes with 'above' (hysteresis)")
+                if (
+                    isinstance(self.above, float | int)
+                    and isinstance(self.off_below, float | int)
+                    and not (self.off_below < self.above)
+                ):
                     raise ValueError(
                         f"'off_below' ({self.off_below:g}) must be lower than 'above' ({self.above:g}): swapped or "
                         "equal, the rule switches off at once and chatters; e.g. "
                         f"above: {max(self.above, self.off_below):g}, off_below: {min(self.above, self.off_below):g}"
                     )
             if self.off_above is not None:
-                if not isinstance(self.below, float | int):
-                    raise ValueError("'off_above' goes with a numeric 'below' (hysteresis)")
-                if not self.off_above > self.below:
+                if self.below is None:
+                    raise ValueError("'off_above' goes with 'below' (hysteresis)")
+                if (
+                    isinstance(self.below, float | int)
+                    and isinstance(self.off_above, float | int)
+                    and not (self.off_above > self.below)
+                ):
                     raise ValueError(
                         f"'off_above' ({self.off_above:g}) must be higher than 'below' ({self.below:g}): swapped or "
                         "equal, the rule switches off at once and chatters; e.g. "
@@ -225,6 +233,17 @@ class Condition(_Strict):
         """The input an ``above``/``below`` threshold reads, if it is one (built once, as :attr:`input`)."""
         t = self.above if self.above is not None else self.below
         return t if isinstance(t, Input) else None
+
+    @functools.cached_property
+    def off_input(self) -> Input | None:
+        """The input an ``off_below``/``off_above`` reads, if it is one."""
+        t = self.off_below if self.off_below is not None else self.off_above
+        return t if isinstance(t, Input) else None
+
+    @functools.cached_property
+    def threshold_inputs(self) -> tuple[Input, ...]:
+        """Every input a threshold of this condition reads (``above``/``below``, ``off_below``/``off_above``)."""
+        return tuple(i for i in (self.threshold_input, self.off_input) if i is not None)
 
     @functools.cached_property
     def threshold_value(self) -> float | None:
@@ -372,9 +391,7 @@ class Rule(_Strict):
     def inputs(self) -> list[Input]:
         found = [c.input for c in self.when if c.is_numeric]
         for c in self.when:
-            for t in (c.above, c.below):
-                if isinstance(t, Input):
-                    found.append(t)
+            found.extend(c.threshold_inputs)
         return found + self.set.inputs()
 
     @property
