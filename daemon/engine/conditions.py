@@ -180,6 +180,8 @@ def clock_condition(rules: RuleSet, clock: Clock, c: Condition) -> tuple[Status,
         if is_open != want_open:
             words += f" (the rule needs it {'open' if want_open else 'closed'})"
         return ("true" if is_open == want_open else "false"), words, today.next_boundary(now)
+    if c.opens_within is not None:
+        return _opens_within(rules, clock, c.opens_within.schedule, c.opens_within.within)
     if c.time is not None:
         due = clock.next_of(tuple(x for x in (c.time.after, c.time.before) if x is not None))
         ok = True
@@ -211,6 +213,29 @@ def clock_condition(rules: RuleSet, clock: Clock, c: Condition) -> tuple[Status,
     ok = nxt is not None and nxt == minute
     words = f"cron '{c.cron}' {'matches' if ok else 'does not match'} {minute:%H:%M}"
     return ("true" if ok else "false"), words, minute.timestamp() + 60.0  # cron has minute resolution
+
+
+def _opens_within(rules: RuleSet, clock: Clock, name: str, within: float) -> tuple[Status, str, float]:
+    """Closed now, and the schedule's next opening (today or tomorrow) is at most ``within`` away."""
+    now, tz, date = clock.now, clock.site.tz, clock.local.date()
+    today = rules.schedule_day(name, tz, date)
+    if today is None:  # caught by validation; be safe at runtime
+        return "false", f"schedule '{name}' does not exist", math.inf
+    openings: list[float] = []
+    for day in (date, date + dt.timedelta(days=1)):
+        sd = rules.schedule_day(name, tz, day)
+        if sd is not None and not sd.holiday:
+            openings += day_stamps(tz, day, tuple(a for a, _ in sd.spans))[:-1]
+    nxt = min((t for t in openings if t > now), default=None)
+    span = fmt_duration(within)
+    if today.is_open(clock.local.time()):
+        return "false", f"{name} is open (the rule is for the {span} before it opens)", today.next_boundary(now)
+    if nxt is None:
+        return "false", f"{name} does not open within {span}", today.next_boundary(now)
+    if nxt - within <= now:
+        return "true", f"{name} opens at {clock.hhmm(nxt)}, within {span}", nxt
+    words = f"{name} opens at {clock.hhmm(nxt)}, more than {span} from now"
+    return "false", words, min(nxt - within, today.next_boundary(now))
 
 
 def fmt(v: float | None, quantity: Quantity | None = None) -> str:

@@ -7,7 +7,6 @@ with more conditions, then the id in alphabetical order, never file order. See `
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import itertools
 import math
@@ -17,9 +16,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from daemon.model import Quantity
-from daemon.rules.durations import Duration, TimeOfDay, Weekdays, refuse_number_text
+from daemon.rules.durations import Duration, refuse_number_text
 from daemon.rules.scalars import Flag, Integer, Number, PositiveNumber
-from daemon.rules.schedule import Schedule
+from daemon.rules.schedule import OpensWithin, Schedule, SunTime, SunWindow, TimeWindow
 from daemon.rules.schedule import Strict as _Strict
 
 __all__ = [
@@ -81,56 +80,6 @@ def _as_threshold(value: Any) -> Any:  # a number stays one; text names a sensor
 
 Threshold = Annotated[Number | Input, BeforeValidator(_as_threshold)]
 
-_SUN = re.compile(r"^\s*(sunrise|sunset|noon|dawn|dusk)\s*(?:([+-])\s*(.+))?$")  # the offset keeps its case
-
-
-class SunTime(_Strict):
-    """``sunrise``, ``sunset``, ``noon``, ``dawn`` or ``dusk`` with an offset, e.g. ``sunset-30m``."""
-
-    event: Literal["sunrise", "sunset", "noon", "dawn", "dusk"]
-    offset_s: Number = 0.0
-
-    @model_validator(mode="before")
-    @classmethod
-    def _parse(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            from daemon.rules.durations import parse_duration
-
-            m = _SUN.match(value)
-            if not m:
-                raise ValueError(f"'{value}' is not a sun time; write e.g. 'sunrise+30m' or 'sunset-15m'")
-            offset = parse_duration(m.group(3)) if m.group(3) else 0.0
-            return {"event": m.group(1).lower(), "offset_s": -offset if m.group(2) == "-" else offset}
-        return value
-
-
-class TimeWindow(_Strict):
-    after: TimeOfDay | None = None
-    before: TimeOfDay | None = None
-    weekdays: Weekdays | None = None
-
-    @model_validator(mode="after")
-    def _span(self) -> TimeWindow:
-        if self.after == dt.time.max:
-            raise ValueError('\'after: "24:00"\' is the end of the day, so the window would never open; write "00:00"')
-        if self.after is not None and self.after == self.before:
-            raise ValueError(
-                f"the window from {self.after:%H:%M} to {self.before:%H:%M} is empty (zero length); for all day "
-                "leave out 'after' and 'before', else give two times, e.g. after: \"08:00\", before: \"18:00\""
-            )
-        return self
-
-
-class SunWindow(_Strict):
-    after: SunTime | None = None
-    before: SunTime | None = None
-
-    @model_validator(mode="after")
-    def _some(self) -> SunWindow:
-        if self.after is None and self.before is None:
-            raise ValueError("give 'after' and/or 'before', e.g. after: sunrise+30m")
-        return self
-
 
 class Condition(_Strict):
     """One thing that must be true for a rule to act. Exactly one kind per list item:
@@ -138,6 +87,7 @@ class Condition(_Strict):
     - a number: ``sensor``/``zone`` with ``above``/``below``/``between`` (plus ``off_below``/``off_above``
       for hysteresis and ``for`` for how long it must hold first);
     - a schedule: ``schedule: opening-hours`` (open) or ``outside_schedule: opening-hours`` (closed);
+    - before opening: ``opens_within: {schedule: opening-hours, within: 30min}`` (closed, opens soon);
     - a clock window: ``time: {after: "08:00", before: "18:00", weekdays: [mon, fri]}``;
     - a sun window: ``sun: {after: sunrise+30m, before: sunset}``;
     - a cron pattern: ``cron: "*/15 8-18 * * mon-fri"`` (true during the minutes it matches).
@@ -155,6 +105,7 @@ class Condition(_Strict):
     for_: Duration = Field(0.0, alias="for")
     schedule: str | None = None
     outside_schedule: str | None = None
+    opens_within: OpensWithin | None = None
     time: TimeWindow | None = None
     sun: SunWindow | None = None
     cron: str | None = None
@@ -166,6 +117,7 @@ class Condition(_Strict):
             numeric,
             self.schedule is not None,
             self.outside_schedule is not None,
+            self.opens_within is not None,
             self.time is not None,
             self.sun is not None,
             self.cron is not None,
@@ -173,7 +125,7 @@ class Condition(_Strict):
         if sum(kinds) != 1:
             raise ValueError(
                 "each condition needs exactly one of: sensor/zone (a number), schedule, outside_schedule, "
-                "time, sun, cron"
+                "opens_within, time, sun, cron"
             )
         if numeric:
             self.input  # noqa: B018 - validates sensor/zone/quantity
