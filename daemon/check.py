@@ -173,7 +173,8 @@ def check(config_path: Path, rule_paths: Sequence[Path] | None = None) -> CheckR
     result.errors = sorted(set(result.errors), key=lambda e: (e.file, e.line, e.column, e.message))
     result.warnings.extend(_range_warnings(rules, ctx.points))
     result.warnings.extend(same_priority_warnings(rules))
-    checked_files = {str(p) for p in result.files}  # the files asked about (all of rules/ by default)
+    # About the rule files asked about (all of rules/ by default; none when only profiles were named).
+    checked_files = set() if result.profiles and not given else {str(p) for p in result.files}
     result.warnings.extend(w for w in hysteresis_warnings(rules) if w.file in checked_files)
     result.warnings.extend(dst_warnings(rules, loaded.config.site.timezone))
     return result
