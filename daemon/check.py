@@ -19,7 +19,7 @@ from pathlib import Path
 
 from daemon.config import LoadedConfig, load_config
 from daemon.engine import PointLimits
-from daemon.rules.lint import dst_warnings, more_problems, same_priority_warnings
+from daemon.rules.lint import dst_warnings, hysteresis_warnings, more_problems, same_priority_warnings
 from daemon.rules.load import LoadedRules, RuleContext, load_rules, parse_rule_file, rule_files
 from daemon.yamlsource import ConfigError, ErrorItem, load_yaml
 from drivers.modbus.profile import load_profile
@@ -173,6 +173,9 @@ def check(config_path: Path, rule_paths: Sequence[Path] | None = None) -> CheckR
     result.errors = sorted(set(result.errors), key=lambda e: (e.file, e.line, e.column, e.message))
     result.warnings.extend(_range_warnings(rules, ctx.points))
     result.warnings.extend(same_priority_warnings(rules))
+    # About the rule files asked about (all of rules/ by default; none when only profiles were named).
+    checked_files = set() if result.profiles and not given else {str(p) for p in result.files}
+    result.warnings.extend(w for w in hysteresis_warnings(rules) if w.file in checked_files)
     result.warnings.extend(dst_warnings(rules, loaded.config.site.timezone))
     return result
 

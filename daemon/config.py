@@ -66,6 +66,15 @@ class SafetyConfig(_Strict):
     deadband: float = Field(0.0, ge=0, description="ignore changes smaller than this")
     min_hold_s: float = Field(0.0, ge=0, description="minimum time between two changes (min on/off time)")
     max_writes_per_hour: int = Field(120, ge=1, description="hard cap on writes to one point per hour")
+    ramp_per_minute: float | None = Field(
+        None,
+        gt=0,
+        le=1e6,
+        allow_inf_nan=False,
+        description="move the point at most this much per minute on every change the rules make (schedule edges, "
+        "fallbacks, the end of an override); an override itself applies at once; a rule's own ramp_per_minute "
+        "wins; not for points that take only some values",
+    )
 
 
 class OverridesConfig(_Strict):
@@ -144,7 +153,9 @@ class LoadedConfig:
             prof = self.profiles[dev.name]
             for name in prof.setpoints():
                 spec = prof.point(name)
-                out[f"{dev.name}.{name}"] = PointLimits(spec.min, spec.max, spec.allowed_values)
+                target = f"{dev.name}.{name}"
+                ramp = self.safety_for(target).ramp_per_minute
+                out[target] = PointLimits(spec.min, spec.max, spec.allowed_values, ramp)
         return out
 
     def rule_context(self) -> RuleContext:
@@ -155,6 +166,19 @@ class LoadedConfig:
 
 
 _DISCRIMINATORS = ("api", "type")  # a section that changes its kind is replaced, not merged
+
+
+def _enum_ramps(doc: SourceDoc, cfg: DaemonConfig, profiles: dict[str, DeviceProfile]) -> list[ErrorItem]:
+    """A safety ramp on a point that takes only some values (it would ask for values in between)."""
+    errors: list[ErrorItem] = []
+    for n, prof in profiles.items():
+        for p in prof.setpoints():
+            allowed, key = prof.point(p).allowed_values, f"{n}.{p}"
+            at = ("safety", key, "ramp_per_minute") if key in cfg.safety else ("safety_defaults", "ramp_per_minute")
+            if allowed and cfg.safety.get(key, cfg.safety_defaults).ramp_per_minute is not None:
+                takes = "one of [" + ", ".join(f"{a:g}" for a in allowed) + "]"
+                errors.append(doc.error(at, f"{key} takes only {takes}; a ramp gives values between them"))
+    return errors
 
 
 def _resolve(base: Path, p: Path) -> Path:
@@ -218,6 +242,7 @@ def load_config(path: str | Path) -> LoadedConfig:
     for key in cfg.safety:
         if key not in targets and key.partition(".")[0] not in unloaded:
             errors.append(doc.error(("safety", key), f"unknown device point '{key}'" + did_you_mean(key, targets)))
+    errors.extend(_enum_ramps(doc, cfg, profiles))
     if errors:
         raise ConfigError(errors)
     state_dir = _resolve(base_dir, cfg.state_dir)

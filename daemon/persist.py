@@ -161,16 +161,19 @@ def save_state(
 
 def _only_clocks_moved(old: Mapping[str, Any], new: Mapping[str, Any], slack: float) -> bool:
     """Whether engine memory ``new`` differs from ``old`` (both as JSON) only in ``known_until`` and in the
-    time of each output, each moved forward by less than ``slack``."""
-    if old.keys() != new.keys() or any(old[k] != new[k] for k in old if k not in ("known_until", "outputs")):
+    time of each output and of each rule's last action (``release_after``), each moved forward by less
+    than ``slack``."""
+    timed = ("outputs", "acted")
+    if old.keys() != new.keys() or any(old[k] != new[k] for k in old if k not in ("known_until", *timed)):
         return False
     known_old, known_new = old.get("known_until", {}), new.get("known_until", {})
-    out_old, out_new = old.get("outputs", {}), new.get("outputs", {})
-    if known_old.keys() != known_new.keys() or out_old.keys() != out_new.keys():
+    if known_old.keys() != known_new.keys() or not all(0 <= known_new[k] - known_old[k] < slack for k in known_new):
         return False
-    return all(0 <= known_new[k] - known_old[k] < slack for k in known_new) and all(
-        out_new[k][0] == out_old[k][0] and 0 <= out_new[k][1] - out_old[k][1] < slack for k in out_new
-    )
+    for key in timed:
+        a, b = old.get(key, {}), new.get(key, {})
+        if a.keys() != b.keys() or not all(b[k][0] == a[k][0] and 0 <= b[k][1] - a[k][1] < slack for k in b):
+            return False
+    return True
 
 
 class StateStore:

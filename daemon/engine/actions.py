@@ -11,7 +11,7 @@ from daemon.engine.view import SensorView, Used
 from daemon.rules.model import Action
 from daemon.sun import Site, sun_position
 
-__all__ = ["CIRCADIAN_EVERY_S", "ActionOutcome", "action_value", "interpolate"]
+__all__ = ["CIRCADIAN_EVERY_S", "ActionOutcome", "action_value", "interpolate", "step_row"]
 
 CIRCADIAN_EVERY_S = 60.0  # the sun's colour is recomputed at least this often (Adaptive Lighting: 90 s)
 
@@ -23,6 +23,7 @@ class ActionOutcome(NamedTuple):
     words: str
     used: tuple[Used, ...] = ()
     due: float = math.inf  # when the value can change with no new reading
+    row: float | None = None  # what to hold: a step table's row (hysteresis), a value (min_change)
 
 
 def interpolate(points: Sequence[tuple[float, float]], x: float) -> float:
@@ -36,11 +37,25 @@ def interpolate(points: Sequence[tuple[float, float]], x: float) -> float:
     return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
+def step_row(table: Sequence[tuple[float, float]], margin: float, x: float, row: float | None) -> tuple[int, bool]:
+    """The row of ``table`` for input ``x``, and whether hysteresis held it: from the row whose ``from`` is
+    ``row`` (if still in the table), the input must pass a boundary by ``margin`` to move up or down."""
+    xs = [r[0] for r in table]
+    plain = max(0, bisect.bisect_right(xs, x) - 1)
+    if margin <= 0 or row is None or row not in xs:
+        return plain, False
+    held = xs.index(row)
+    up = max(0, bisect.bisect_right(xs, x - margin) - 1)
+    down = max(0, bisect.bisect_right(xs, x + margin) - 1)
+    new = up if up > held else down if down < held else held
+    return new, new != plain
+
+
 def action_value(
-    action: Action, view: SensorView, site: Site, now: float, *, sun_at: float | None = None
+    action: Action, view: SensorView, site: Site, now: float, *, sun_at: float | None = None, row: float | None = None
 ) -> ActionOutcome:
     """The value ``action`` asks for at ``now``, with its words; the sun is taken at wall time ``sun_at``
-    (default ``now``)."""
+    (default ``now``); ``row`` is the ``from`` of the step-table row held since the last evaluation."""
     if action.value is not None:
         return ActionOutcome(action.value, f"set {action.value:g}")
     if action.curve is not None:
@@ -50,16 +65,20 @@ def action_value(
             return ActionOutcome(None, f"{key} is unknown", view.sources(action.curve.input, now))
         out = interpolate(action.curve.points, inp.value)
         words = f"curve of {key} = {inp.value:.4g} gives {out:.4g}"
-        return ActionOutcome(out, words, view.sources(action.curve.input, now), inp.changes_at)
+        out, words, kept = _min_change(out, words, action.curve.min_change, row)
+        return ActionOutcome(out, words, view.sources(action.curve.input, now), inp.changes_at, kept)
     if action.steps is not None:
         inp = view.value(action.steps.input, now)
         key = action.steps.input.key
         if inp.value is None:
             return ActionOutcome(None, f"{key} is unknown", view.sources(action.steps.input, now))
-        xs = [row[0] for row in action.steps.table]
-        step = action.steps.table[max(0, bisect.bisect_right(xs, inp.value) - 1)][1]
+        i, held = step_row(action.steps.table, action.steps.hysteresis, inp.value, row)
+        from_, step = action.steps.table[i]
         words = f"step table of {key} = {inp.value:.4g} gives {step:g}"
-        return ActionOutcome(step, words, view.sources(action.steps.input, now), inp.changes_at)
+        if held:
+            words += f" (hysteresis {action.steps.hysteresis:g}: holds the row from {from_:g})"
+        kept = from_ if action.steps.hysteresis > 0 else None
+        return ActionOutcome(step, words, view.sources(action.steps.input, now), inp.changes_at, kept)
     assert action.circadian is not None
     circ = action.circadian
     due = now + CIRCADIAN_EVERY_S
@@ -76,4 +95,14 @@ def action_value(
         text += f", daylight {inp.value:.4g} lx ({d:.0%} of full)"
         used, due = view.sources(circ.daylight, now), min(due, inp.changes_at)
     out = circ.min_k + (circ.max_k - circ.min_k) * frac
-    return ActionOutcome(out, f"circadian: {text} gives {out:.0f} K", used, due)
+    out, words, kept = _min_change(out, f"circadian: {text} gives {out:.0f} K", circ.min_change, row)
+    return ActionOutcome(out, words, used, due, kept)
+
+
+def _min_change(out: float, words: str, min_change: float, last: float | None) -> tuple[float, str, float | None]:
+    """Keep the value last given (``last``) while ``out`` differs from it by less than ``min_change``."""
+    if min_change <= 0:
+        return out, words, None
+    if last is not None and abs(out - last) < min_change:
+        return last, words + f"; keeps {last:.4g} (moves only by min_change {min_change:g} or more)", last
+    return out, words, out

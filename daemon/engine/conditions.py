@@ -22,7 +22,7 @@ from daemon.engine.types import EngineMemory
 from daemon.engine.view import SensorView, Used
 from daemon.model import Quantity
 from daemon.rules.cron import cron_trigger
-from daemon.rules.model import Condition
+from daemon.rules.model import Condition, Input
 from daemon.sun import Site, sun_day
 
 __all__ = [
@@ -45,6 +45,7 @@ class NumericOutcome(NamedTuple):
     status: Status
     value: float | None = None  # the input's value
     limit: float | None = None  # the threshold's value (above/below)
+    off: float | None = None  # the hysteresis threshold's value (off_below/off_above)
     was: bool = False  # the latch before this step
     raw: bool = False  # the latch after it: the threshold, with hysteresis, is met
     since: float | None = None  # when it became true (while it is)
@@ -67,6 +68,12 @@ def step_numeric(
         if lim.value is None:
             return NumericOutcome("unknown", changes_at=changes_at, unknown=f"{reads.key} is unknown")
         limit, changes_at, known_until = lim.value, min(changes_at, lim.changes_at), min(known_until, lim.known_until)
+    off = c.off_below if c.off_below is not None else c.off_above
+    if isinstance(off, Input):
+        got = view.value(off, now)
+        if got.value is None:
+            return NumericOutcome("unknown", changes_at=changes_at, unknown=f"{off.key} is unknown")
+        off, changes_at, known_until = got.value, min(changes_at, got.changes_at), min(known_until, got.known_until)
     if now - mem.known_until.get(key, now) > resume_grace_s:
         # Back from unknown after a real gap: not a crossing. Start over.
         mem.latched.pop(key, None)
@@ -75,29 +82,34 @@ def step_numeric(
     was = mem.latched.get(key, False)
     if c.above is not None:
         assert limit is not None
-        raw = value > limit or (was and c.off_below is not None and value >= c.off_below)
+        raw = value > limit or (was and off is not None and value >= off)
     elif c.below is not None:
         assert limit is not None
-        raw = value < limit or (was and c.off_above is not None and value <= c.off_above)
+        raw = value < limit or (was and off is not None and value <= off)
     else:
         assert c.between is not None
         raw = c.between[0] <= value <= c.between[1]
     mem.latched[key] = raw
     if not raw:
         mem.since.pop(key, None)
-        return NumericOutcome("false", value, limit, was, raw, None, changes_at)
+        return NumericOutcome("false", value, limit, off, was, raw, None, changes_at)
     start = mem.since.setdefault(key, now)
     if c.for_ and now - start < c.for_:
-        return NumericOutcome("false", value, limit, was, raw, start, min(changes_at, start + c.for_))
-    return NumericOutcome("true", value, limit, was, raw, start, changes_at)
+        return NumericOutcome("false", value, limit, off, was, raw, start, min(changes_at, start + c.for_))
+    return NumericOutcome("true", value, limit, off, was, raw, start, changes_at)
 
 
 def numeric_sources(c: Condition, out: NumericOutcome, view: SensorView, now: float) -> tuple[Used, ...]:
     """What the condition's outcome was computed from (its threshold's sensors too, when it had a value)."""
     used = view.sources(c.input, now)
-    if c.threshold_input is not None and out.limit is not None:
-        used += view.sources(c.threshold_input, now)
+    if out.limit is not None:
+        for extra in c.threshold_inputs:
+            used += view.sources(extra, now)
     return used
+
+
+def _off_text(c: Condition, out: NumericOutcome) -> str:
+    return f"{c.off_input.key} ({fmt(out.off)})" if c.off_input is not None else fmt(out.off)
 
 
 def numeric_words(c: Condition, out: NumericOutcome, quantity: Quantity | None, now: float) -> str:
@@ -114,13 +126,13 @@ def numeric_words(c: Condition, out: NumericOutcome, quantity: Quantity | None, 
         over = out.value > out.limit
         words = f"{shown} {'is above' if over else 'is not above'} {lim_text}"
         if c.off_below is not None and out.was and not over:
-            words += f", held on until below {fmt(c.off_below)}"
+            words += f", held on until below {_off_text(c, out)}"
     elif c.below is not None:
         assert out.limit is not None
         under = out.value < out.limit
         words = f"{shown} {'is below' if under else 'is not below'} {lim_text}"
         if c.off_above is not None and out.was and not under:
-            words += f", held on until above {fmt(c.off_above)}"
+            words += f", held on until above {_off_text(c, out)}"
     else:
         assert c.between is not None
         words = f"{shown} {'is' if out.raw else 'is not'} between {c.between[0]:g} and {c.between[1]:g}"
@@ -168,6 +180,8 @@ def clock_condition(rules: RuleSet, clock: Clock, c: Condition) -> tuple[Status,
         if is_open != want_open:
             words += f" (the rule needs it {'open' if want_open else 'closed'})"
         return ("true" if is_open == want_open else "false"), words, today.next_boundary(now)
+    if c.opens_within is not None:
+        return _opens_within(rules, clock, c.opens_within.schedule, c.opens_within.within)
     if c.time is not None:
         due = clock.next_of(tuple(x for x in (c.time.after, c.time.before) if x is not None))
         ok = True
@@ -199,6 +213,29 @@ def clock_condition(rules: RuleSet, clock: Clock, c: Condition) -> tuple[Status,
     ok = nxt is not None and nxt == minute
     words = f"cron '{c.cron}' {'matches' if ok else 'does not match'} {minute:%H:%M}"
     return ("true" if ok else "false"), words, minute.timestamp() + 60.0  # cron has minute resolution
+
+
+def _opens_within(rules: RuleSet, clock: Clock, name: str, within: float) -> tuple[Status, str, float]:
+    """Closed now, and the schedule's next opening (today or tomorrow) is at most ``within`` away."""
+    now, tz, date = clock.now, clock.site.tz, clock.local.date()
+    today = rules.schedule_day(name, tz, date)
+    if today is None:  # caught by validation; be safe at runtime
+        return "false", f"schedule '{name}' does not exist", math.inf
+    openings: list[float] = []
+    for day in (date, date + dt.timedelta(days=1)):
+        sd = rules.schedule_day(name, tz, day)
+        if sd is not None and not sd.holiday:
+            openings += day_stamps(tz, day, tuple(a for a, _ in sd.spans))[:-1]
+    nxt = min((t for t in openings if t > now), default=None)
+    span = fmt_duration(within)
+    if today.is_open(clock.local.time()):
+        return "false", f"{name} is open (the rule is for the {span} before it opens)", today.next_boundary(now)
+    if nxt is None:
+        return "false", f"{name} does not open within {span}", today.next_boundary(now)
+    if nxt - within <= now:
+        return "true", f"{name} opens at {clock.hhmm(nxt)}, within {span}", nxt
+    words = f"{name} opens at {clock.hhmm(nxt)}, more than {span} from now"
+    return "false", words, min(nxt - within, today.next_boundary(now))
 
 
 def fmt(v: float | None, quantity: Quantity | None = None) -> str:

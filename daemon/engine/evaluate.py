@@ -10,7 +10,9 @@ that comes back is a new one). Semantics, in short (``rules/README.md`` says the
   without one, stays silent — or, right after a start, waits for a sensor's first reading.
 * A manual override wins until it expires. Every output is clamped to the point's range (into
   ``min..max`` first, then to the nearest allowed value, ties downwards — as the profile does). A rule
-  with ``ramp_per_minute`` moves its point towards its value no faster than that.
+  with ``ramp_per_minute`` moves its point towards its value no faster than that; a point with a ramp in the
+  config's ``safety:`` block (:attr:`PointLimits.ramp_per_minute`) moves so on every change the rules make
+  (a new winner at a schedule edge, a fallback, the end of an override). An override applies at once.
 * Readings may come faster than evaluations are worth making. :func:`advance` moves only the memory
   (latches, ``for:`` starts, until when inputs are known) on to a reading's time; evaluating after a
   burst of advanced readings ends in the same memory and decisions as evaluating after each one
@@ -104,7 +106,13 @@ def advance(
     if not stepped:  # e.g. a reading that only a curve or a step table reads: nothing to remember
         return Advanced(memory, math.inf if everything else stale_at)
     mem = EngineMemory(
-        dict(memory.latched), dict(memory.since), dict(memory.known_until), memory.outputs, memory.overrides
+        dict(memory.latched),
+        dict(memory.since),
+        dict(memory.known_until),
+        memory.outputs,
+        memory.overrides,
+        memory.held,
+        memory.acted,
     )
     edge = math.inf if everything else stale_at
     for n in stepped:
@@ -154,12 +162,22 @@ def evaluate(
                 lines.append(words)
                 due = min(due, when - skew)
         if "false" in statuses:
-            traces.append(RuleTrace(rule.id, rule.target, "inactive", None, tuple(lines), tuple(inputs), *rank))
+            kept = _released(rule, mem, now, skew, site)
+            if kept is None:
+                traces.append(RuleTrace(rule.id, rule.target, "inactive", None, tuple(lines), tuple(inputs), *rank))
+                continue
+            due = min(due, kept[2])
+            lines.append(kept[1])
+            traces.append(RuleTrace(rule.id, rule.target, "active", kept[0], tuple(lines), tuple(inputs), *rank))
+            reason = Reason(rule.id, "; ".join(lines), tuple(inputs))
+            candidates.setdefault(rule.target, []).append(_Candidate(rank, rule.id, kept[0], reason))
             continue
         value: float | None = None
         fallback = "unknown" in statuses
         if not fallback:
-            asked = action_value(rule.set, view, site, now, sun_at=now + skew)
+            asked = action_value(rule.set, view, site, now, sun_at=now + skew, row=mem.held.get(rule.id))
+            if asked.row is not None:
+                mem.held[rule.id] = asked.row
             lines.append(asked.words)
             inputs.extend(asked.used)
             due = min(due, asked.due)
@@ -179,6 +197,8 @@ def evaluate(
                 traces.append(RuleTrace(rule.id, rule.target, "silent", None, tuple(lines), tuple(inputs), *rank))
                 continue
         assert value is not None
+        if rule.release_after > 0 and not fallback:
+            mem.acted[rule.id] = (value, now)
         state: TraceState = "fallback" if fallback else "active"
         trace = RuleTrace(rule.id, rule.target, state, value, tuple(lines), tuple(inputs), *rank)
         traces.append(trace)
@@ -191,7 +211,8 @@ def evaluate(
         if not cands:
             continue
         winner = _arbitrate(cands)
-        value, reason = _ramp(rules.by_id[winner.rule], mem.outputs.get(target), winner.value, winner.reason, now)
+        ramp = _ramp_rate(rules.by_id[winner.rule], winner.reason, limits.get(target))
+        value, reason = _ramp(ramp, mem.outputs.get(target), winner.value, winner.reason, now)
         if reason.held_by == "ramp":
             due = min(due, now)  # still on its way: the next tick moves it on
         decisions[target] = _decision(target, value, reason, now, limits)
@@ -203,9 +224,25 @@ def evaluate(
         reason = Reason(rule="manual-override", text=f"manual override ({ov.source}) until {ends}")
         decisions[target] = _decision(target, ov.value, reason, now, limits)
     mem.overrides = overrides
+    for store in (mem.held, mem.acted):  # rules removed or renamed
+        for rule_id in [r for r in store if r not in rules.by_id]:
+            del store[rule_id]
     for target, d in decisions.items():
         mem.outputs[target] = (d.value, now)
     return Evaluation(decisions, tuple(traces), mem, now, max(due, now), stale_at)
+
+
+def _released(rule: Rule, mem: EngineMemory, now: float, skew: float, site: Site) -> tuple[float, str, float] | None:
+    """The value a rule whose conditions stopped holding keeps for its ``release_after``, its words, until when."""
+    last = mem.acted.get(rule.id)
+    if rule.release_after <= 0 or last is None:
+        return None
+    until = last[1] + rule.release_after
+    if not now < until:
+        del mem.acted[rule.id]
+        return None
+    ends = _clock_time(until + skew, site)
+    return last[0], f"conditions no longer hold: keeps {last[0]:g} until {ends} (release_after)", until
 
 
 def _clock_time(t: float, site: Site) -> str:
@@ -240,18 +277,29 @@ def _arbitrate(cands: list[_Candidate]) -> _Candidate:
     return best._replace(reason=Reason(r.rule, r.text + f" (won over {why})", r.inputs, fallback=r.fallback))
 
 
+def _ramp_rate(rule: Rule, reason: Reason, lim: PointLimits | None) -> tuple[float, str] | None:
+    """The ramp that applies: the rule's own (not to its fallback), else the point's from ``safety:``."""
+    if rule.ramp_per_minute is not None and not reason.fallback:
+        return rule.ramp_per_minute, "the rule's ramp"
+    if lim is not None and lim.ramp_per_minute is not None:
+        return lim.ramp_per_minute, "the point's safety ramp"
+    return None
+
+
 def _ramp(
-    rule: Rule, prev: tuple[float, float] | None, value: float, reason: Reason, now: float
+    ramp: tuple[float, str] | None, prev: tuple[float, float] | None, value: float, reason: Reason, now: float
 ) -> tuple[float, Reason]:
-    """Move from the point's previous output towards ``value`` no faster than the rule's ramp."""
-    if rule.ramp_per_minute is None or prev is None or reason.fallback:
+    """Move from the point's previous output (a rule's, a fallback's or an override's) towards ``value`` no
+    faster than ``rate`` per minute."""
+    if ramp is None or prev is None:
         return value, reason
-    step = rule.ramp_per_minute * max(0.0, now - prev[1]) / 60.0
+    rate, whose = ramp
+    step = rate * max(0.0, now - prev[1]) / 60.0
     ramped = prev[0] + max(-step, min(step, value - prev[0]))
     if ramped == value:
         return value, reason
-    text = reason.text + f"; ramping at {rule.ramp_per_minute:g}/min towards {value:.4g}"
-    return ramped, Reason(reason.rule, text, reason.inputs, held_by="ramp")
+    text = reason.text + f"; ramping at {rate:g}/min ({whose}) towards {value:.4g}"
+    return ramped, Reason(reason.rule, text, reason.inputs, held_by="ramp", fallback=reason.fallback)
 
 
 def _decision(target: str, value: float, reason: Reason, now: float, limits: Mapping[str, PointLimits]) -> Decision:

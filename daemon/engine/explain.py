@@ -109,7 +109,8 @@ def explain_point(
                 lines.append("  because:")
                 lines.extend(f"    - {line}" for line in winner.lines)
             if reason.held_by == "ramp":
-                lines.append("  ramping: the rule limits how fast the value may change")
+                whose = "the point's safety ramp" if "(the point's safety ramp)" in reason.text else "the rule"
+                lines.append(f"  ramping: {whose} limits how fast the value may change")
             clamp = next((p for p in reason.text.split("; ") if p.startswith("clamped ")), None)
             if clamp is not None:
                 lines.append(f"  {clamp}")

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from daemon.engine.types import SensorInfo
 from daemon.model import Quantity
-from daemon.rules.model import Condition, Input, Rule, Schedule
+from daemon.rules.model import Condition, Rule, Schedule
 
 __all__ = ["NumericCondition", "RuleSet", "ScheduleDay", "condition_key", "day_stamps"]
 
@@ -125,7 +125,7 @@ class ScheduleDay(NamedTuple):
 
 
 def _reads(c: Condition, sensor: SensorInfo) -> bool:
-    inputs = [c.input] + [t for t in (c.above, c.below) if isinstance(t, Input)]
+    inputs = [c.input, *c.threshold_inputs]
     return any(i.sensor == sensor.id or (i.zone == sensor.zone and i.quantity == sensor.quantity) for i in inputs)
 
 

@@ -24,11 +24,13 @@ class SensorInfo:
 
 @dataclass(frozen=True, slots=True)
 class PointLimits:
-    """Allowed output of one device point, from its device profile."""
+    """Allowed output of one device point: its range from the device profile, how fast it may move (the
+    config's ``safety:`` ramp) from the config."""
 
     min: float | None = None
     max: float | None = None
     allowed: tuple[float, ...] | None = None
+    ramp_per_minute: float | None = None
 
     def clamp(self, value: float) -> float:
         """Into ``min..max``, then to the nearest allowed value (ties go down) — as the profile does."""
@@ -64,7 +66,9 @@ class EngineMemory:
     when it last became true (``for:``), and until when its inputs were known — the moment the
     readings it last saw go stale, so it depends on the readings alone, not on when evaluations ran (a
     gap longer than ``resume_grace_s`` resets the other two). Per point: the last output and when it
-    was set (ramps). And the manual overrides in force.
+    was set (ramps). Per rule whose action holds something (``held``): a step table with ``hysteresis``
+    the ``from`` of its row, a curve or circadian with ``min_change`` the value it last gave. And the
+    manual overrides in force. Per rule with ``release_after``: its value and when it last acted.
     """
 
     latched: dict[str, bool] = field(default_factory=dict)
@@ -72,10 +76,18 @@ class EngineMemory:
     known_until: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, tuple[float, float]] = field(default_factory=dict)
     overrides: dict[str, Override] = field(default_factory=dict)
+    held: dict[str, float] = field(default_factory=dict)
+    acted: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def copy(self) -> EngineMemory:
         return EngineMemory(
-            dict(self.latched), dict(self.since), dict(self.known_until), dict(self.outputs), dict(self.overrides)
+            dict(self.latched),
+            dict(self.since),
+            dict(self.known_until),
+            dict(self.outputs),
+            dict(self.overrides),
+            dict(self.held),
+            dict(self.acted),
         )
 
     def seen_until(self, t: float) -> EngineMemory:
@@ -95,11 +107,13 @@ class EngineMemory:
             {k: v + seconds for k, v in self.known_until.items()},
             {k: (v, t + seconds) for k, (v, t) in self.outputs.items()},
             {k: Override(o.value, o.until + seconds, o.source) for k, o in self.overrides.items()},
+            dict(self.held),
+            {k: (v, t + seconds) for k, (v, t) in self.acted.items()},
         )
 
     def latest(self) -> float:
         """The latest time at which it records something starting: a ``for:`` or an output (-inf: none)."""
-        times = [*self.since.values(), *(t for _, t in self.outputs.values())]
+        times = [*self.since.values(), *(t for _, t in self.outputs.values()), *(t for _, t in self.acted.values())]
         return max(times, default=-math.inf)
 
     def with_override(self, target: str, override: Override | None) -> EngineMemory:
@@ -118,6 +132,8 @@ class EngineMemory:
             "known_until": self.known_until,
             "outputs": {k: list(v) for k, v in self.outputs.items()},
             "overrides": {k: [o.value, o.until, o.source] for k, o in self.overrides.items()},
+            "held": self.held,
+            "acted": {k: list(v) for k, v in self.acted.items()},
         }
 
     @classmethod
@@ -131,6 +147,8 @@ class EngineMemory:
             overrides={
                 str(k): Override(float(v[0]), float(v[1]), str(v[2])) for k, v in data.get("overrides", {}).items()
             },
+            held={str(k): float(v) for k, v in data.get("held", {}).items()},
+            acted={str(k): (float(v[0]), float(v[1])) for k, v in data.get("acted", {}).items()},
         )
 
 

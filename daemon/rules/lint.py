@@ -4,6 +4,8 @@ and the problems of a file's valid parts when other parts of it are broken (ever
 - Two enabled rules on one point at the same priority and with as many conditions: which one wins
   is decided by the alphabet. Rules that cannot hold together (``schedule: X`` and
   ``outside_schedule: X``) are fine.
+- A threshold (``above``/``below``) without hysteresis (``off_below``/``off_above``): a noisy input
+  around it switches the rule on and off, and the device with it.
 - A time (window, opening hours, cron hour) that falls into a daylight-saving change of the site's
   time zone: on the spring-forward day it never comes, on the fall-back day it comes twice.
 """
@@ -23,7 +25,7 @@ from daemon.rules.load import LoadedRules, RuleContext, duplicate_ids, parse_rul
 from daemon.rules.model import Rule, RuleFile, Schedule
 from daemon.yamlsource import DEFAULT_LIMITS, ConfigError, ErrorItem, SourceDoc, YamlLimits, load_yaml, read_text
 
-__all__ = ["dst_warnings", "more_problems", "same_priority_warnings"]
+__all__ = ["dst_warnings", "hysteresis_warnings", "more_problems", "same_priority_warnings"]
 
 
 def _exclusive(a: Rule, b: Rule) -> bool:
@@ -55,6 +57,31 @@ def same_priority_warnings(rules: LoadedRules) -> list[ErrorItem]:
                 f"by the alphabet; give the one that should win a higher priority, e.g. priority: {a.priority + 1}",
             )
         )
+    return warnings
+
+
+def hysteresis_warnings(rules: LoadedRules) -> list[ErrorItem]:
+    """``above``/``below`` without ``off_below``/``off_above``: the rule chatters on a noisy input."""
+    warnings: list[ErrorItem] = []
+    for _, gf in sorted(rules.files.items()):
+        for i, rule in enumerate(gf.parsed.rules):
+            for j, c in enumerate(rule.when):
+                for key, off, example in (("above", c.off_below, "off_below"), ("below", c.off_above, "off_above")):
+                    t = getattr(c, key)
+                    if not rule.enabled or t is None or off is not None:
+                        continue
+                    hint = (
+                        f"{example}: {t * (0.8 if key == 'above' else 1.25):g}"
+                        if isinstance(t, float | int)
+                        else (f"{example}: {{..., times: {t.times * (0.8 if key == 'above' else 1.25):g}}}")
+                    )
+                    warnings.append(
+                        gf.doc.error(
+                            ("rules", i, "when", j, key),
+                            f"'{key}' without '{example}': an input wavering around the threshold switches "
+                            f"rule '{rule.id}' on and off, and {rule.target} with it; add hysteresis, e.g. {hint}",
+                        )
+                    )
     return warnings
 
 

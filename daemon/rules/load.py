@@ -196,14 +196,17 @@ def references(
             loc = (*base, "when", j)
             if cond.is_numeric:
                 check_input(loc, cond.input)
-            for key in ("above", "below"):
+            for key in ("above", "below", "off_below", "off_above"):
                 t = getattr(cond, key)
                 if isinstance(t, Input):
                     check_input((*loc, key), t)
-            for key in ("schedule", "outside_schedule"):
+            for key in ("schedule", "outside_schedule", "opens_within"):
                 name = getattr(cond, key)
-                if name is not None and name not in schedules:
-                    errors.append(doc.error((*loc, key), f"unknown schedule '{name}'" + did_you_mean(name, schedules)))
+                where: list[int | str] = [*loc, key]
+                if cond.opens_within is not None and key == "opens_within":
+                    name, where = cond.opens_within.schedule, [*where, "schedule"]
+                if isinstance(name, str) and name not in schedules:
+                    errors.append(doc.error(tuple(where), f"unknown schedule '{name}'" + did_you_mean(name, schedules)))
         action = rule.set
         for kind in ("curve", "steps"):
             part = getattr(action, kind)

@@ -7,17 +7,19 @@ with more conditions, then the id in alphabetical order, never file order. See `
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import itertools
+import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from daemon.model import Quantity
-from daemon.rules.durations import WEEKDAYS, Duration, TimeOfDay, Weekdays, refuse_number_text
+from daemon.rules.durations import Duration, refuse_number_text
 from daemon.rules.scalars import Flag, Integer, Number, PositiveNumber
+from daemon.rules.schedule import OpensWithin, Schedule, SunTime, SunWindow, TimeWindow
+from daemon.rules.schedule import Strict as _Strict
 
 __all__ = [
     "Action",
@@ -36,10 +38,7 @@ Aggregate = Literal["mean", "max", "min", "median"]
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"  # a rule id (also in the JSON Schema)
 TARGET_PATTERN = r"^[^.]*\.[^.]*$"  # device.point: exactly one dot
 _ID = re.compile(ID_PATTERN)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+MIN_CHANGE = "the output moves only when the value computed differs from the last one given by at least this"
 
 
 class Input(_Strict):
@@ -81,56 +80,6 @@ def _as_threshold(value: Any) -> Any:  # a number stays one; text names a sensor
 
 Threshold = Annotated[Number | Input, BeforeValidator(_as_threshold)]
 
-_SUN = re.compile(r"^\s*(sunrise|sunset|noon|dawn|dusk)\s*(?:([+-])\s*(.+))?$")  # the offset keeps its case
-
-
-class SunTime(_Strict):
-    """``sunrise``, ``sunset``, ``noon``, ``dawn`` or ``dusk`` with an offset, e.g. ``sunset-30m``."""
-
-    event: Literal["sunrise", "sunset", "noon", "dawn", "dusk"]
-    offset_s: Number = 0.0
-
-    @model_validator(mode="before")
-    @classmethod
-    def _parse(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            from daemon.rules.durations import parse_duration
-
-            m = _SUN.match(value)
-            if not m:
-                raise ValueError(f"'{value}' is not a sun time; write e.g. 'sunrise+30m' or 'sunset-15m'")
-            offset = parse_duration(m.group(3)) if m.group(3) else 0.0
-            return {"event": m.group(1).lower(), "offset_s": -offset if m.group(2) == "-" else offset}
-        return value
-
-
-class TimeWindow(_Strict):
-    after: TimeOfDay | None = None
-    before: TimeOfDay | None = None
-    weekdays: Weekdays | None = None
-
-    @model_validator(mode="after")
-    def _span(self) -> TimeWindow:
-        if self.after == dt.time.max:
-            raise ValueError('\'after: "24:00"\' is the end of the day, so the window would never open; write "00:00"')
-        if self.after is not None and self.after == self.before:
-            raise ValueError(
-                f"the window from {self.after:%H:%M} to {self.before:%H:%M} is empty (zero length); for all day "
-                "leave out 'after' and 'before', else give two times, e.g. after: \"08:00\", before: \"18:00\""
-            )
-        return self
-
-
-class SunWindow(_Strict):
-    after: SunTime | None = None
-    before: SunTime | None = None
-
-    @model_validator(mode="after")
-    def _some(self) -> SunWindow:
-        if self.after is None and self.before is None:
-            raise ValueError("give 'after' and/or 'before', e.g. after: sunrise+30m")
-        return self
-
 
 class Condition(_Strict):
     """One thing that must be true for a rule to act. Exactly one kind per list item:
@@ -138,6 +87,7 @@ class Condition(_Strict):
     - a number: ``sensor``/``zone`` with ``above``/``below``/``between`` (plus ``off_below``/``off_above``
       for hysteresis and ``for`` for how long it must hold first);
     - a schedule: ``schedule: opening-hours`` (open) or ``outside_schedule: opening-hours`` (closed);
+    - before opening: ``opens_within: {schedule: opening-hours, within: 30min}`` (closed, opens soon);
     - a clock window: ``time: {after: "08:00", before: "18:00", weekdays: [mon, fri]}``;
     - a sun window: ``sun: {after: sunrise+30m, before: sunset}``;
     - a cron pattern: ``cron: "*/15 8-18 * * mon-fri"`` (true during the minutes it matches).
@@ -150,11 +100,12 @@ class Condition(_Strict):
     above: Threshold | None = None
     below: Threshold | None = None
     between: tuple[Number, Number] | None = None
-    off_below: Number | None = None
-    off_above: Number | None = None
+    off_below: Threshold | None = None
+    off_above: Threshold | None = None
     for_: Duration = Field(0.0, alias="for")
     schedule: str | None = None
     outside_schedule: str | None = None
+    opens_within: OpensWithin | None = None
     time: TimeWindow | None = None
     sun: SunWindow | None = None
     cron: str | None = None
@@ -166,6 +117,7 @@ class Condition(_Strict):
             numeric,
             self.schedule is not None,
             self.outside_schedule is not None,
+            self.opens_within is not None,
             self.time is not None,
             self.sun is not None,
             self.cron is not None,
@@ -173,7 +125,7 @@ class Condition(_Strict):
         if sum(kinds) != 1:
             raise ValueError(
                 "each condition needs exactly one of: sensor/zone (a number), schedule, outside_schedule, "
-                "time, sun, cron"
+                "opens_within, time, sun, cron"
             )
         if numeric:
             self.input  # noqa: B018 - validates sensor/zone/quantity
@@ -183,18 +135,26 @@ class Condition(_Strict):
             if self.between is not None and not self.between[0] < self.between[1]:
                 raise ValueError(f"'between' must be [low, high] with low < high, got {list(self.between)}")
             if self.off_below is not None:
-                if not isinstance(self.above, float | int):
-                    raise ValueError("'off_below' goes with a numeric 'above' (hysteresis)")
-                if not self.off_below < self.above:
+                if self.above is None:
+                    raise ValueError("'off_below' goes with 'above' (hysteresis)")
+                if (
+                    isinstance(self.above, float | int)
+                    and isinstance(self.off_below, float | int)
+                    and not (self.off_below < self.above)
+                ):
                     raise ValueError(
                         f"'off_below' ({self.off_below:g}) must be lower than 'above' ({self.above:g}): swapped or "
                         "equal, the rule switches off at once and chatters; e.g. "
                         f"above: {max(self.above, self.off_below):g}, off_below: {min(self.above, self.off_below):g}"
                     )
             if self.off_above is not None:
-                if not isinstance(self.below, float | int):
-                    raise ValueError("'off_above' goes with a numeric 'below' (hysteresis)")
-                if not self.off_above > self.below:
+                if self.below is None:
+                    raise ValueError("'off_above' goes with 'below' (hysteresis)")
+                if (
+                    isinstance(self.below, float | int)
+                    and isinstance(self.off_above, float | int)
+                    and not (self.off_above > self.below)
+                ):
                     raise ValueError(
                         f"'off_above' ({self.off_above:g}) must be higher than 'below' ({self.below:g}): swapped or "
                         "equal, the rule switches off at once and chatters; e.g. "
@@ -227,6 +187,17 @@ class Condition(_Strict):
         return t if isinstance(t, Input) else None
 
     @functools.cached_property
+    def off_input(self) -> Input | None:
+        """The input an ``off_below``/``off_above`` reads, if it is one."""
+        t = self.off_below if self.off_below is not None else self.off_above
+        return t if isinstance(t, Input) else None
+
+    @functools.cached_property
+    def threshold_inputs(self) -> tuple[Input, ...]:
+        """Every input a threshold of this condition reads (``above``/``below``, ``off_below``/``off_above``)."""
+        return tuple(i for i in (self.threshold_input, self.off_input) if i is not None)
+
+    @functools.cached_property
     def threshold_value(self) -> float | None:
         """A fixed ``above``/``below`` threshold, if it is one."""
         t = self.above if self.above is not None else self.below
@@ -242,6 +213,7 @@ class Curve(_Strict):
 
     input: InputRef
     points: tuple[tuple[Number, Number], ...] = Field(min_length=2)
+    min_change: Number = Field(0.0, ge=0, description=MIN_CHANGE)
 
     @model_validator(mode="after")
     def _sorted(self) -> Curve:
@@ -252,16 +224,24 @@ class Curve(_Strict):
 
 
 class Steps(_Strict):
-    """Step table: the value of the last step whose ``from`` the input has reached."""
+    """Step table: the value of the last step whose ``from`` the input has reached; with ``hysteresis`` the
+    row changes only once the input has passed a boundary by that margin (up or down)."""
 
     input: InputRef
     table: tuple[tuple[Number, Number], ...] = Field(min_length=1)
+    hysteresis: Number = Field(0.0, ge=0, description="margin past a row's boundary before the row changes")
 
     @model_validator(mode="after")
     def _sorted(self) -> Steps:
         xs = [p[0] for p in self.table]
         if any(b <= a for a, b in itertools.pairwise(xs)):
             raise ValueError("step table rows must be in increasing order of their first number")
+        gap = min((b - a for a, b in itertools.pairwise(xs)), default=math.inf)
+        if not self.hysteresis < gap / 2:
+            raise ValueError(
+                f"'hysteresis' ({self.hysteresis:g}) must be less than half the smallest gap between two rows "
+                f"({gap:g}): else a row could be skipped or never left; e.g. hysteresis: {gap / 4:g}"
+            )
         return self
 
 
@@ -277,6 +257,7 @@ class Circadian(_Strict):
     daylight: InputRef | None = None
     full_daylight_lux: Number = Field(2000, gt=0)
     daylight_weight: Number = Field(0.5, ge=0, le=1)
+    min_change: Number = Field(0.0, ge=0, description=MIN_CHANGE)
 
     @model_validator(mode="after")
     def _range(self) -> Circadian:
@@ -330,6 +311,9 @@ class Rule(_Strict):
     set: Action
     safe_value: Number | None = None
     ramp_per_minute: PositiveNumber | None = None
+    release_after: Duration = Field(
+        0.0, description="when the conditions stop holding, keep the value this long (at most 24 h)"
+    )
     enabled: Flag = True
 
     @model_validator(mode="after")
@@ -338,6 +322,11 @@ class Rule(_Strict):
             good = re.sub(r"[^a-z0-9_.-]+", "-", self.id.lower()).strip("-_.") or "pm25-high"
             raise ValueError(
                 f"rule id '{self.id}' may use only lower-case letters, digits, '-', '_' and '.', e.g. '{good}'"
+            )
+        if self.release_after > 86400:
+            raise ValueError(
+                f"'release_after' is {self.release_after / 3600:g} h; at most 24 h is allowed (a rule kept longer "
+                "after its conditions end would hide them), e.g. release_after: 10min"
             )
         if self.target.count(".") != 1:
             raise ValueError(f"target '{self.target}' must be written as device.point, e.g. fresh_air.fan_speed")
@@ -354,43 +343,12 @@ class Rule(_Strict):
     def inputs(self) -> list[Input]:
         found = [c.input for c in self.when if c.is_numeric]
         for c in self.when:
-            for t in (c.above, c.below):
-                if isinstance(t, Input):
-                    found.append(t)
+            found.extend(c.threshold_inputs)
         return found + self.set.inputs()
 
     @property
     def specificity(self) -> int:
         return len(self.when)
-
-
-class Schedule(_Strict):
-    """Opening hours per weekday (``mon: ["08:30", "17:30"]``; several spans allowed) and holidays."""
-
-    mon: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    tue: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    wed: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    thu: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    fri: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    sat: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    sun: tuple[tuple[TimeOfDay, TimeOfDay], ...] | tuple[TimeOfDay, TimeOfDay] | None = None
-    holidays: tuple[dt.date, ...] = ()
-
-    def spans(self, weekday: int) -> list[tuple[dt.time, dt.time]]:
-        raw = getattr(self, WEEKDAYS[weekday])
-        if raw is None:
-            return []
-        if len(raw) == 2 and isinstance(raw[0], dt.time):
-            return [(raw[0], raw[1])]
-        return [(a, b) for a, b in raw]
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Schedule:
-        for i, day in enumerate(WEEKDAYS):
-            for a, b in self.spans(i):
-                if not a < b:
-                    raise ValueError(f"{day}: opening time {a:%H:%M} must be before closing time {b:%H:%M}")
-        return self
 
 
 class RuleFile(_Strict):

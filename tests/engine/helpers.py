@@ -64,8 +64,11 @@ def reading(sensor: str, value: float, ts: float, *, retained: bool = False) -> 
 class Runner:
     """Evaluates a rule set step by step, carrying memory and the latest readings like the daemon."""
 
-    def __init__(self, rules: RuleSet, *, resume_grace_s: float = 120.0) -> None:
+    def __init__(
+        self, rules: RuleSet, *, resume_grace_s: float = 120.0, limits: Mapping[str, PointLimits] = LIMITS
+    ) -> None:
         self.rules = rules
+        self.limits = limits
         self.memory = EngineMemory()
         self.readings: dict[str, Reading] = {}
         self.resume_grace_s = resume_grace_s
@@ -83,7 +86,7 @@ class Runner:
             now,
             self.memory,
             site=SITE,
-            limits=LIMITS,
+            limits=self.limits,
             resume_grace_s=self.resume_grace_s,
         )
         self.memory = ev.memory

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 from typing import Any
 
 import pytest
@@ -105,3 +107,95 @@ def test_fallback_is_not_ramped() -> None:
     run.step(T0, hall_lux=0)
     run.readings.clear()
     assert run.value(T0 + 10, CCT) == 4000
+
+
+BRIGHT = "lights.brightness"
+HYST_STEPS = {"input": "hall-lux", "table": [[0, 100], [300, 80], [800, 60]], "hysteresis": 40}
+
+
+def test_steps_with_hysteresis_do_not_cycle_on_a_boundary() -> None:
+    run = Runner(ruleset({"id": "b", "target": BRIGHT, "set": {"steps": HYST_STEPS}}))
+    lux = [790, 805, 795, 835, 850, 815, 790, 765, 759, 790, 805, 839, 841]
+    got = [run.value(T0 + 10 * i, BRIGHT, hall_lux=x) for i, x in enumerate(lux)]
+    # Up only at 800 + 40, down only below 800 - 40: noise of ±35 around 800 moves nothing.
+    assert got == [80, 80, 80, 80, 60, 60, 60, 60, 80, 80, 80, 80, 60]
+    assert run.last is not None
+    assert run.memory.held == {"b": 800}
+
+
+def test_steps_hysteresis_says_why_it_holds_a_row() -> None:
+    run = Runner(ruleset({"id": "b", "target": BRIGHT, "set": {"steps": HYST_STEPS}}))
+    run.value(T0, BRIGHT, hall_lux=850)
+    d = run.step(T0 + 10, hall_lux=780).decisions[BRIGHT]
+    assert d.value == 60
+    assert "step table of hall-lux = 780 gives 60 (hysteresis 40: holds the row from 800)" in d.reason.text
+
+
+def test_steps_hysteresis_jumps_several_rows_at_once() -> None:
+    run = Runner(ruleset({"id": "b", "target": BRIGHT, "set": {"steps": HYST_STEPS}}))
+    assert run.value(T0, BRIGHT, hall_lux=0) == 100
+    assert run.value(T0 + 10, BRIGHT, hall_lux=2000) == 60
+    assert run.value(T0 + 20, BRIGHT, hall_lux=0) == 100
+
+
+def test_steps_without_hysteresis_keep_no_memory() -> None:
+    steps = {"input": "hall-lux", "table": [[0, 100], [300, 80], [800, 60]]}
+    run = Runner(ruleset({"id": "b", "target": BRIGHT, "set": {"steps": steps}}))
+    assert [run.value(T0 + i, BRIGHT, hall_lux=x) for i, x in enumerate([805, 795, 805])] == [60, 80, 60]
+    assert run.memory.held == {}
+
+
+def test_steps_row_is_forgotten_with_its_rule_and_survives_a_restart() -> None:
+    from daemon.engine import EngineMemory
+
+    run = Runner(ruleset({"id": "b", "target": BRIGHT, "set": {"steps": HYST_STEPS}}))
+    run.value(T0, BRIGHT, hall_lux=850)
+    assert EngineMemory.from_json(run.memory.to_json()).held == {"b": 800}
+    run.rules = ruleset({"id": "other", "target": BRIGHT, "set": 50})
+    run.value(T0 + 10, BRIGHT, hall_lux=850)
+    assert run.memory.held == {}
+
+
+@pytest.mark.parametrize(
+    ("hysteresis", "fragment"),
+    [
+        (250, "'hysteresis' (250) must be less than half the smallest gap between two rows (300)"),
+        (-1, "greater than or equal to 0"),
+    ],
+)
+def test_steps_hysteresis_too_wide_or_negative_is_refused(hysteresis: float, fragment: str) -> None:
+    from pydantic import ValidationError
+
+    steps = {**HYST_STEPS, "hysteresis": hysteresis}
+    with pytest.raises(ValidationError, match=re.escape(fragment)):
+        ruleset({"id": "b", "target": BRIGHT, "set": {"steps": steps}})
+
+
+def test_curve_min_change_ignores_small_moves_and_follows_big_ones() -> None:
+    run = Runner(ruleset(cct_rule({"curve": {**CURVE, "min_change": 200}})))
+    lux = [300, 340, 360, 270, 380, 400, 300]  # the curve gives 3500, 3600, 3650, 3425, 3700, 3750, 3500
+    got = [run.value(T0 + 10 * i, CCT, hall_lux=x) for i, x in enumerate(lux)]
+    assert got == [3500, 3500, 3500, 3500, 3700, 3700, 3500]
+    assert run.memory.held == {"cct": 3500}
+    run.value(T0 + 100, CCT, hall_lux=340)
+    assert run.last is not None
+    assert "keeps 3500 (moves only by min_change 200 or more)" in run.last.decisions[CCT].reason.text
+
+
+def test_circadian_min_change_holds_the_colour_between_big_enough_moves() -> None:
+    day = sun_day(SITE, T0)
+    run = Runner(ruleset(cct_rule({"circadian": {"min_k": 2700, "max_k": 5000, "min_change": 150}})))
+    got = [run.value(day.sunrise + 600 * i, CCT) or 0.0 for i in range(30)]
+    moves = [b - a for a, b in itertools.pairwise(got) if b != a]
+    assert moves and all(abs(m) >= 150 for m in moves)
+    plain = Runner(ruleset(cct_rule({"circadian": {"min_k": 2700, "max_k": 5000}})))
+    free = [plain.value(day.sunrise + 600 * i, CCT) or 0.0 for i in range(30)]
+    assert any(0 < abs(b - a) < 150 for a, b in itertools.pairwise(free))  # without it: small steps
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "much"])
+def test_min_change_must_be_a_plain_number_not_below_zero(bad: Any) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        ruleset(cct_rule({"curve": {**CURVE, "min_change": bad}}))
