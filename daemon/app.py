@@ -24,8 +24,10 @@ from daemon.control import ControlLoop, ControlSettings
 from daemon.control_socket import ControlServer, commands
 from daemon.engine import EngineMemory
 from daemon.health import housekeeping
+from daemon.inputs import Conditioning, SensorInputs
 from daemon.intake import Intake
 from daemon.introspect import collect_status
+from daemon.model import Reading
 from daemon.overrides import Overrides
 from daemon.parts import Parts
 from daemon.persist import StateStore
@@ -138,7 +140,10 @@ class Daemon:
             own=own,
             precision=cfg.influx.precision if cfg.influx is not None else "ns",
         )
-        state = SensorState(loaded.sensor_infos(), started_at=clock.now())
+        conditioning = Conditioning(SensorInputs(s.id, s.filter, s.stuck) for s in cfg.sensors)
+        state = SensorState(
+            loaded.sensor_infos(), started_at=clock.now(), conditioning=conditioning, on_stuck=self._stuck
+        )
         decoder = MessageDecoder(cfg.sensors, clock=clock)
         prefix = f"lobbyd/{cfg.branch}/device/"
         link = MqttLink(
@@ -226,6 +231,16 @@ class Daemon:
         """An event of the time-series writer (spool, outage, drops): logged and recorded."""
         _LOG.warning("time series: %s: %s", kind, text)
         self._recorder.event(kind, text, self._clock.now())
+
+    def _stuck(self, sensor: str, stuck: bool, r: Reading) -> None:
+        """A sensor became stuck or moved again: logged and recorded once per change."""
+        if stuck:
+            text = f"sensor {sensor} is stuck at {r.value:g} {r.unit}: the rules treat it as unavailable until it moves"
+            _LOG.warning("%s", text)
+        else:
+            text = f"sensor {sensor} moves again ({r.value:g} {r.unit}): the rules use it again"
+            _LOG.info("%s", text)
+        self._recorder.event("sensor_stuck" if stuck else "sensor_unstuck", text, r.ts)
 
     async def _on_connect(self) -> None:
         p = self.parts

@@ -51,5 +51,6 @@ class Intake:
         readings, _rejected = self.decoder.process_message(m)
         for r in readings:
             if self._state.update(r):
-                self._recorder.reading(r)
+                # raw in ``value``; a filtered sensor's filtered value beside it
+                self._recorder.reading(r, self._state.filtered(r.sensor))
                 self._control.reading(r.sensor)
