@@ -125,6 +125,12 @@ def format_status(st: dict[str, Any], problems: list[str]) -> str:
         state = "STUCK" if s.get("stuck") else "fresh" if s["fresh"] else "STALE"
         raw = f"  (raw {s['raw']:.4g}, filtered)" if s.get("raw") is not None else ""
         lines.append(f"  {s['sensor']:<28} {val:>9}  {_age(s['age_s']):>9}  {state}{raw}")
+    for sid, d in st.get("daylight", {}).items():
+        if d["lamps"] is None:
+            lines.append(f"  {sid}: daylight = {d['source']}")
+        else:
+            k = "not yet measured" if d["lux_per_percent"] is None else f"{d['lux_per_percent']:.3g} lx per %"
+            lines.append(f"  {sid}: daylight = {d['source']} − lamps ({d['lamps']}, {k})")
     lines.append("devices:")
     for d in st["devices"]:
         lines.append(

@@ -32,6 +32,10 @@ class MedianFilter:
             raise ValueError("a median filter needs n ≥ 1")
         self._window: deque[float] = deque(maxlen=n)
 
+    def __len__(self) -> int:
+        """How many readings it holds (at most n)."""
+        return len(self._window)
+
     def update(self, value: float, ts: float) -> float:
         self._window.append(value)
         s = sorted(self._window)

@@ -108,3 +108,33 @@ async def test_a_stuck_sensor_leads_to_the_fallback_and_a_warning(tmp_path: Path
         assert lob.influx is not None
         res = lob.influx.query("SELECT text FROM event WHERE kind = 'sensor_stuck'", db="lobbyd")["results"][0]  # type: ignore[index]
         assert len(res["series"][0]["values"]) == 1
+
+
+async def test_the_daylight_sensor_subtracts_the_lamps_light(tmp_path: Path) -> None:
+    def edit(data: dict[str, Any]) -> None:
+        data["daylight"] = [{"id": "hall-daylight", "lux_sensor": "hall-lux", "lux_per_percent": 4.0}]
+
+    async with lobby(tmp_path, initial={**QUIET, "hall-lux": 700.0}, edit=edit) as lob:
+        lob.start_daemon()
+        st = await lob.wait_status(lambda st: st["points"].get("lights.brightness", {}).get("known") is not None)
+        lamps = st["points"]["lights.brightness"]["known"]
+
+        def daylight_is(want: float) -> Any:
+            def ok(st: dict[str, Any]) -> bool:
+                known = st["points"]["lights.brightness"]["known"]
+                got = _sensor(st, "hall-daylight")["value"]
+                return got is not None and abs(got - max(0.0, want - 4.0 * known)) < 1e-6
+
+            return ok
+
+        st = await lob.wait_status(daylight_is(700.0))
+        print(f"lamps at {lamps} %: measured 700 lx, daylight {_sensor(st, 'hall-daylight')['value']} lx")
+        assert _sensor(st, "hall-daylight")["value"] < 700.0
+        assert st["daylight"]["hall-daylight"]["lux_per_percent"] == 4.0
+        lob.sensors.set("hall-lux", 100.0)  # less than the lamps give: clamped at 0
+        st = await lob.wait_status(daylight_is(100.0))
+        assert _sensor(st, "hall-daylight")["value"] == 0.0
+        assert await lob.stop_daemon() == 0
+        assert lob.influx is not None
+        res = lob.influx.query("SELECT count(value) FROM reading WHERE sensor = 'hall-daylight'", db="lobbyd")
+        assert res["results"][0]["series"][0]["values"][0][1] > 0  # type: ignore[index]

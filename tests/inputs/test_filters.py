@@ -25,7 +25,7 @@ def test_median_stays_within_the_window_and_holds_n_values(xs: list[tuple[float,
         seen.append(v)
         window = seen[-n:]
         assert min(window) <= out <= max(window)
-        assert len(f._window) <= n
+        assert len(f) <= n
 
 
 @given(samples, st.floats(min_value=0.1, max_value=1e4))
