@@ -73,6 +73,11 @@ async def _fan_writes_for_noisy_feed(tmp: Path, **keys: Any) -> tuple[int, dict[
             before = len([w for w in lob.fresh_air.writes if w.point == "fan_speed"])
             for v in _noisy_feed(150):
                 await _publish_and_wait(lob, client, v)
+            held = _sensor(await lob.status(), "hall-pm25")["value"]
+            for bad in (b"nan", b"inf", b"-1e400", b""):  # rejected by the decoder, never filtered
+                await client.publish(PM_TOPIC, bad, qos=1)
+            await lob.wait_status(lambda st: st["mqtt"].get("nan", 0) >= 1 and st["mqtt"].get("infinite", 0) >= 2)
+            assert _sensor(await lob.status(), "hall-pm25")["value"] == held
             st = await lob.wait_status(_fan_settled)
         writes = len([w for w in lob.fresh_air.writes if w.point == "fan_speed"]) - before
         assert await lob.stop_daemon() == 0
