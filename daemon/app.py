@@ -222,7 +222,7 @@ class Daemon:
             brightness=actuation.known,
             dark=lambda: _dark(site, clock.wall()),
             saved=lux_per_percent,
-            save=calibration.save if calibration is not None else None,
+            save=self._calibrated(calibration),
         )
         intake = Intake(
             decoder,
@@ -257,6 +257,18 @@ class Daemon:
         """An event of the time-series writer (spool, outage, drops): logged and recorded."""
         _LOG.warning("time series: %s: %s", kind, text)
         self._recorder.event(kind, text, self._clock.now())
+
+    def _calibrated(self, store: CalibrationStore | None) -> Callable[[dict[str, float]], None]:
+        """Saving a lux-per-% measured at night: logged and recorded, then kept in the state directory."""
+
+        def save(values: dict[str, float]) -> None:
+            text = "daylight: lamps measured at night: " + ", ".join(f"{k} {v:.3g} lx per %" for k, v in values.items())
+            _LOG.info("%s", text)
+            self._recorder.event("daylight_calibrated", text, self._clock.now())
+            if store is not None:
+                store.save(values)
+
+        return save
 
     def _stuck(self, sensor: str, stuck: bool, r: Reading) -> None:
         """A sensor became stuck or moved again: logged and recorded once per change."""

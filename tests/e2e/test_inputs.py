@@ -6,6 +6,7 @@ published by the test itself, reading by reading, each one waited for in ``lobby
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from daemon.control_socket import request
 from daemon.status import needs_attention
 from tests.e2e.harness import Lobby, lobby
 
@@ -153,3 +155,21 @@ async def test_the_daylight_sensor_subtracts_the_lamps_light(tmp_path: Path) -> 
         rows = res["results"][0]["series"][0]["values"]  # type: ignore[index]
         assert rows and all(r[2] is not None for r in rows)  # raw and filtered, side by side
         assert any(r[1] == 100.0 and r[2] == 700.0 for r in rows)  # the step, held back by the median
+
+
+async def test_the_lamps_are_measured_at_night_and_the_factor_kept(tmp_path: Path) -> None:
+    def edit(data: dict[str, Any]) -> None:
+        cal = {"settle_s": 2, "min_brightness": 20}
+        data["daylight"] = [{"id": "hall-daylight", "lux_sensor": "hall-lux", "calibration": cal}]
+
+    async with lobby(tmp_path, initial={**QUIET, "hall-lux": 300.0}, edit=edit) as lob:
+        lob.start_daemon(start_at="2026-06-03T23:30")  # night in Asia/Shanghai: daylight ≈ 0
+        await lob.wait_status(lambda st: st["mqtt"]["connected"])
+        override = {"cmd": "override", "target": "lights.brightness", "value": 75, "duration": "30m"}
+        await request(lob.loaded.control_socket, override)
+        st = await lob.wait_status(lambda st: st["daylight"]["hall-daylight"]["lux_per_percent"] is not None)
+        assert st["daylight"]["hall-daylight"]["lux_per_percent"] == pytest.approx(4.0)  # 300 lx / 75 %
+        assert json.loads((tmp_path / "state" / "daylight.json").read_text()) == {"hall-daylight": 4.0}
+        await lob.wait_status(lambda st: _sensor(st, "hall-daylight")["value"] == pytest.approx(0.0))
+        assert await lob.stop_daemon() == 0
+        assert lob.log.count("lamps measured at night") == 1
