@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,10 @@ from daemon.control import ControlLoop, ControlSettings
 from daemon.control_socket import ControlServer, commands
 from daemon.engine import EngineMemory
 from daemon.health import housekeeping
+from daemon.inputs import CalibrationStore, Conditioning, SensorInputs, VirtualSensors
 from daemon.intake import Intake
 from daemon.introspect import collect_status
+from daemon.model import Reading
 from daemon.overrides import Overrides
 from daemon.parts import Parts
 from daemon.persist import StateStore
@@ -34,6 +36,7 @@ from daemon.reload import RuleReload, load_rules_of
 from daemon.rules.load import LoadedRules
 from daemon.safety import SafetyGate
 from daemon.state import SensorState
+from daemon.sun import Site, sun_day
 from daemon.telemetry import Recorder
 from daemon.version import VERSION
 from drivers.clock import Clock, SteadyClock
@@ -59,6 +62,7 @@ def build_daemon(
     clock = clock if isinstance(clock, SteadyClock) else SteadyClock(clock)
     store = StateStore(loaded.state_dir, clock_slack_s=loaded.config.resume_grace_s / 2, clock=clock)
     memory, gate = store.load()
+    calibration = CalibrationStore(loaded.state_dir)
     daemon = Daemon(
         loaded,
         clock=clock,
@@ -68,6 +72,8 @@ def build_daemon(
         store=store,
         watch_rules=watch_rules,
         on_ready=on_ready,
+        calibration=calibration,
+        lux_per_percent=calibration.load() if loaded.config.daylight else None,
     )
     for writer in daemon.parts.writers:
         writer.open()  # the secret, the spool left by a previous run (an event, recorded)
@@ -96,6 +102,12 @@ def _report_other_spools(state_dir: Path, used: set[str], clock: Clock) -> None:
                 )
 
 
+def _dark(site: Site, wall: float) -> bool:
+    """Night at the site: before dawn or after dusk (civil twilight), when daylight is about 0."""
+    day = sun_day(site, wall)
+    return not day.dawn <= wall <= day.dusk
+
+
 class Daemon:
     """The lobby daemon for one branch: ``await daemon.run()``; :meth:`stop` to end."""
 
@@ -113,6 +125,8 @@ class Daemon:
         store: StateStore,
         watch_rules: bool = True,
         on_ready: Callable[[], None] | None = None,
+        calibration: CalibrationStore | None = None,
+        lux_per_percent: Mapping[str, float] | None = None,
     ) -> None:
         cfg = loaded.config
         # The parts measure time on the steady line (a wall-clock step moves no hold, timer or ramp);
@@ -138,7 +152,10 @@ class Daemon:
             own=own,
             precision=cfg.influx.precision if cfg.influx is not None else "ns",
         )
-        state = SensorState(loaded.sensor_infos(), started_at=clock.now())
+        conditioning = Conditioning(SensorInputs(s.id, s.filter, s.stuck) for s in cfg.sensors)
+        state = SensorState(
+            loaded.sensor_infos(), started_at=clock.now(), conditioning=conditioning, on_stuck=self._stuck
+        )
         decoder = MessageDecoder(cfg.sensors, clock=clock)
         prefix = f"lobbyd/{cfg.branch}/device/"
         link = MqttLink(
@@ -199,8 +216,22 @@ class Daemon:
             safety_for=loaded.safety_for,
             tz=loaded.site.tz,
         )
+        site = loaded.site
+        virtual = VirtualSensors(
+            cfg.daylight,
+            brightness=actuation.known,
+            dark=lambda: _dark(site, clock.wall()),
+            saved=lux_per_percent,
+            save=self._calibrated(calibration),
+        )
         intake = Intake(
-            decoder, state=state, control=control, overrides=overrides, recorder=recorder, override_prefix=prefix
+            decoder,
+            state=state,
+            control=control,
+            overrides=overrides,
+            recorder=recorder,
+            override_prefix=prefix,
+            virtual=virtual,
         )
         reload = RuleReload(loaded, control=control, publisher=publisher, recorder=recorder, clock=clock)
         self.parts = Parts(
@@ -226,6 +257,28 @@ class Daemon:
         """An event of the time-series writer (spool, outage, drops): logged and recorded."""
         _LOG.warning("time series: %s: %s", kind, text)
         self._recorder.event(kind, text, self._clock.now())
+
+    def _calibrated(self, store: CalibrationStore | None) -> Callable[[dict[str, float]], None]:
+        """Saving a lux-per-% measured at night: logged and recorded, then kept in the state directory."""
+
+        def save(values: dict[str, float]) -> None:
+            text = "daylight: lamps measured at night: " + ", ".join(f"{k} {v:.3g} lx per %" for k, v in values.items())
+            _LOG.info("%s", text)
+            self._recorder.event("daylight_calibrated", text, self._clock.now())
+            if store is not None:
+                store.save(values)
+
+        return save
+
+    def _stuck(self, sensor: str, stuck: bool, r: Reading) -> None:
+        """A sensor became stuck or moved again: logged and recorded once per change."""
+        if stuck:
+            text = f"sensor {sensor} is stuck at {r.value:g} {r.unit}: the rules treat it as unavailable until it moves"
+            _LOG.warning("%s", text)
+        else:
+            text = f"sensor {sensor} moves again ({r.value:g} {r.unit}): the rules use it again"
+            _LOG.info("%s", text)
+        self._recorder.event("sensor_stuck" if stuck else "sensor_unstuck", text, r.ts)
 
     async def _on_connect(self) -> None:
         p = self.parts

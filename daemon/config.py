@@ -18,6 +18,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from daemon.engine import PointLimits, SensorInfo
+from daemon.inputs.daylight_config import DaylightConfig
+from daemon.model import Quantity
 from daemon.rules.load import RuleContext
 from daemon.sun import Site
 from daemon.yamlsource import (
@@ -95,6 +97,9 @@ class DaemonConfig(_Strict):
     site: SiteConfig
     mqtt: MqttConfig
     sensors: tuple[SensorConfig, ...] = ()
+    daylight: tuple[DaylightConfig, ...] = Field(
+        (), description="virtual sensors: daylight at a lux sensor without the lamps' own light"
+    )
     devices: tuple[DeviceConfig, ...] = ()
     influx: InfluxConfig | None = None
     rules_dir: Path = Path("rules")
@@ -145,7 +150,14 @@ class LoadedConfig:
         return Site(s.latitude, s.longitude, s.timezone)
 
     def sensor_infos(self) -> dict[str, SensorInfo]:
-        return {s.id: SensorInfo(s.id, s.zone, s.quantity, s.stale_after_s) for s in self.config.sensors}
+        """Every sensor the rules may read: the configured ones, then the daylight virtual sensors
+        (stale when their source is)."""
+        out = {s.id: SensorInfo(s.id, s.zone, s.quantity, s.stale_after_s) for s in self.config.sensors}
+        for d in self.config.daylight:
+            source = out.get(d.window_sensor or d.lux_sensor)
+            if source is not None:
+                out[d.id] = SensorInfo(d.id, d.zone, Quantity.ILLUMINANCE, source.stale_after_s)
+        return out
 
     def point_limits(self) -> dict[str, PointLimits]:
         out: dict[str, PointLimits] = {}
@@ -217,6 +229,16 @@ def load_config(path: str | Path) -> LoadedConfig:
         if s.id in seen:
             errors.append(doc.error(("sensors", i, "id"), f"sensor id '{s.id}' is used twice (first at #{seen[s.id]})"))
         seen[s.id] = i
+    quantities = {s.id: s.quantity for s in cfg.sensors}
+    for i, day in enumerate(cfg.daylight):
+        if day.id in seen:
+            errors.append(doc.error(("daylight", i, "id"), f"sensor id '{day.id}' is used twice"))
+        seen[day.id] = i
+        for key in ("lux_sensor", "window_sensor"):
+            ref = getattr(day, key)
+            if ref is not None and quantities.get(ref) != Quantity.ILLUMINANCE:
+                why = "is not an illuminance sensor" if ref in quantities else "is not a configured sensor"
+                errors.append(doc.error(("daylight", i, key), f"'{ref}' {why}" + did_you_mean(ref, set(quantities))))
     devices_dir = _resolve(base_dir, cfg.devices_dir)
     profiles: dict[str, DeviceProfile] = {}
     for i, d in enumerate(cfg.devices):
@@ -239,6 +261,11 @@ def load_config(path: str | Path) -> LoadedConfig:
             errors.append(doc.error(("devices", i, "parameters"), str(exc)))
     targets = {f"{n}.{p}" for n, prof in profiles.items() for p in prof.setpoints()}
     unloaded = {d.name for d in cfg.devices} - set(profiles)  # their profile's errors are reported already
+    for i, day in enumerate(cfg.daylight):
+        lamps = day.lamps
+        if day.window_sensor is None and lamps not in targets and lamps.partition(".")[0] not in unloaded:
+            why = f"unknown device point '{lamps}'" + did_you_mean(lamps, targets)
+            errors.append(doc.error(("daylight", i, "lamps"), why))
     for key in cfg.safety:
         if key not in targets and key.partition(".")[0] not in unloaded:
             errors.append(doc.error(("safety", key), f"unknown device point '{key}'" + did_you_mean(key, targets)))

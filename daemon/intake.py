@@ -9,6 +9,7 @@ writer at once) → :meth:`daemon.control.ControlLoop.reading` (the rules see it
 from __future__ import annotations
 
 from daemon.control import ControlLoop
+from daemon.inputs import VirtualSensors
 from daemon.overrides import Overrides, target_of
 from daemon.state import SensorState
 from daemon.telemetry import Recorder
@@ -29,6 +30,7 @@ class Intake:
         overrides: Overrides,
         recorder: Recorder,
         override_prefix: str,
+        virtual: VirtualSensors | None = None,
     ) -> None:
         self.decoder = decoder
         self._state = state
@@ -36,6 +38,12 @@ class Intake:
         self._overrides = overrides
         self._recorder = recorder
         self._override_prefix = override_prefix
+        self._virtual = virtual if virtual else None
+
+    @property
+    def virtual(self) -> VirtualSensors | None:
+        """The daylight virtual sensors, if any are configured."""
+        return self._virtual
 
     @property
     def override_filter(self) -> str:
@@ -51,5 +59,19 @@ class Intake:
         readings, _rejected = self.decoder.process_message(m)
         for r in readings:
             if self._state.update(r):
-                self._recorder.reading(r)
+                # raw in ``value``; a filtered sensor's filtered value beside it
+                self._recorder.reading(r, self._state.filtered(r.sensor))
                 self._control.reading(r.sensor)
+                if self._virtual is not None:
+                    self._derive(r.sensor)
+
+    def _derive(self, sensor: str) -> None:
+        """The virtual readings (daylight) that follow from the sensor's reading as the rules see it."""
+        assert self._virtual is not None
+        seen = self._state.latest(sensor)
+        if seen is None:
+            return
+        for v in self._virtual.on_reading(seen):
+            if self._state.update(v):
+                self._recorder.reading(v)
+                self._control.reading(v.sensor)

@@ -58,6 +58,7 @@ def collect_status(p: Parts) -> dict[str, Any]:
             **p.intake.decoder.counters.snapshot(),
         },
         "sensors": [dataclasses.asdict(s) for s in p.state.summary(now)],
+        **({"daylight": p.intake.virtual.summary()} if p.intake.virtual is not None else {}),
         "devices": [
             {"name": x.name, "online": x.online, "last_error": x.last_error, "status": _polled(p, x.name, now)}
             for x in actuation.devices.values()

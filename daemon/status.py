@@ -33,6 +33,12 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
         problems.append(f"rules degraded: {st['rules']['degraded']}")
     problems += [f"rules: {e}" for e in st["rules"]["errors"]]
     problems += [f"sensor {s['sensor']} is stale" for s in st["sensors"] if not s["fresh"]]
+    problems += [
+        f"sensor {s['sensor']} is stuck at {s.get('raw') if s.get('raw') is not None else s['value']:g}: "
+        "the rules treat it as unavailable until it moves"
+        for s in st["sensors"]
+        if s.get("stuck")
+    ]
     problems += [f"device {d['name']} offline: {d['last_error']}" for d in st["devices"] if not d["online"]]
     problems += [f"{t}: {p['held_by']}" for t, p in st["points"].items() if p.get("mismatch")]
     problems += [f"{t}: {p['error']}" for t, p in st["points"].items() if p.get("error")]
@@ -116,7 +122,15 @@ def format_status(st: dict[str, Any], problems: list[str]) -> str:
     ]
     for s in st["sensors"]:
         val = "—" if s["value"] is None else f"{s['value']:.4g}"
-        lines.append(f"  {s['sensor']:<28} {val:>9}  {_age(s['age_s']):>9}  {'fresh' if s['fresh'] else 'STALE'}")
+        state = "STUCK" if s.get("stuck") else "fresh" if s["fresh"] else "STALE"
+        raw = f"  (raw {s['raw']:.4g}, filtered)" if s.get("raw") is not None else ""
+        lines.append(f"  {s['sensor']:<28} {val:>9}  {_age(s['age_s']):>9}  {state}{raw}")
+    for sid, d in st.get("daylight", {}).items():
+        if d["lamps"] is None:
+            lines.append(f"  {sid}: daylight = {d['source']}")
+        else:
+            k = "not yet measured" if d["lux_per_percent"] is None else f"{d['lux_per_percent']:.3g} lx per %"
+            lines.append(f"  {sid}: daylight = {d['source']} − lamps ({d['lamps']}, {k})")
     lines.append("devices:")
     for d in st["devices"]:
         lines.append(

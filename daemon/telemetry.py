@@ -65,7 +65,7 @@ class Recorder:
             return
         target.submit(text)
 
-    def reading(self, r: Reading) -> None:
+    def reading(self, r: Reading, filtered: float | None = None) -> None:
         # The hot path (one call per accepted reading): the tag part of a sensor's line never
         # changes, so it is formatted once by ``line`` and reused; the output is byte-identical.
         if self.writer is not None and math.isfinite(r.value):
@@ -78,11 +78,11 @@ class Recorder:
                 self._reading_prefix[key] = prefix
             self.lines += 1
             ts = r.ts if self._to_wall is None else self._to_wall(r.ts)
-            self.writer.submit(f"{prefix} value={float(r.value)!r} {round(ts * self._per_second)}")
+            more = "" if filtered is None else f",filtered={float(filtered)!r}"
+            self.writer.submit(f"{prefix} value={float(r.value)!r}{more} {round(ts * self._per_second)}")
             return
-        self._emit(
-            "reading", {"zone": r.zone, "sensor": r.sensor, "quantity": str(r.quantity)}, {"value": r.value}, r.ts
-        )
+        fields: dict[str, float] = {"value": r.value} if filtered is None else {"value": r.value, "filtered": filtered}
+        self._emit("reading", {"zone": r.zone, "sensor": r.sensor, "quantity": str(r.quantity)}, fields, r.ts)
 
     def decision(self, d: Decision) -> None:
         self._emit(

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from daemon.model import Quantity
+from drivers.mqtt.inputs_config import FilterConfig, StuckConfig
 
 __all__ = [
     "DEFAULT_PLAUSIBLE",
@@ -249,6 +250,12 @@ class SensorConfig(BaseModel):
     stale_after_s: float = Field(default=300.0, gt=0)
     plausible: tuple[float, float] | None = None  # in the quantity's unit; default per quantity
     qos: Literal[0, 1, 2] = 1  # the subscription's QoS: at 1 the broker queues readings while the daemon is away
+    filter: FilterConfig | None = Field(
+        default=None, description="median_of: N or ema_s: T; rules see the filtered value"
+    )
+    stuck: StuckConfig | None = Field(
+        default=None, description="after_s, min_change: a value that stays put this long counts as unavailable"
+    )
 
     @field_validator("topic")
     @classmethod

@@ -1,0 +1,78 @@
+"""Sensor conditioning and daylight in lobbyd.yaml: accepted, and refused in plain words with positions."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from daemon.config import load_config
+from daemon.model import Quantity
+from daemon.yamlsource import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _config(tmp: Path, edit: dict[str, object]) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "config" / "devices", tmp / "devices")
+    yaml = YAML()
+    data = yaml.load((REPO / "config" / "lobbyd.yaml").read_text())
+    data["rules_dir"] = str(REPO / "rules")
+    data["state_dir"] = str(tmp / "state")
+    data.update(edit)
+    path = tmp / "lobbyd.yaml"
+    with path.open("w") as f:
+        yaml.dump(data, f)
+    return path
+
+
+def test_daylight_is_a_sensor_the_rules_can_read(tmp_path: Path) -> None:
+    loaded = load_config(_config(tmp_path, {"daylight": [{"id": "hall-daylight", "lux_sensor": "hall-lux"}]}))
+    info = loaded.sensor_infos()["hall-daylight"]
+    assert info.quantity == Quantity.ILLUMINANCE and info.stale_after_s == 120
+    assert "hall-daylight" in loaded.rule_context().sensors
+
+
+@pytest.mark.parametrize(
+    ("daylight", "words"),
+    [
+        (
+            {"id": "hall-daylight", "lux_sensor": "hall-lx"},
+            "'hall-lx' is not a configured sensor (did you mean 'hall-lux'?)",
+        ),
+        ({"id": "hall-daylight", "lux_sensor": "hall-pm25"}, "'hall-pm25' is not an illuminance sensor"),
+        ({"id": "hall-pm25", "lux_sensor": "hall-lux"}, "sensor id 'hall-pm25' is used twice"),
+        ({"id": "d", "lux_sensor": "hall-lux", "lamps": "lights.brightnes"}, "unknown device point 'lights.brightnes'"),
+    ],
+)
+def test_bad_daylight_entries_are_refused_with_position(tmp_path: Path, daylight: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(_config(tmp_path, {"daylight": [daylight]}))
+    text = str(exc.value)
+    assert words in text and "lobbyd.yaml:" in text
+    assert "pydantic" not in text and "ruamel" not in text
+
+
+def test_a_bad_filter_is_refused_in_plain_words(tmp_path: Path) -> None:
+    yaml = YAML()
+    sensors = yaml.load((REPO / "config" / "lobbyd.yaml").read_text())["sensors"]
+    sensors[0]["filter"] = {"median_of": 5, "ema_s": 30}
+    with pytest.raises(ConfigError) as exc:
+        load_config(_config(tmp_path, {"sensors": sensors}))
+    text = str(exc.value)
+    assert "exactly one" in text and "lobbyd.yaml:" in text and "pydantic" not in text
+
+
+def test_a_reload_says_filter_and_daylight_changes_need_a_restart(tmp_path: Path) -> None:
+    from daemon.reload import config_changes
+
+    running = load_config(_config(tmp_path / "a", {"state_dir": str(tmp_path / "state")}))
+    sensors = YAML().load((REPO / "config" / "lobbyd.yaml").read_text())["sensors"]
+    sensors[0]["filter"] = {"median_of": 5}
+    sensors[0]["stuck"] = {"after_s": 1800, "min_change": 0.5}
+    daylight = [{"id": "d", "lux_sensor": "hall-lux"}]
+    edited = _config(tmp_path / "b", {"sensors": sensors, "daylight": daylight, "state_dir": str(tmp_path / "state")})
+    assert config_changes(running, edited) == ["sensors", "daylight"]
