@@ -145,6 +145,21 @@ raw_json = st.one_of(
 )
 
 
+# The edges every run covers, whatever the number of generated cases: NaN, infinities, huge and
+# negative numbers, empty and malformed payloads, on a plain, a JSON and a zigbee2mqtt topic.
+EDGES = [b"", b" ", b"NaN", b"nan", b"inf", b"-Infinity", b"1e999", b"-1e999", b"9" * 400, b"-40000", b"1..2", b"\xff"]
+EDGES += [b'{"temperature": NaN}', b'{"humidity": Infinity}', b'{"temperature": 1e999}', b"{}", b"[]", b"{"]
+EDGES += [b'{"temperature": ' + b"9" * 400 + b"}", b'{"temperature": -1e308}', b'{"humidity": "50"}']
+EDGE_TOPICS = ["sensors/demo-001/hall/pm25", "zigbee2mqtt/demo-001/hall-climate", "fuzz/json", "fuzz/plain-f"]
+
+
+def test_edge_payloads_on_every_decoder() -> None:
+    assert set(EDGE_TOPICS) <= set(TOPICS)
+    for topic in EDGE_TOPICS:
+        for payload in EDGES:
+            _check(topic, payload)
+
+
 @settings(FUZZ, max_examples=examples(3500, 500))
 @given(st.sampled_from(TOPICS), st.binary(max_size=512))
 def test_fuzz_random_bytes(topic: str, payload: bytes) -> None:
