@@ -106,6 +106,12 @@ class DaemonConfig(_Strict):
     devices_dir: Path = Path("devices")
     state_dir: Path = Path("/var/lib/lobbyd")
     control_socket: Path | None = None  # default: <state_dir>/control.sock
+    housekeeping_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="health records, the no-sensor warning and state saves: on multiples of this many seconds",
+    )
     evaluate_every_s: float = Field(
         1.0,
         gt=0,

@@ -151,12 +151,12 @@ def health_records(p: Parts) -> list[tuple[str, dict[str, float | int]]]:
 
 
 async def housekeeping(p: Parts) -> None:
-    """Every ``HOUSEKEEPING_S``: health records, a warning when no sensor speaks, the memory persisted
-    (a full or read-only disk degrades, see :attr:`daemon.persist.StateStore.fault`), and the last good
-    rules copied again if that failed."""
+    """Every ``housekeeping_s`` of the config (``HOUSEKEEPING_S``, 10 s, by default): health records, a
+    warning when no sensor speaks, the memory persisted (a full or read-only disk degrades, see
+    :attr:`daemon.persist.StateStore.fault`), and the last good rules copied again if that failed."""
     clock = p.clock
     while True:
-        await clock.sleep(until_next_slot(clock.now(), HOUSEKEEPING_S))
+        await clock.sleep(until_next_slot(clock.now(), p.loaded.config.housekeeping_s))
         now = clock.now()
         for component, fields in health_records(p):
             p.recorder.health(component, fields, now)

@@ -32,9 +32,13 @@ from tests.faults.disk import fill, remount, tmpfs
 INITIAL = {"hall-pm25": 10.0, "outdoor-pm25": 20.0, "hall-lux": 300.0}
 
 
+HOUSEKEEPING_S = 2  # rounds of health records and state saves (10 s in the shipped config)
+
+
 def _fast_saves(data: dict[str, Any]) -> None:
-    """A state save at every housekeeping round (10 s): the engine file's clocks may lag by 1 s only."""
+    """A state save at every housekeeping round: the engine file's clocks may lag by 1 s only."""
     data["resume_grace_s"] = 2
+    data["housekeeping_s"] = HOUSEKEEPING_S
 
 
 def _running(st: dict[str, Any]) -> bool:
@@ -176,7 +180,7 @@ async def test_a_full_disk_degrades_and_the_daemon_restarts_on_it(tmp_path: Path
             assert set(st["influx"]["dropped_by_reason"]) == {"disk full"}, st["influx"]
             assert _degraded_by(st, f"time-series spool not written: disk full: {state}"), st["degraded"]
             t0 = st["time"]  # two more housekeeping rounds, each failing to save the state again:
-            await lob.wait_status(lambda st: st["time"] >= t0 + 21, timeout=40)
+            await lob.wait_status(lambda st: st["time"] >= t0 + 2 * HOUSEKEEPING_S + 1, timeout=40)
             out = await _status_text(lob)
             assert out.returncode == 1, out.stdout + out.stderr
             assert f"degraded: state not saved: disk full: {state}" in out.stdout, out.stdout

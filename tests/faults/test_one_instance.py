@@ -21,6 +21,7 @@ from tests.e2e.harness import REPO, lobby, write_config
 from tests.faults.disk import remount, tmpfs
 
 INITIAL = {"hall-pm25": 10.0, "outdoor-pm25": 20.0, "hall-lux": 300.0}
+HOUSEKEEPING_S = 2  # rounds of state saves (10 s in the shipped config)
 Entry = tuple[int, int, int]  # inode, size, mtime in ns
 
 
@@ -48,7 +49,8 @@ def _second(config: Path, timeout: float = 30.0) -> subprocess.CompletedProcess[
 
 @pytest.mark.servers
 async def test_a_second_daemon_exits_1_and_touches_nothing(tmp_path: Path) -> None:
-    async with lobby(tmp_path, strip_ramps=True, initial=INITIAL) as lob:
+    edit = lambda data: data.update(housekeeping_s=HOUSEKEEPING_S)  # noqa: E731
+    async with lobby(tmp_path, strip_ramps=True, initial=INITIAL, edit=edit) as lob:
         fan, sensors = lob.fresh_air, lob.sensors
         lob.start_daemon()
         assert lob.proc is not None
@@ -57,8 +59,8 @@ async def test_a_second_daemon_exits_1_and_touches_nothing(tmp_path: Path) -> No
         sensors.set("hall-pm25", 50.0)
         await sensors.publish_now("hall-pm25")
         await fan.wait_for_write("fan_speed", lambda v: v == 3, timeout=20)
-        t0 = (await lob.status())["time"]  # a housekeeping round (10 s) saves what the spike changed
-        await lob.wait_status(lambda st: st["time"] >= t0 + 11, timeout=30)
+        t0 = (await lob.status())["time"]  # a housekeeping round saves what the spike changed
+        await lob.wait_status(lambda st: st["time"] >= t0 + HOUSEKEEPING_S + 1, timeout=30)
 
         state = lob.loaded.state_dir
         before = _snapshot(state)

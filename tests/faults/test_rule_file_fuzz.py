@@ -21,6 +21,7 @@ from daemon.config import load_config
 from daemon.rules.load import RuleContext, load_rules
 from daemon.yamlsource import YamlLimits
 from tests.e2e.harness import REPO
+from tests.fuzzing import examples
 
 CTX: RuleContext = load_config(REPO / "config" / "lobbyd.yaml").rule_context()
 SHIPPED = [p.read_text(encoding="utf-8") for p in sorted((REPO / "rules").glob("*.yaml"))]
@@ -63,10 +64,11 @@ def _load_and_check(path: Path, data: bytes) -> None:
         assert not result.ruleset.rules  # a file that never validated contributes nothing
 
 
+LOADER_FUZZ = settings(deadline=None, derandomize=True, database=None, suppress_health_check=[*HealthCheck])
 yamlish = st.lists(st.sampled_from(TOKENS) | st.text(max_size=4), max_size=60).map("".join)
 
 
-@settings(max_examples=600, deadline=None, derandomize=True, database=None, suppress_health_check=[*HealthCheck])
+@settings(LOADER_FUZZ, max_examples=examples(600, 120))
 @given(text=yamlish)
 def test_random_yamlish_text_never_crashes_the_loader(rule_file: Path, text: str) -> None:
     _load_and_check(rule_file, text.encode("utf-8", "surrogatepass"))
@@ -105,7 +107,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return data
 
 
-@settings(max_examples=600, deadline=None, derandomize=True, database=None, suppress_health_check=[*HealthCheck])
+@settings(LOADER_FUZZ, max_examples=examples(600, 120))
 @given(data=mutated())
 def test_mutated_shipped_rule_files_never_crash_the_loader(rule_file: Path, data: bytes) -> None:
     _load_and_check(rule_file, data)
@@ -128,7 +130,7 @@ def alias_heavy(draw: st.DrawFn) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, database=None, suppress_health_check=[*HealthCheck])
+@settings(LOADER_FUZZ, max_examples=examples(200, 60))
 @given(data=alias_heavy())
 def test_aliases_and_nesting_never_crash_the_loader(rule_file: Path, data: bytes) -> None:
     _load_and_check(rule_file, data)

@@ -1,11 +1,12 @@
 """Issue 17: hostile sensor payloads through the real intake (:class:`drivers.mqtt.MessageDecoder`).
 
-Hypothesis feeds 10 500 payloads (deterministic: ``derandomize``) to the decoder the daemon builds from
-the shipped config/lobbyd.yaml's sensors, plus sensors covering every decoder type (plain, json with a
-path, zigbee2mqtt, tasmota and its ``StatusSNS`` wrapper) and every kind of unit conversion: random
-bytes, invalid UTF-8, JSON with huge, negative, NaN and infinite numbers, numbers as strings, duplicated
-keys, deep nesting, very long strings and numbers, unknown topics. Nothing may raise; each payload gives
-finite, in-range readings of the sensors on its topic, or rejections with a reason, all counted.
+Hypothesis feeds 1 700 payloads (10 500 with ``LOBBYD_FUZZ=long``; deterministic: ``derandomize``) to
+the decoder the daemon builds from the shipped config/lobbyd.yaml's sensors, plus sensors covering every
+decoder type (plain, json with a path, zigbee2mqtt, tasmota and its ``StatusSNS`` wrapper) and every kind
+of unit conversion: random bytes, invalid UTF-8, JSON with huge, negative, NaN and infinite numbers,
+numbers as strings, duplicated keys, deep nesting, very long strings and numbers, unknown topics.
+Nothing may raise; each payload gives finite, in-range readings of the sensors on its topic, or
+rejections with a reason, all counted.
 Decoding is bounded: a payload over the size limit is rejected before any parsing.
 """
 
@@ -26,6 +27,7 @@ from drivers.clock import VirtualClock
 from drivers.mqtt import DEFAULT_MAX_BYTES, MessageDecoder, Rejected, RejectReason, SensorConfig
 from drivers.mqtt.message import Message
 from tests.e2e.harness import REPO
+from tests.fuzzing import examples
 
 TS = 1_780_475_400.0
 SHIPPED = load_config(REPO / "config" / "lobbyd.yaml").config.sensors
@@ -143,19 +145,34 @@ raw_json = st.one_of(
 )
 
 
-@settings(FUZZ, max_examples=3500)
+# The edges every run covers, whatever the number of generated cases: NaN, infinities, huge and
+# negative numbers, empty and malformed payloads, on a plain, a JSON and a zigbee2mqtt topic.
+EDGES = [b"", b" ", b"NaN", b"nan", b"inf", b"-Infinity", b"1e999", b"-1e999", b"9" * 400, b"-40000", b"1..2", b"\xff"]
+EDGES += [b'{"temperature": NaN}', b'{"humidity": Infinity}', b'{"temperature": 1e999}', b"{}", b"[]", b"{"]
+EDGES += [b'{"temperature": ' + b"9" * 400 + b"}", b'{"temperature": -1e308}', b'{"humidity": "50"}']
+EDGE_TOPICS = ["sensors/demo-001/hall/pm25", "zigbee2mqtt/demo-001/hall-climate", "fuzz/json", "fuzz/plain-f"]
+
+
+def test_edge_payloads_on_every_decoder() -> None:
+    assert set(EDGE_TOPICS) <= set(TOPICS)
+    for topic in EDGE_TOPICS:
+        for payload in EDGES:
+            _check(topic, payload)
+
+
+@settings(FUZZ, max_examples=examples(3500, 500))
 @given(st.sampled_from(TOPICS), st.binary(max_size=512))
 def test_fuzz_random_bytes(topic: str, payload: bytes) -> None:
     _check(topic, payload)
 
 
-@settings(FUZZ, max_examples=2500)
+@settings(FUZZ, max_examples=examples(2500, 400))
 @given(st.sampled_from(TOPICS), documents)
 def test_fuzz_json_documents(topic: str, doc: Any) -> None:
     _check(topic, json.dumps(doc).encode())
 
 
-@settings(FUZZ, max_examples=2500)
+@settings(FUZZ, max_examples=examples(2500, 400))
 @given(st.sampled_from(TOPICS), raw_json, st.sampled_from([b"", b"\xff", b"\xc3\x28", b"\xed\xa0\x80"]))
 def test_fuzz_hostile_json_text(topic: str, text: str, junk: bytes) -> None:
     data = text.encode("utf-8", "surrogatepass")
@@ -168,7 +185,7 @@ def test_fuzz_hostile_json_text(topic: str, text: str, junk: bytes) -> None:
 plain_text = st.text(alphabet=st.sampled_from("0123456789.+-eE_ \t\ninfatyINFATY٣\u00a0,x"), max_size=40)
 
 
-@settings(FUZZ, max_examples=1500)
+@settings(FUZZ, max_examples=examples(1500, 250))
 @given(
     st.sampled_from([s.topic for s in SENSORS if s.decoder.type == "plain"]), plain_text | number_words | long_digits
 )
@@ -176,7 +193,7 @@ def test_fuzz_plain_numbers(topic: str, text: str) -> None:
     _check(topic, text.encode())
 
 
-@settings(FUZZ, max_examples=500)
+@settings(FUZZ, max_examples=examples(500, 150))
 @given(st.text(min_size=1, max_size=60), st.binary(max_size=16))
 def test_fuzz_unknown_topics(topic: str, payload: bytes) -> None:
     readings, rejected = _check(topic if topic not in TOPICS else topic + "/x", payload)
