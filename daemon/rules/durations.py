@@ -167,7 +167,8 @@ DURATION_SCHEMA = {
 }
 TIME_OF_DAY_SCHEMA = {
     "type": "string",
-    "pattern": r"^\s*\d{1,2}:\d{2}(:\d{2})?\s*$",
+    # hours 0-23 (or 24:00, the end of a day; where only an end may be 24:00 is for `lobbyd check`)
+    "pattern": r"^\s*(([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?|24:00(:00)?)\s*$",
     "description": "local time of day, e.g. '08:30' ('24:00' = end of day)",
 }
 WEEKDAYS_SCHEMA = {

@@ -35,7 +35,11 @@ from daemon.check import check
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "lobbyd.yaml"
-VALIDATOR = Draft202012Validator(json.loads((ROOT / "config" / "schema" / "rules.schema.json").read_text()))
+# Formats checked as check-jsonschema and editors check them ("date" for holidays).
+VALIDATOR = Draft202012Validator(
+    json.loads((ROOT / "config" / "schema" / "rules.schema.json").read_text()),
+    format_checker=Draft202012Validator.FORMAT_CHECKER,
+)
 
 Doc = dict[str, Any]
 
