@@ -13,6 +13,7 @@ from ruamel.yaml import YAML
 from daemon.model import Quantity
 from drivers.mqtt.config import UNIT_CONVERSIONS, Z2M_DEFAULT_KEYS, Decoder, PayloadTime, SensorConfig
 from drivers.mqtt.decode import DEFAULT_MAX_BYTES, RejectReason, decode
+from drivers.mqtt.inputs_config import FilterConfig, StuckConfig
 from tests.doctables import rows, table_text, tables
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -25,7 +26,12 @@ def _type(model: type[pydantic.BaseModel]) -> str:
     return str(get_args(model.model_fields["type"].annotation)[0])
 
 
-NAMES: dict[Any, str] = {frozenset(DECODERS): "decoder (above)", PayloadTime: "payload time (below)"}
+NAMES: dict[Any, str] = {
+    frozenset(DECODERS): "decoder (above)",
+    PayloadTime: "payload time (below)",
+    FilterConfig: "input filter (README)",
+    StuckConfig: "stuck check (README)",
+}
 DOCUMENTED: dict[str, type[pydantic.BaseModel]] = {
     **{f"Decoder `{_type(m)}`": m for m in DECODERS},
     "Payload time": PayloadTime,
