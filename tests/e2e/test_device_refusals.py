@@ -67,6 +67,15 @@ async def _seconds_after(lob: Lobby, n: float) -> None:
     await lob.wait_status(lambda st: st["time"] >= t0 + n, timeout=n + 30)
 
 
+POLL_S = 5.0  # the status poll interval of config/devices/freshair-standard.yaml
+
+
+def _error(st: dict[str, Any]) -> str | None:
+    """The fan point's error as status shows it."""
+    err: str | None = st["points"]["fresh_air.fan_speed"].get("error")
+    return err
+
+
 def _wrong_unit(data: dict[str, Any]) -> None:
     for dev in data["devices"]:
         if dev["name"] == "lights":
@@ -82,6 +91,8 @@ async def test_a_refused_value_and_an_absent_unit_cause_no_write_storm(tmp_path:
         async with _states(lob.mosquitto.port) as states:
             lob.start_daemon()
             await eventually(lambda: bool(fan.model.refused), timeout=30, what="the first refused write")
+            # Visible in status within one poll interval of the refusal (freshair-standard polls every 5 s).
+            await lob.wait_status(lambda st: "refused 3" in (_error(st) or ""), timeout=POLL_S)
             t0 = time.monotonic()
             await _seconds_after(lob, WINDOW_S)
             elapsed = time.monotonic() - t0
@@ -125,6 +136,7 @@ async def test_a_busy_device_is_asked_again_after_a_growing_wait(tmp_path: Path)
         sensors.set("hall-pm25", 60.0)
         await sensors.publish_now("hall-pm25")
         await eventually(lambda: fan.received_writes.get(1, 0) > before, what="the first busy write")
+        await lob.wait_status(lambda st: "device busy" in (_error(st) or ""), timeout=POLL_S)  # within one poll
         await _seconds_after(lob, 60)
         sent = fan.received_writes.get(1, 0) - before
         print(f"busy device: {sent} writes of fan_speed in 60s")
