@@ -7,11 +7,11 @@ steps and fine daytime steps count for what they last.
 from __future__ import annotations
 
 import datetime as dt
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from simulators.figures import worst_hour
 from simulators.simulate import RunResult, Sample
 from simulators.variants import VARIANTS
 
@@ -97,14 +97,7 @@ def assess(r: RunResult) -> Quality:
             per_point.setdefault(f"{device}.{wr.point}", []).append(wr.ts)
         for target, times in per_point.items():
             writes[target] = len(times)
-            window: deque[float] = deque()
-            best = 0
-            for t in sorted(times):
-                window.append(t)
-                while window[0] <= t - 3600:
-                    window.popleft()
-                best = max(best, len(window))
-            max_in_hour[target] = best
+            max_in_hour[target] = worst_hour(times)
     fb_s: dict[str, float] = {}
     fb_n: dict[str, int] = {}
     for target in sorted({t for s in ss for t in s.fallbacks}):
