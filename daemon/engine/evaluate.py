@@ -51,7 +51,10 @@ from daemon.model import Decision, Quantity, Reason
 from daemon.rules.model import Input, Rule
 from daemon.sun import Site
 
-__all__ = ["Advanced", "advance", "evaluate"]
+__all__ = ["RAMP_MINUTE_S", "Advanced", "advance", "evaluate"]
+
+#: A ramp's rate is per minute: within each minute the output stays within the rate of where it began.
+RAMP_MINUTE_S = 60.0
 
 
 class Advanced(NamedTuple):
@@ -113,6 +116,7 @@ def advance(
         memory.overrides,
         memory.held,
         memory.acted,
+        memory.ramp_from,
     )
     edge = math.inf if everything else stale_at
     for n in stepped:
@@ -206,16 +210,18 @@ def evaluate(
         candidates.setdefault(rule.target, []).append(_Candidate(rank, rule.id, value, reason))
 
     decisions: dict[str, Decision] = {}
+    ramp_minutes: dict[str, tuple[float, float]] = {}
     for target in rules.targets:
         cands = candidates.get(target)
         if not cands:
             continue
         winner = _arbitrate(cands)
         ramp = _ramp_rate(rules.by_id[winner.rule], winner.reason, limits.get(target))
-        value, reason = _ramp(ramp, mem.outputs.get(target), winner.value, winner.reason, now)
+        value, reason, minute = _ramp(ramp, mem.outputs.get(target), mem.ramp_from.get(target), winner, now)
         if reason.held_by == "ramp":
-            due = min(due, now)  # still on its way: the next tick moves it on
+            due = min(due, minute[1] + RAMP_MINUTE_S)  # still on its way: the next minute moves it on
         decisions[target] = _decision(target, value, reason, now, limits)
+        ramp_minutes[target] = minute
 
     overrides = {t: ov for t, ov in mem.overrides.items() if now < ov.until}
     for target, ov in overrides.items():
@@ -228,7 +234,13 @@ def evaluate(
         for rule_id in [r for r in store if r not in rules.by_id]:
             del store[rule_id]
     for target, d in decisions.items():
-        mem.outputs[target] = (d.value, now)
+        start, began = ramp_minutes.get(target, (d.value, now))
+        if target in overrides or start == d.value:
+            mem.outputs[target] = (d.value, now)
+            mem.ramp_from.pop(target, None)
+        else:
+            mem.outputs[target] = (d.value, began)
+            mem.ramp_from[target] = start
     return Evaluation(decisions, tuple(traces), mem, now, max(due, now), stale_at)
 
 
@@ -287,19 +299,29 @@ def _ramp_rate(rule: Rule, reason: Reason, lim: PointLimits | None) -> tuple[flo
 
 
 def _ramp(
-    ramp: tuple[float, str] | None, prev: tuple[float, float] | None, value: float, reason: Reason, now: float
-) -> tuple[float, Reason]:
-    """Move from the point's previous output (a rule's, a fallback's or an override's) towards ``value`` no
-    faster than ``rate`` per minute."""
+    ramp: tuple[float, str] | None,
+    prev: tuple[float, float] | None,
+    start: float | None,
+    winner: _Candidate,
+    now: float,
+) -> tuple[float, Reason, tuple[float, float]]:
+    """Move from the point's previous output (a rule's, a fallback's or an override's) towards the
+    winner's value, at most ``rate`` away from where the current minute of ramping began (``start``, at
+    ``prev``'s time; a new minute begins from the output when the last one is over). So a change no
+    larger than the rate is made at once, in one write, and a larger one in one step a minute. Returns
+    the value, its reason, and the minute's start value and time."""
+    value, reason = winner.value, winner.reason
     if ramp is None or prev is None:
-        return value, reason
+        return value, reason, (value, now)
     rate, whose = ramp
-    step = rate * max(0.0, now - prev[1]) / 60.0
-    ramped = prev[0] + max(-step, min(step, value - prev[0]))
+    out, began = prev
+    if start is None or not began <= now < began + RAMP_MINUTE_S:
+        start, began = out, now
+    ramped = start + max(-rate, min(rate, value - start))
     if ramped == value:
-        return value, reason
+        return value, reason, (start, began)
     text = reason.text + f"; ramping at {rate:g}/min ({whose}) towards {value:.4g}"
-    return ramped, Reason(reason.rule, text, reason.inputs, held_by="ramp", fallback=reason.fallback)
+    return ramped, Reason(reason.rule, text, reason.inputs, held_by="ramp", fallback=reason.fallback), (start, began)
 
 
 def _decision(target: str, value: float, reason: Reason, now: float, limits: Mapping[str, PointLimits]) -> Decision:

@@ -66,7 +66,9 @@ class EngineMemory:
     when it last became true (``for:``), and until when its inputs were known — the moment the
     readings it last saw go stale, so it depends on the readings alone, not on when evaluations ran (a
     gap longer than ``resume_grace_s`` resets the other two). Per point: the last output and when it
-    was set (ramps). Per rule whose action holds something (``held``): a step table with ``hysteresis``
+    was set; on a ramped point, when its current minute of ramping began and from which value (a ramp
+    moves at most its rate away from where the minute began). Per rule whose action holds something
+    (``held``): a step table with ``hysteresis``
     the ``from`` of its row, a curve or circadian with ``min_change`` the value it last gave. And the
     manual overrides in force. Per rule with ``release_after``: its value and when it last acted.
     """
@@ -78,6 +80,7 @@ class EngineMemory:
     overrides: dict[str, Override] = field(default_factory=dict)
     held: dict[str, float] = field(default_factory=dict)
     acted: dict[str, tuple[float, float]] = field(default_factory=dict)
+    ramp_from: dict[str, float] = field(default_factory=dict)
 
     def copy(self) -> EngineMemory:
         return EngineMemory(
@@ -88,6 +91,7 @@ class EngineMemory:
             dict(self.overrides),
             dict(self.held),
             dict(self.acted),
+            dict(self.ramp_from),
         )
 
     def seen_until(self, t: float) -> EngineMemory:
@@ -109,6 +113,7 @@ class EngineMemory:
             {k: Override(o.value, o.until + seconds, o.source) for k, o in self.overrides.items()},
             dict(self.held),
             {k: (v, t + seconds) for k, (v, t) in self.acted.items()},
+            dict(self.ramp_from),
         )
 
     def latest(self) -> float:
@@ -134,6 +139,7 @@ class EngineMemory:
             "overrides": {k: [o.value, o.until, o.source] for k, o in self.overrides.items()},
             "held": self.held,
             "acted": {k: list(v) for k, v in self.acted.items()},
+            "ramp_from": self.ramp_from,
         }
 
     @classmethod
@@ -149,6 +155,7 @@ class EngineMemory:
             },
             held={str(k): float(v) for k, v in data.get("held", {}).items()},
             acted={str(k): (float(v[0]), float(v[1])) for k, v in data.get("acted", {}).items()},
+            ramp_from={str(k): float(v) for k, v in data.get("ramp_from", {}).items()},
         )
 
 

@@ -60,7 +60,7 @@ def test_overrides_ramps_and_circadian_colour() -> None:
     assert run.step(T0).next_due == T0 + 600
     ramp = Runner(ruleset({"id": "cct", "target": "lights.cct", "set": 2700, "ramp_per_minute": 100}))
     ramp.memory.outputs["lights.cct"] = (5000.0, T0 - 1)
-    assert ramp.step(T0).next_due == T0  # on its way: every tick
+    assert ramp.step(T0).next_due == T0 + 60  # on its way: its next step when the next minute begins
     circ = Runner(ruleset({"id": "c", "target": "lights.cct", "set": {"circadian": {}}}))
     assert circ.step(T0).next_due == T0 + CIRCADIAN_EVERY_S
 
