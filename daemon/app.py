@@ -36,7 +36,7 @@ from daemon.reload import RuleReload, load_rules_of
 from daemon.rules.load import LoadedRules
 from daemon.safety import SafetyGate
 from daemon.state import SensorState
-from daemon.sun import Site, sun_day
+from daemon.sun import is_dark
 from daemon.telemetry import Recorder
 from daemon.version import VERSION
 from drivers.clock import Clock, SteadyClock
@@ -100,12 +100,6 @@ def _report_other_spools(state_dir: Path, used: set[str], clock: Clock) -> None:
                     " they are not replayed while the configuration differs",
                     d,
                 )
-
-
-def _dark(site: Site, wall: float) -> bool:
-    """Night at the site: before dawn or after dusk (civil twilight), when daylight is about 0."""
-    day = sun_day(site, wall)
-    return not day.dawn <= wall <= day.dusk
 
 
 class Daemon:
@@ -220,7 +214,7 @@ class Daemon:
         virtual = VirtualSensors(
             cfg.daylight,
             brightness=actuation.known,
-            dark=lambda: _dark(site, clock.wall()),
+            dark=lambda: is_dark(site, clock.wall()),
             saved=lux_per_percent,
             save=self._calibrated(calibration),
         )

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from astral import LocationInfo
 from astral.sun import sun
 
-__all__ = ["Site", "SunDay", "sun_day", "sun_position"]
+__all__ = ["Site", "SunDay", "is_dark", "sun_day", "sun_position"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +85,9 @@ def sun_position(site: Site, t: float) -> float:
     midnight = (start + end) / 2
     edge = start if t < midnight else end
     return -1.0 + ((t - midnight) / (midnight - edge)) ** 2
+
+
+def is_dark(site: Site, t: float) -> bool:
+    """Night at the site at wall time ``t``: before dawn or after dusk (civil twilight), daylight about 0."""
+    day = sun_day(site, t)
+    return not day.dawn <= t <= day.dusk

@@ -23,8 +23,10 @@ from pathlib import Path
 
 from daemon.config import LoadedConfig
 from daemon.engine import EngineMemory, RuleSet, evaluate, format_age
+from daemon.inputs import Conditioning, SensorInputs, VirtualSensors
 from daemon.safety import SafetyGate
 from daemon.state import SensorState
+from daemon.sun import is_dark
 from drivers.mqtt import TopicRouter, decode
 from drivers.mqtt.message import Message
 
@@ -115,7 +117,9 @@ def replay(
 ) -> WhatIfReport:
     """Run ``rules`` over ``feed`` on a virtual clock and report what would have been written.
 
-    It starts as the daemon does at the feed's first message: sensors not yet heard from are given
+    Readings pass through the sensors' configured filters and stuck checks, and make the daylight
+    virtual sensors' readings, as in the daemon. It starts as the daemon does at the feed's first
+    message: sensors not yet heard from are given
     their time to report (no fallback before), and each point in ``initial`` (``device.point`` → its
     value) is taken as what the device holds, as the daemon reads it at start (a decision equal to it
     is not a write). Without ``initial`` every point's first decision counts as a write."""
@@ -126,10 +130,14 @@ def replay(
     end = messages[-1].ts if messages else 0.0
     report = WhatIfReport(feed, start, end, loaded.site.timezone, messages=len(messages))
     router = TopicRouter(loaded.config.sensors)
-    state = SensorState(loaded.sensor_infos(), started_at=start)
+    cfg = loaded.config
+    conditioning = Conditioning(SensorInputs(s.id, s.filter, s.stuck) for s in cfg.sensors)
+    state = SensorState(loaded.sensor_infos(), started_at=start, conditioning=conditioning)
     limits = loaded.point_limits()
     site = loaded.site
     gate = SafetyGate()
+    # the daylight sensors see the lamps at the level the rules would have set (calibrated as configured)
+    virtual = VirtualSensors(cfg.daylight, brightness=lambda p: gate.track(p).known, dark=lambda: is_dark(site, t))
     for target, value in (initial or {}).items():
         gate.observed(target, value)
     memory = EngineMemory()
@@ -146,7 +154,10 @@ def replay(
                 continue
             readings, rejects = decode(sensors, m.payload, ts=m.ts, retained=m.retain, topic=m.topic)
             for r in readings:
-                state.update(r)
+                if state.update(r) and virtual:
+                    seen = state.latest(r.sensor)
+                    for v in virtual.on_reading(seen) if seen is not None else ():
+                        state.update(v)
             report.readings += len(readings)
             for rej in rejects:
                 report.rejected[rej.reason.value] += 1
