@@ -1,7 +1,9 @@
 """Daylight without lamp light: the estimate behind a daylight virtual sensor.
 
 A hall's lux sensor sees daylight plus the lamps' own light. With ``k`` lux per % of brightness,
-daylight ≈ measured − k × brightness, clamped at 0. ``k`` comes from the config, or is measured at
+daylight ≈ measured − k × brightness, clamped at 0, then smoothed by the configured filter (after
+the lamps are taken out, so a change of brightness shows in the estimate for one reading only). ``k``
+comes from the config, or is measured at
 night (daylight ≈ 0) with the lamps on and settled: k = measured / brightness. Pure: brightness and
 darkness are given with each reading; persisting ``k`` is the caller's business.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from daemon.inputs.daylight_config import DaylightConfig
+from daemon.inputs.filters import make_filter
 from daemon.model import Reading
 
 __all__ = ["DaylightEstimate", "DaylightEstimator"]
@@ -33,6 +36,7 @@ class DaylightEstimator:
         self.calibrations = 0
         self._lamps: float | None = None
         self._lamps_since = 0.0
+        self._filter = make_filter(cfg.filter) if cfg.filter is not None else None
 
     @property
     def source(self) -> str:
@@ -43,7 +47,7 @@ class DaylightEstimator:
         """The daylight for the source reading ``r``, with the lamps at ``brightness`` % (None: unknown)
         and ``dark`` when it is night at the site."""
         if self.cfg.window_sensor is not None:
-            return DaylightEstimate(r._replace(sensor=self.cfg.id, zone=self.cfg.zone), False)
+            return DaylightEstimate(self._reading(r, r.value), False)
         if brightness != self._lamps:
             self._lamps, self._lamps_since = brightness, r.ts
         calibrated = False
@@ -63,5 +67,10 @@ class DaylightEstimator:
         k = self.lux_per_percent
         if brightness is None or k is None:
             return DaylightEstimate(None, calibrated)
-        value = max(0.0, r.value - k * brightness)
-        return DaylightEstimate(r._replace(sensor=self.cfg.id, zone=self.cfg.zone, value=value), calibrated)
+        return DaylightEstimate(self._reading(r, max(0.0, r.value - k * brightness)), calibrated)
+
+    def _reading(self, r: Reading, daylight: float) -> Reading:
+        """The virtual reading for ``daylight`` at ``r``'s time, through the configured filter."""
+        if self._filter is not None:
+            daylight = self._filter.update(daylight, r.ts)
+        return r._replace(sensor=self.cfg.id, zone=self.cfg.zone, value=daylight)

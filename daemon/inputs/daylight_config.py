@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from drivers.mqtt.inputs_config import FilterConfig
+
 __all__ = ["CalibrationConfig", "DaylightConfig"]
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
@@ -33,5 +35,9 @@ class DaylightConfig(BaseModel):
     )
     window_sensor: str | None = Field(
         default=None, description="a window-facing or outdoor illuminance sensor: used directly instead"
+    )
+    filter: FilterConfig | None = Field(
+        default=None,
+        description="smooth the daylight value (median_of: N or ema_s: T), after the lamps are taken out",
     )
     calibration: CalibrationConfig = CalibrationConfig()
