@@ -26,6 +26,18 @@ def test_the_lamps_contribution_is_subtracted_and_clamped_at_zero() -> None:
     assert got is not None and got.value == 0.0
 
 
+def test_the_filter_smooths_daylight_after_the_lamps_are_taken_out() -> None:
+    e = DaylightEstimator(_cfg(lux_per_percent=4.0, filter={"median_of": 3}))
+    values = []
+    # the lamps go from 80 % to 30 % at the third reading: the measured lux falls by 200 lx with them,
+    # the daylight (400 lx) does not move; one 900 lx reflection in between moves nothing either
+    for i, (lux, bright) in enumerate([(720, 80), (720, 80), (520, 30), (1220, 30), (520, 30)]):
+        got = e.update(_lux(lux, i), brightness=bright, dark=False).reading
+        assert got is not None
+        values.append(got.value)
+    assert values == [400, 400, 400, 400, 400]
+
+
 def test_unknown_without_lamp_level_or_factor() -> None:
     assert DaylightEstimator(_cfg(lux_per_percent=4.0)).update(_lux(5, 0), brightness=None, dark=False).reading is None
     assert DaylightEstimator(_cfg()).update(_lux(5, 0), brightness=50.0, dark=False).reading is None
