@@ -13,7 +13,17 @@ from dataclasses import asdict, dataclass
 
 from simulators.simulate import RunResult
 
-__all__ = ["CCT_BAND_K", "Figures", "figures", "max_change_in_window", "reversals", "worst_hour"]
+__all__ = [
+    "CCT_BAND_K",
+    "Figures",
+    "cct_goals",
+    "figures",
+    "max_change_in_window",
+    "reversals",
+    "trailing_mean",
+    "weights",
+    "worst_hour",
+]
 
 CCT_BAND_K = 150.0
 
@@ -29,7 +39,8 @@ class Figures:
     pm25_ok_reachable_pct: float  # % of open time the plant can reach, with PM2.5 <= target
     writes_per_device_worst_hour: dict[str, int]  # most writes to a device in any rolling hour
     writes_per_device_mean_per_h: dict[str, float]  # writes over the run / hours of the run
-    cct_in_band_pct: float | None  # % of open time with |CCT - curve(true daylight)| <= 150 K
+    cct_in_band_pct: float | None  # % of open time with |CCT - curve(true daylight, averaged)| <= 150 K
+    cct_in_band_instant_pct: float | None  # the same against the curve of the instant's true daylight
     cct_max_change_per_min_k: float | None  # largest CCT change within any 60 s
     cct_reversals_worst_hour: int | None  # changes of direction of CCT in any rolling hour
     fan_kwh: float
@@ -79,13 +90,45 @@ def reversals(initial: float, changes: Sequence[tuple[float, float]]) -> list[fl
     return out
 
 
+def weights(r: RunResult) -> list[float]:
+    """How long each sample stands for (the step that ended at it), in seconds."""
+    w, prev = [], (r.samples[0].t - r.scenario.step_s) if r.samples else 0.0
+    for s in r.samples:
+        w.append(s.t - prev)
+        prev = s.t
+    return w
+
+
+def trailing_mean(ts: Sequence[float], ws: Sequence[float], vs: Sequence[float], window_s: float) -> list[float]:
+    """At each sample, the time-weighted mean of ``vs`` over the ``window_s`` seconds before it
+    (samples whose time lies within the window; the sample itself always counts)."""
+    out: list[float] = []
+    window: deque[tuple[float, float, float]] = deque()
+    wsum = vsum = 0.0
+    for t, w, v in zip(ts, ws, vs, strict=True):
+        window.append((t, w, v))
+        wsum, vsum = wsum + w, vsum + w * v
+        while len(window) > 1 and window[0][0] <= t - window_s:
+            _, w0, v0 = window.popleft()
+            wsum, vsum = wsum - w0, vsum - w0 * v0
+        out.append(vsum / wsum if wsum > 0 else v)
+    return out
+
+
+def cct_goals(r: RunResult, w: Sequence[float] | None = None) -> list[float]:
+    """The target colour temperature at each sample: the scenario's curve applied to the true
+    daylight, averaged over ``cct_target_average_min`` (a cloud passing in minutes is not followed)."""
+    scn, ss = r.scenario, r.samples
+    day = [s.daylight_lux for s in ss]
+    if scn.cct_target_average_min > 0:
+        day = trailing_mean([s.t for s in ss], w if w is not None else weights(r), day, 60 * scn.cct_target_average_min)
+    return [scn.cct_goal(d) for d in day]
+
+
 def figures(r: RunResult) -> Figures:
     """The figures of one run."""
     scn, ss = r.scenario, r.samples
-    w, prev = [], (ss[0].t - scn.step_s) if ss else 0.0
-    for s in ss:
-        w.append(s.t - prev)
-        prev = s.t
+    w = weights(r)
     hours = (sum(w) / 3600) or 1.0
     opened = [(s, wi) for s, wi in zip(ss, w, strict=True) if s.occupied]
     open_s = sum(wi for _, wi in opened)
@@ -98,13 +141,16 @@ def figures(r: RunResult) -> Figures:
     for device, log in sorted(r.writes.items()):
         worst[device] = worst_hour([wr.ts for wr in log])
         mean[device] = round(len(log) / hours, 2)
-    in_band = max_step = revs = None
+    in_band = in_band_now = max_step = revs = None
     if scn.actuators.cct is not None and ss:
         act = scn.actuators.cct
         cct = [(wr.ts, wr.value) for wr in r.writes.get(act.device, []) if wr.point == act.point]
         initial = ss[0].cct if not cct or cct[0][0] > ss[0].t else cct[0][1]
-        band = sum(wi for s, wi in opened if abs(s.cct - scn.cct_goal(s.daylight_lux)) <= CCT_BAND_K)
+        goals = cct_goals(r, w)
+        band = sum(wi for s, wi, g in zip(ss, w, goals, strict=True) if s.occupied and abs(s.cct - g) <= CCT_BAND_K)
         in_band = round(100.0 * band / open_s, 2) if open_s else 100.0
+        band = sum(wi for s, wi in opened if abs(s.cct - scn.cct_goal(s.daylight_lux)) <= CCT_BAND_K)
+        in_band_now = round(100.0 * band / open_s, 2) if open_s else 100.0
         max_step = round(max_change_in_window(initial, cct), 1)
         revs = worst_hour(reversals(initial, cct))
     return Figures(
@@ -116,6 +162,7 @@ def figures(r: RunResult) -> Figures:
         writes_per_device_worst_hour=worst,
         writes_per_device_mean_per_h=mean,
         cct_in_band_pct=in_band,
+        cct_in_band_instant_pct=in_band_now,
         cct_max_change_per_min_k=max_step,
         cct_reversals_worst_hour=revs,
         fan_kwh=round(sum(scn.fan_power(s.fan_level) * wi for s, wi in zip(ss, w, strict=True)) / 3.6e6, 3),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from simulators.figures import worst_hour
+from simulators.figures import cct_goals, weights, worst_hour
 from simulators.simulate import RunResult, Sample
 from simulators.variants import VARIANTS
 
@@ -54,14 +54,6 @@ class Quality:
     wall_s: float = 0.0
 
 
-def _weights(samples: list[Sample], step0: float) -> list[float]:
-    out, prev = [], samples[0].t - step0 if samples else 0.0
-    for s in samples:
-        out.append(s.t - prev)
-        prev = s.t
-    return out
-
-
 def _runs(samples: list[Sample], w: list[float], pred: list[bool]) -> list[tuple[int, int]]:
     runs, start = [], None
     for i, p in enumerate(pred):
@@ -78,7 +70,7 @@ def _runs(samples: list[Sample], w: list[float], pred: list[bool]) -> list[tuple
 def assess(r: RunResult) -> Quality:
     """The figures of one run."""
     scn, ss = r.scenario, r.samples
-    w = _weights(ss, scn.step_s)
+    w = weights(r)
     total = sum(w) or 1.0
     occ = [(s, wi) for s, wi in zip(ss, w, strict=True) if s.occupied]
     occ_t = sum(wi for _, wi in occ) or 1.0
@@ -87,7 +79,7 @@ def assess(r: RunResult) -> Quality:
     for a, b in _runs(ss, w, [s.pm25 > scn.pm25_target for s in ss]):
         peaks.append(Peak(ss[a].t - w[a], sum(w[a:b]), max(s.pm25 for s in ss[a:b])))
     peaks.sort(key=lambda p: -p.max_pm25)
-    errs = [(abs(s.cct - scn.cct_goal(s.daylight_lux)), wi) for s, wi in occ]
+    errs = [(abs(s.cct - g), wi) for s, wi, g in zip(ss, w, cct_goals(r, w), strict=True) if s.occupied]
     hours = total / 3600
     writes: dict[str, int] = {}
     max_in_hour: dict[str, int] = {}
@@ -259,7 +251,8 @@ def plot_day(results: list[RunResult], out: Path) -> Path:
     ax.set_ylabel("lx")
     ax.legend(loc="upper right", fontsize=8)
     ax = axes[3]
-    ax.plot(x0, [scn.cct_goal(s.daylight_lux) if s.occupied else float("nan") for s in r0.samples],
+    goals = cct_goals(r0)
+    ax.plot(x0, [g if s.occupied else float("nan") for s, g in zip(r0.samples, goals, strict=True)],
             color="#999", ls="--", label="target curve (occupied)")  # fmt: skip
     ax.step(x0, [s.cct for s in r0.samples], where="post", color="#1f5fbf", label="lights.cct")
     ax.set_ylabel("CCT K")

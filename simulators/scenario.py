@@ -238,6 +238,13 @@ class Scenario(_Strict):
         ((0.0, 2700.0), (100.0, 3000.0), (500.0, 4000.0), (1500.0, 5000.0)),
         description="[daylight lx at the sensor, K]: the colour temperature the day should have",
     )
+    cct_target_average_min: float = Field(
+        30.0,
+        ge=0,
+        le=120,
+        description="the target applies the curve to the true daylight averaged over this many minutes before "
+        "(0: the instant's daylight); a passing cloud is not something the lamps should follow",
+    )
     outdoor: Outdoors = Outdoors()
     occupancy: Series = Series(points=(("00:00", 0.0),))
     sensors: dict[str, SensorSpec]

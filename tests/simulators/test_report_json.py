@@ -201,3 +201,28 @@ async def test_progress_off_a_terminal_is_plain_lines(tmp_path: Path, capsys: py
     err = capsys.readouterr().err
     assert "\r" not in err
     assert [ln.split()[-2] for ln in err.splitlines() if ln.startswith("  w [lobbyd]")] == ["0", "50", "100"]
+
+
+def test_the_cct_target_follows_the_daylight_of_the_last_half_hour_not_each_cloud() -> None:
+    from simulators.figures import cct_goals, trailing_mean
+    from simulators.results import RunResult, Sample
+    from simulators.scenario import load_scenario
+
+    # a trailing time-weighted mean: each sample stands for the step that ended at it
+    assert trailing_mean([0, 10, 20, 30], [10, 10, 10, 10], [0, 100, 100, 0], 20) == [0, 50, 100, 50]
+    scn = load_scenario(REPO / "simulators" / "scenarios" / "business-day.yaml").model_copy(update={"step_s": 60.0})
+
+    def sample(i: int, day: float) -> Sample:
+        return Sample(
+            t=1000.0 + 60 * i, pm25=10, pm25_out=20, pm25_max_fan=10, temperature_c=25, humidity_rh=50,
+            daylight_lux=day, lux=day, fan_level=1, brightness=0, cct=3000, occupants=10, occupied=True,
+            fallbacks=(), offline=(),
+        )  # fmt: skip
+
+    # clouds every 5 minutes: 100 lx and 500 lx in turn; the target is the curve at their 30-minute mean
+    ss = [sample(i, 100.0 if (i // 5) % 2 == 0 else 500.0) for i in range(60)]
+    goals = cct_goals(RunResult(scn, "lobbyd", samples=ss))
+    assert goals[0] == scn.cct_goal(100.0) == 3000
+    assert all(abs(g - scn.cct_goal(300.0)) <= 100 for g in goals[30:])  # about 3500 K, not 3000/4000
+    instant = cct_goals(RunResult(scn.model_copy(update={"cct_target_average_min": 0}), "lobbyd", samples=ss))
+    assert instant == [scn.cct_goal(s.daylight_lux) for s in ss]
