@@ -34,8 +34,12 @@ def _annex(data: dict[str, Any]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def daemon(tmp_path: Path, extra_rules: str | None = None) -> AsyncIterator[tuple[Daemon, VirtualClock]]:
+async def daemon(
+    tmp_path: Path, extra_rules: str | None = None, *, lighting: bool = True
+) -> AsyncIterator[tuple[Daemon, VirtualClock]]:
     rules = copy_rules(tmp_path)
+    if not lighting:  # the shipped lighting rules read hall-daylight, which needs the lamps' level
+        (rules / "lighting.yaml").unlink()
     if extra_rules is not None:
         (rules / "extra.yaml").write_text(extra_rules)
     cfg = write_config(
@@ -127,32 +131,40 @@ async def test_a_reading_that_starts_a_timer_wakes_the_ticker_earlier(tmp_path: 
         assert (alarm.reason.rule, alarm.value) == ("pm25-alarm-light", 100)
 
 
-async def test_readings_move_a_ramp_on_without_ticks_and_ticks_take_over_when_they_stop(tmp_path: Path) -> None:
+LUX_CCT = """
+rules:
+  - id: daylight-cct
+    target: lights.cct
+    set: {curve: {input: hall-lux, points: [[0, 2700], [100, 3000], [500, 4000], [1500, 5000]]}}
+    ramp_per_minute: 600
+"""
+
+
+async def test_a_ramp_moves_once_a_minute_and_the_ticker_takes_it_on_when_readings_stop(tmp_path: Path) -> None:
     lux, cct = "sensors/demo-001/hall/lux", "lights.cct"
-    async with daemon(tmp_path) as (d, clock):
+    async with daemon(tmp_path, LUX_CCT, lighting=False) as (d, clock):
         control, on_message = d.parts.control, d.parts.intake.on_message
         await clock.advance(0.5)  # readings between the ticker's slots, as a real sensor's would be
         on_message(msg(lux, '{"lux": 300}', clock.now()))  # 3500 K on the daylight curve
         await settled(d)
-        on_message(msg(lux, '{"lux": 1500}', clock.now()))  # 5000 K, at 600 K/min: 150 s of ramp
+        on_message(msg(lux, '{"lux": 1500}', clock.now()))  # 5000 K, at 600 K/min: a step a minute
         await settled(d)
-        assert control.desired[cct].value == 3500 and control.desired[cct].reason.held_by == "ramp"
-        for _ in range(10):  # a reading a second keeps it moving; the ticker is never needed
+        assert control.desired[cct].value == 4100 and control.desired[cct].reason.held_by == "ramp"
+        for _ in range(10):  # more readings within the minute move nothing
             await clock.advance(1.0)
             on_message(msg(lux, '{"lux": 1500}', clock.now()))
             await settled(d)
-        assert (control.stats.ticks, control.desired[cct].value) == (0, 3600)
-        await clock.advance(0.5)
-        await settled(d)
-        for _ in range(9):  # the sensor falls silent: from a second after it, a tick a second moves the ramp on
+        assert (control.stats.ticks, control.desired[cct].value) == (0, 4100)
+        for _ in range(52):  # the sensor falls silent: the ticker wakes when the next minute begins
             await clock.advance(1.0)
             await settled(d)
-        assert clock.now() == T0 + 20
-        assert (control.stats.ticks, control.desired[cct].value) == (9, 3500 + 10 * (20 - 0.5))
+        assert clock.now() == T0 + 62.5
+        # moved on with no reading; the ticker woke for the heartbeat and the new minute, not every second
+        assert control.desired[cct].value == 4700 and control.stats.ticks <= 62 // HEARTBEAT_S + 1
 
 
 async def test_a_flood_is_evaluated_less_often_than_it_reads_but_no_crossing_is_lost(tmp_path: Path) -> None:
-    """1000 readings in one burst: the hysteresis sees each (40 on, 20 off), the last one (30) keeps it off."""
+    """1000 readings in one burst: the hysteresis sees each (40 on, 20 off), the last ones (34) keep it off."""
     pm25, fan = "sensors/demo-001/hall/pm25", "fresh_air.fan_speed"
     async with daemon(tmp_path) as (d, clock):
         control, on_message = d.parts.control, d.parts.intake.on_message
@@ -161,11 +173,12 @@ async def test_a_flood_is_evaluated_less_often_than_it_reads_but_no_crossing_is_
         high = control.desired[fan].value
         assert control.desired[fan].reason.rule == "pm25-high"
         before = control.stats.evaluations
-        for i in range(1000):
-            on_message(msg(pm25, "20" if i == 500 else "30", clock.now()))
+        for i in range(1000):  # five 20s in a row: the median of nine (config/lobbyd.yaml) falls below 32
+            on_message(msg(pm25, "20" if 500 <= i < 505 else "34", clock.now()))
         await settled(d)
         assert control.stats.evaluations - before < 1000  # coalesced: the loop never ran in between
-        assert control.desired[fan].reason.rule != "pm25-high" and control.desired[fan].value != high
+        # the crossing below 32 was seen: at 34 pm25-high's hysteresis would otherwise still hold it on
+        assert control.desired[fan].reason.rule == "pm25-elevated" and control.desired[fan].value == 2 != high
 
 
 async def test_the_counters_query_is_small_and_counts_rejections_by_reason(tmp_path: Path) -> None:

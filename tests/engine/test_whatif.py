@@ -56,32 +56,39 @@ def test_replay_counts_writes_time_in_value_and_fallbacks(loaded: LoadedConfig, 
     assert report.readings == 210 + 180  # lux every 10 s, PM2.5 except during the 300 s gap
     assert dict(report.rejected) == {"not_json": 1, "unknown_topic": 1}
     fan = report.points[FAN]
-    # 1 while open and clean, 3 when PM2.5 > 35, safe value 2 while the sensor is silent (from
-    # 1190 + 120 s), then 2 (pm25-elevated; the latch of pm25-high did not survive the gap).
-    assert [(t - T0, v) for t, v in fan.values] == [(0, 1), (600, 3), (1311, 2)]
+    # 1 while open and clean; 3 once the median of the last nine readings is over 35 (the fifth reading
+    # of 40, at 640 s). The feed has no outdoor PM2.5, so pm25-unknown-outdoor-bad (high when the hall's
+    # PM2.5 is unknown and the outdoor air not known clean) asks for its safe value 3 all along, and
+    # keeps 3 while the hall's sensor is silent. Back at 30, below pm25-high's 32: 2 (pm25-elevated,
+    # still on above 29), once the median holds five readings of 30 (1540 s).
+    assert [(t - T0, v) for t, v in fan.values] == [(0, 1), (640, 3), (1540, 2)]
     assert fan.writes == 3
-    assert fan.time_in_value == {1: 600, 3: 711, 2: 2090 - 1311}
-    assert (fan.fallbacks, fan.fallback_s) == (1, 189)
+    assert fan.time_in_value == {1: 640, 3: 900, 2: 550}
+    assert (fan.fallbacks, fan.fallback_s) == (1, 900)
+    # The lamps: hall-daylight is lux minus the lamps' own light, known once the brightness is written
+    # (a 10 s fallback to 100 % at the start); 1000 lx − 4.5 × 80 % = 640 lx of daylight: 80 %, and the
+    # colour follows the 15-minute average of that daylight, first written at 130 s.
     cct = report.points["lights.cct"]
-    assert [(t - T0, v) for t, v in cct.values] == [(0, 4500)]
-    assert report.points["lights.brightness"].time_in_value == {60: 2090}
+    assert [(t - T0, v) for t, v in cct.values] == [(130, 4050)]
+    assert report.points["lights.brightness"].time_in_value == {100: 300, 80: 1670}
     text = format_report(report)
     assert "fresh_air.fan_speed: 3 write(s)" in text
-    assert "    at 3: 12 min (34%)" in text
-    assert "    fallbacks (inputs unknown → safe value): 1, 3 min in all" in text
+    assert "    at 3: 15 min (43%)" in text
+    assert "    fallbacks (inputs unknown → safe value): 1, 15 min in all" in text
     assert "1 rejected" not in text and "2 rejected (not_json 1, unknown_topic 1)" in text
 
 
 def test_min_hold_holds_back_fast_changes(loaded: LoadedConfig, tmp_path: Path) -> None:
     feed = tmp_path / "fast.csv"
     rows = ["ts,topic,payload"]
-    for off, value in ((0, 40), (30, 10), (60, 40), (90, 10), (120, 40), (150, 10), (200, 10)):
-        rows.append(f"{T0 + off},{PM},{value}")
+    for off in range(0, 301, 10):  # 10, then 34 from 60 s, then 40 from 180 s
+        rows.append(f"{T0 + off},{PM},{10 if off < 60 else 34 if off < 180 else 40}")
     feed.write_text("\n".join(rows) + "\n", encoding="utf-8")
     rules = load_rules(loaded.rules_dir, loaded.rule_context())
     report = replay(loaded, rules.ruleset, feed, step_s=5)
     fan = report.points[FAN]
-    assert [(t - T0, v) for t, v in fan.values] == [(0, 3), (150, 1)]  # 30–120 s: held
+    # 2 is wanted from 100 s (the median of nine turns 34), 3 from 220 s: each waits for the 120 s hold
+    assert [(t - T0, v) for t, v in fan.values] == [(0, 1), (120, 2), (240, 3)]
     assert fan.held["minimum hold time"] > 0
 
 
@@ -117,8 +124,10 @@ def test_the_shipped_day_is_small_current_and_replays_from_a_fresh_checkout(
     assert f"lobbyd: config {ROOT / 'config' / 'lobbyd.yaml'} (from LOBBYD_CONFIG)" in err
     assert "what-if on pollution-day.jsonl.gz: 2026-06-03 00:00:00 → 2026-06-03 23:59:06 (24.0 h)" in out
     assert "5735 messages, 7175 readings, 0 rejected" in out
-    assert "fresh_air.fan_speed: 9 write(s)" in out  # the first (0, closed at midnight) and 8 more
-    assert "fallbacks (inputs unknown → safe value): 1, 24 min in all" in out  # hall PM2.5 silent
+    # the first (0, closed at midnight), a pre-purge at 08:00, and 6 more while open
+    assert "fresh_air.fan_speed: 8 write(s)" in out
+    # hall PM2.5 silent, or stuck (no move of 0.5 µg/m³ in 30 minutes)
+    assert "fallbacks (inputs unknown → safe value): 4, 68 min in all" in out
 
     assert main(["check", "--config", str(ROOT / "config" / "lobbyd.yaml")]) == 0  # an option beats the variable
     assert "(from --config)" in capsys.readouterr().err
