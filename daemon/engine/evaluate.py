@@ -218,10 +218,11 @@ def evaluate(
         winner = _arbitrate(cands)
         ramp = _ramp_rate(rules.by_id[winner.rule], winner.reason, limits.get(target))
         value, reason, minute = _ramp(ramp, mem.outputs.get(target), mem.ramp_from.get(target), winner, now)
-        if reason.held_by == "ramp":
-            due = min(due, minute[1] + RAMP_MINUTE_S)  # still on its way: the next minute moves it on
+        if minute is not None:
+            ramp_minutes[target] = minute
+            if reason.held_by == "ramp":
+                due = min(due, minute[1] + RAMP_MINUTE_S)  # still on its way: the next minute moves it on
         decisions[target] = _decision(target, value, reason, now, limits)
-        ramp_minutes[target] = minute
 
     overrides = {t: ov for t, ov in mem.overrides.items() if now < ov.until}
     for target, ov in overrides.items():
@@ -234,13 +235,13 @@ def evaluate(
         for rule_id in [r for r in store if r not in rules.by_id]:
             del store[rule_id]
     for target, d in decisions.items():
-        start, began = ramp_minutes.get(target, (d.value, now))
-        if target in overrides or start == d.value:
+        minute = None if target in overrides else ramp_minutes.get(target)
+        if minute is None:  # not ramped: the output, as of now
             mem.outputs[target] = (d.value, now)
             mem.ramp_from.pop(target, None)
-        else:
-            mem.outputs[target] = (d.value, began)
-            mem.ramp_from[target] = start
+        else:  # ramped: the output, the time its minute began, and the value it began from
+            mem.outputs[target] = (d.value, minute[1])
+            mem.ramp_from[target] = minute[0]
     return Evaluation(decisions, tuple(traces), mem, now, max(due, now), stale_at)
 
 
@@ -304,15 +305,15 @@ def _ramp(
     start: float | None,
     winner: _Candidate,
     now: float,
-) -> tuple[float, Reason, tuple[float, float]]:
+) -> tuple[float, Reason, tuple[float, float] | None]:
     """Move from the point's previous output (a rule's, a fallback's or an override's) towards the
     winner's value, at most ``rate`` away from where the current minute of ramping began (``start``, at
     ``prev``'s time; a new minute begins from the output when the last one is over). So a change no
     larger than the rate is made at once, in one write, and a larger one in one step a minute. Returns
-    the value, its reason, and the minute's start value and time."""
+    the value, its reason, and the minute's start value and time (None: no ramp applies)."""
     value, reason = winner.value, winner.reason
     if ramp is None or prev is None:
-        return value, reason, (value, now)
+        return value, reason, None
     rate, whose = ramp
     out, began = prev
     if start is None or not began <= now < began + RAMP_MINUTE_S:

@@ -63,3 +63,18 @@ def test_rules_own_ramp_wins_and_why_names_the_ramp() -> None:
     assert ev.decisions[CCT].reason.held_by == "ramp"
     text = explain_point(CCT, ev, previous=None, known=None, held_by=None, now=CLOSING + 60)
     assert "ramping: the point's safety ramp limits how fast the value may change" in text
+
+
+def test_a_change_within_the_rate_is_one_step_and_a_minute_never_moves_more_than_the_rate() -> None:
+    rule = {"id": "cct", "target": CCT, "set": {"curve": {"input": "hall-lux", "points": [[0, 2700], [1000, 9000]]}}}
+    run = Runner(ruleset(rule), limits=RAMPED)
+    assert run.value(T0, CCT, hall_lux=100) == 3330  # first output: nothing to ramp from
+    assert run.value(T0 + 100, CCT, hall_lux=110) == 3393  # 63 K: at once, not spread over the minute
+    assert run.value(T0 + 110, CCT, hall_lux=200) == 3393 + 250 - 63  # the same minute: 250 from 3330 in all
+    assert run.value(T0 + 150, CCT, hall_lux=100) == 3330  # back within the minute's band
+    assert run.value(T0 + 170, CCT, hall_lux=900) == 3580  # a new minute: 250 from where the output is
+    # above the device's range the curve is clamped to 5000, and the ramp starts from what was given
+    run = Runner(ruleset(rule), limits=RAMPED)
+    assert run.value(T0, CCT, hall_lux=1000) == 5000
+    assert run.value(T0 + 100, CCT, hall_lux=900) == 5000  # 8370 asked, clamped: the output stays put
+    assert run.memory.ramp_from.get(CCT, 5000) == 5000
