@@ -310,7 +310,8 @@ def _ramp(
     winner's value, at most ``rate`` away from where the current minute of ramping began (``start``, at
     ``prev``'s time; a new minute begins from the output when the last one is over). So a change no
     larger than the rate is made at once, in one write, and a larger one in one step a minute. Returns
-    the value, its reason, and the minute's start value and time (None: no ramp applies)."""
+    the value, its reason, and the minute's start value and time (None: no ramp applies, or the output
+    is where the minute began, so a change that comes later starts a minute of its own)."""
     value, reason = winner.value, winner.reason
     if ramp is None or prev is None:
         return value, reason, None
@@ -319,6 +320,8 @@ def _ramp(
     if start is None or not began <= now < began + RAMP_MINUTE_S:
         start, began = out, now
     ramped = start + max(-rate, min(rate, value - start))
+    if ramped == start:  # not moving: no minute in progress, the next change starts one
+        return value, reason, None
     if ramped == value:
         return value, reason, (start, began)
     text = reason.text + f"; ramping at {rate:g}/min ({whose}) towards {value:.4g}"
