@@ -63,7 +63,8 @@ async def test_frozen_sensor_triggers_the_fallback_within_its_staleness_timeout(
     assert stale_after - interval <= latency <= stale_after + scn.step_s
     assert q.fallback_episodes == {"fresh_air.fan_speed": 1}
     after = [s for s in r.samples if s.fallbacks]
-    assert {s.fan_level for s in after[6:]} == {2.0}  # the rules' safe_value, written to the device
+    # the rules' safe_value while open with outdoor air known clean (low), written to the device
+    assert {s.fan_level for s in after[6:]} == {1.0}
 
 
 async def test_device_offline_is_seen_and_the_unit_recovers() -> None:

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 FIGURE_KEYS = {
     "variant", "open_h", "pm25_ok_pct", "plant_limited_min", "pm25_ok_reachable_pct",
-    "writes_per_device_worst_hour", "writes_per_device_mean_per_h", "cct_in_band_pct",
+    "writes_per_device_worst_hour", "writes_per_device_mean_per_h", "cct_in_band_pct", "cct_in_band_instant_pct",
     "cct_max_change_per_min_k", "cct_reversals_worst_hour", "fan_kwh", "dropped_random",
     "dropped_burst", "lost_broker",
 }  # fmt: skip
