@@ -237,7 +237,9 @@ async def test_status_says_why_and_since_when_the_broker_is_not_connected(tmp_pa
     the time, then clears the error and keeps the last disconnect with its age."""
     async with lobby(tmp_path, influx=False) as lob:
         lob.start_daemon()
-        await lob.wait_status(lambda st: st["mqtt"]["connected"], timeout=30)
+        # subscribed, not only connected: a session lost before its subscription was acknowledged never
+        # counted as up, so its outage would run from the daemon's start and carry no reason
+        await lob.wait_status(lambda st: st["mqtt"]["subscribed"], timeout=30)
         await asyncio.to_thread(lob.mosquitto.stop)
         st = await lob.wait_status(lambda st: st["mqtt"]["connect_attempts"] >= 2)
         m = st["mqtt"]
