@@ -135,8 +135,12 @@ async def test_no_qos1_reading_lost_while_the_network_to_a_running_broker_is_cut
     loop = asyncio.get_running_loop()
     got = Collector()
     async with tcp_proxy(broker.port) as proxy, Running(make_link(proxy.port, SystemClock()), got) as link:
+        sent = proxy.upstream_bytes
         await publish_qos1(broker.port, ["warm-up"])
         await eventually(lambda: received(got) == ["warm-up"], what="the warm-up reading")
+        # and its PUBACK on the way to the broker (the link's only packet since): cut before that, the broker
+        # rightly sends the warm-up again after the cut, at least once being what QoS 1 promises
+        await eventually(lambda: proxy.upstream_bytes > sent, what="the warm-up's PUBACK through the proxy")
         await proxy.cut()
         await eventually(lambda: not link.connected, what="the cut noticed")
         await publish_qos1(broker.port, [str(i) for i in range(n)])
