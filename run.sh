@@ -2,7 +2,7 @@
 # lobbyd — one entry point that sets up everything it needs on a fresh Debian machine (as root).
 #
 #   ./run.sh demo     the main job: a simulated lobby through the real daemon
-#   ./run.sh test     ruff, mypy --strict, then the whole test suite (what CI runs)
+#   ./run.sh test     ruff, mypy --strict, then the whole test suite on parallel workers (what CI runs)
 #   ./run.sh bench    the benchmarks (not part of the tests)
 #   ./run.sh setup    only install (Debian packages, Python venv in .venv)
 set -euo pipefail
@@ -60,7 +60,10 @@ case "$cmd" in
          .venv/bin/ruff format --check .
          .venv/bin/mypy
          .venv/bin/mypy tests bench
-         exec .venv/bin/python -m pytest "$@" ;;
+         # Six pytest-xdist workers: four e2e tests wait about 2 min each in real time, and the other tests run
+         # beside them. loadgroup hands out one test at a time in tests/conftest.py's order (`waits` first,
+         # `alone` last). Arguments go to pytest and override these: `./run.sh test -n 0` runs in one process.
+         exec .venv/bin/python -m pytest -n 6 --dist loadgroup "$@" ;;
   demo)  setup; exec .venv/bin/python -m simulators.demo "$@" ;;
   bench) setup; exec .venv/bin/python -m bench "$@" ;;
   *) sed -n '2,9p' "$0"; exit 2 ;;

@@ -82,6 +82,7 @@ def _wrong_unit(data: dict[str, Any]) -> None:
             dev["unit_id"] = 5  # the gateway serves unit 1 only
 
 
+@pytest.mark.waits(120)
 async def test_a_refused_value_and_an_absent_unit_cause_no_write_storm(tmp_path: Path) -> None:
     async with lobby(tmp_path, initial=HIGH, edit=_wrong_unit) as lob:
         fan, gateway = lob.fresh_air, lob.lights
@@ -126,6 +127,7 @@ async def test_a_refused_value_and_an_absent_unit_cause_no_write_storm(tmp_path:
         assert _rows(lob, "SELECT text FROM event WHERE kind = 'availability' AND device = 'lights'")
 
 
+@pytest.mark.waits(120)
 async def test_a_busy_device_is_asked_again_after_a_growing_wait(tmp_path: Path) -> None:
     async with lobby(tmp_path, initial=CLEAN) as lob:
         fan, sensors = lob.fresh_air, lob.sensors
@@ -151,6 +153,7 @@ async def test_a_busy_device_is_asked_again_after_a_growing_wait(tmp_path: Path)
         assert await lob.stop_daemon() == 0
 
 
+@pytest.mark.waits(85)
 async def test_a_device_back_from_a_short_outage_is_written_within_two_seconds(tmp_path: Path) -> None:
     async with lobby(tmp_path, influx=False, initial=CLEAN, poll_interval_s=0.5) as lob:
         fan, sensors = lob.fresh_air, lob.sensors

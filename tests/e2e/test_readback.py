@@ -62,6 +62,7 @@ def _rows(lob: Lobby, q: str) -> list[list[Any]]:
     return [v for s in res.get("series", []) for v in s["values"]]
 
 
+@pytest.mark.waits(120)
 async def test_enum_offset_device_is_marked_mismatch_not_stormed(tmp_path: Path) -> None:
     # A unit that reports mode N−1 for mode N written, with a profile that does not say so: the daemon
     # cannot confirm its write. It retries with backoff, then marks the point and stops writing.

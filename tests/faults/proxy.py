@@ -23,6 +23,7 @@ class TcpProxy:
         self.target_port = target_port
         self.port = free_port()
         self.connections = 0  # accepted since the start
+        self.upstream_bytes = 0  # forwarded to the target since the start (client to server)
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -57,15 +58,17 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers |= {writer, up_writer}
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst))
+        for src, dst, upstream in ((reader, up_writer, True), (up_reader, writer, False)):
+            task = asyncio.create_task(self._pipe(src, dst, upstream=upstream))
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, upstream: bool) -> None:
         try:
             while data := await src.read(65536):
                 dst.write(data)
+                if upstream:
+                    self.upstream_bytes += len(data)
                 await dst.drain()
         except OSError:
             pass

@@ -159,6 +159,7 @@ def test_lobbyd_check_applies_the_configured_limits(tmp_path: Path) -> None:
     assert got == [("big.yaml", 1, "file too large"), ("bomb.yaml", 4, "aliases repeat too much")]
 
 
+@pytest.mark.alone  # a 0.2 s limit that the shipped files meet and a 1.5 s file does not
 async def test_a_file_that_takes_too_long_is_refused_and_keeps_its_last_good_version(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     write(rules, "air.yaml", (REPO / "rules" / "air-quality.yaml").read_text())
@@ -265,6 +266,7 @@ def _more_errors_than(n: int) -> Callable[[dict[str, Any]], bool]:
 
 
 @pytest.mark.servers
+@pytest.mark.alone  # status round trips under 250 ms
 async def test_large_rule_files_never_stall_the_event_loop(tmp_path: Path) -> None:
     async with lobby(tmp_path, influx=False, strip_ramps=True, initial=CLEAN) as lob:
         _start_capped(lob)

@@ -120,7 +120,9 @@ async def _fill(lob: Lobby) -> tuple[int, int]:
     """Drive the lobby so every measurement the dashboard reads gets data; return the time range (ms)."""
     lob.sensors.silent = set(lob.sensors.signals)  # the test publishes; nothing else does
     lob.start_daemon()
-    st = await lob.wait_status(lambda s: s["mqtt"]["connected"] and all(d["online"] for d in s["devices"]))
+    # subscribed, not only connected: the readings below are published once, and a broker drops a message
+    # that no subscription matches yet
+    st = await lob.wait_status(lambda s: s["mqtt"]["subscribed"] and all(d["online"] for d in s["devices"]))
     t0 = st["time"]
     sensors = lob.loaded.config.sensors
     async with aiomqtt.Client("127.0.0.1", lob.mosquitto.port, identifier="grafana-test") as client:

@@ -7,7 +7,7 @@ the stop sequence are those a gateway runs. The network namespace is shared, so 
 this test's mosquitto, device simulators and influxd on 127.0.0.1.
 
 It installs exactly as docs/install.md §1–3 do: Debian's python3 makes /opt/lobbyd/releases/<version>,
-pip installs this checkout, /opt/lobbyd/venv links to it; /etc/lobbyd holds the config, devices and
+pip installs (a copy of) this checkout, /opt/lobbyd/venv links to it; /etc/lobbyd holds the config, devices and
 rules; the unit file is config/systemd/lobbyd.service unchanged (placed under the namespace's own /run,
 so the host's systemd, if any, never sees it). boot_systemd.sh keeps the boot from touching the host: a
 private /tmp and /run, a volatile journal, and every unit of the host's targets masked.
@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -158,7 +159,8 @@ async def installed(
     try:
         release = OPT / "releases" / VERSION
         await _run("/usr/bin/python3", "-m", "venv", str(release))
-        await _run(str(release / "bin" / "pip"), "install", "-q", str(REPO), timeout=600)
+        src = await asyncio.to_thread(_checkout_copy, tmp)
+        await _run(str(release / "bin" / "pip"), "install", "-q", str(src), timeout=600)
         await asyncio.to_thread((OPT / "venv").symlink_to, release)
         await sd.inside("adduser", "--system", "--group", "--no-create-home", "--home", "/nonexistent", "lobbyd")
         await sd.inside("install", "-d", "-m", "0750", "-o", "root", "-g", "lobbyd", str(ETC))
@@ -169,6 +171,22 @@ async def installed(
         yield
     finally:
         _remove_install()
+
+
+def _checkout_copy(tmp: Path) -> Path:
+    """What pip installs of this checkout (pyproject.toml, README.md, the packages), copied under ``tmp``.
+
+    pip builds in the source tree (build/, lobbyd.egg-info/); tests running beside this one on other
+    pytest-xdist workers read the checkout (every shipped YAML file, say) and must not see it change."""
+    src = tmp / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, src / name)
+    find = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    for package in find["include"]:  # "daemon*": the package and its subpackages, all under daemon/
+        name = package.rstrip("*")
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return src
 
 
 def _configure(etc: Path, tmp: Path, mqtt_port: int, device_ports: dict[str, int], influx_url: str) -> None:
