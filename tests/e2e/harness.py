@@ -41,18 +41,21 @@ def write_config(
     rules_dir: Path,
     devices_dir: Path = REPO / "config" / "devices",
     edit: Callable[[dict[str, Any]], None] | None = None,
+    as_shipped: bool = False,
 ) -> Path:
     """The shipped config/lobbyd.yaml, pointed at this run's servers and a private state directory,
     without the input conditioning and the colour ramp issue 20 added (sensors' ``filter:`` and
     ``stuck:``, ``daylight:``, ``safety.lights.cct.ramp_per_minute``): the mechanics tests publish
-    single readings against :data:`MECHANICS_RULES`; a test that wants them adds them in ``edit``."""
+    single readings against :data:`MECHANICS_RULES`; a test that wants them adds them in ``edit``.
+    ``as_shipped`` keeps them, for a test that runs the shipped rules."""
     yaml = YAML()
     data = yaml.load((REPO / "config" / "lobbyd.yaml").read_text())
-    for sensor in data["sensors"]:
-        sensor.pop("filter", None)
-        sensor.pop("stuck", None)
-    data.pop("daylight", None)
-    data["safety"]["lights.cct"].pop("ramp_per_minute", None)
+    if not as_shipped:
+        for sensor in data["sensors"]:
+            sensor.pop("filter", None)
+            sensor.pop("stuck", None)
+        data.pop("daylight", None)
+        data["safety"]["lights.cct"].pop("ramp_per_minute", None)
     data["mqtt"]["port"] = mqtt_port
     for dev in data["devices"]:
         dev["transport"]["port"] = device_ports[dev["name"]]

@@ -92,6 +92,7 @@ def _config(tmp_path: Path) -> Path:
         device_ports={"fresh_air": port, "lights": port},
         influx_url=f"http://127.0.0.1:{port}",
         rules_dir=REPO / "rules",
+        as_shipped=True,
     )
 
 

@@ -194,7 +194,12 @@ def _configure(etc: Path, tmp: Path, mqtt_port: int, device_ports: dict[str, int
     shutil.copytree(REPO / "config" / "devices", etc / "devices")
     shutil.copytree(REPO / "rules", etc / "rules")
     src = write_config(
-        tmp, mqtt_port=mqtt_port, device_ports=device_ports, influx_url=influx_url, rules_dir=ETC / "rules"
+        tmp,
+        mqtt_port=mqtt_port,
+        device_ports=device_ports,
+        influx_url=influx_url,
+        rules_dir=ETC / "rules",
+        as_shipped=True,  # the shipped rules read the shipped config's filters and daylight sensor
     )
     yaml = YAML()
     data = yaml.load(src.read_text())
