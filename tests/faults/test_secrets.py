@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import random
+import socket
 import struct
 import subprocess
 import sys
@@ -204,15 +205,18 @@ def test_rate_limited_log_remembers_a_bounded_number_of_keys() -> None:
 
 
 async def test_link_bookkeeping_stays_bounded_over_many_failed_attempts(tmp_path: Path) -> None:
-    never = MosquittoServer(tmp_path / "never-started")
-    config = MqttConfig.model_validate({"host": "127.0.0.1", "port": never.port})
-    link = MqttLink(config, branch="b42", subscriptions=[], clock=RecordingClock(0.001), rng=random.Random(2))
-    task = asyncio.create_task(link.run(Collector()))
-    try:
-        await eventually(lambda: link.connect_attempts_total >= 300, timeout=60, what="300 failed attempts")
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    # A port held bound but not listening: every connection is refused, and no server of a test
+    # running beside this one (pytest-xdist) can take the port over during the 300 attempts.
+    with socket.socket() as hold:
+        hold.bind(("127.0.0.1", 0))
+        config = MqttConfig.model_validate({"host": "127.0.0.1", "port": hold.getsockname()[1]})
+        link = MqttLink(config, branch="b42", subscriptions=[], clock=RecordingClock(0.001), rng=random.Random(2))
+        task = asyncio.create_task(link.run(Collector()))
+        try:
+            await eventually(lambda: link.connect_attempts_total >= 300, timeout=60, what="300 failed attempts")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
     assert link.connect_attempts == link.connect_attempts_total >= 300
     assert set(link.failures) == {"unreachable"}
     assert link.last_disconnect is None and link.down_since is not None
