@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -114,15 +115,17 @@ async def test_reconnect_within_seconds_after_each_of_five_broker_restarts(broke
 
 
 async def test_backoff_while_the_broker_stays_down_starts_within_1_s_and_is_capped_at_30_s(tmp_path: Path) -> None:
-    never = MosquittoServer(tmp_path / "never-started")  # a free port nobody listens on
-    clock = RecordingClock()
-    link = make_link(never.port, clock)
-    task = asyncio.create_task(link.run(Collector()))
-    try:
-        await eventually(lambda: len(clock.delays) >= 12, what="twelve failed attempts")
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    # a port held bound but not listening: refused, and no test beside this one can take it over
+    with socket.socket() as hold:
+        hold.bind(("127.0.0.1", 0))
+        clock = RecordingClock()
+        link = make_link(hold.getsockname()[1], clock)
+        task = asyncio.create_task(link.run(Collector()))
+        try:
+            await eventually(lambda: len(clock.delays) >= 12, what="twelve failed attempts")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
     assert clock.delays[0] <= 1.0
     assert max(clock.delays) <= 30.0 and max(clock.delays[-4:]) >= 15.0  # the cap is reached, not passed
     assert link.connect_attempts == link.connect_attempts_total == link.failures["unreachable"] >= 12

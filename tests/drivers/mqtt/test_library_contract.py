@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 import tomllib
 from importlib.metadata import version
@@ -220,9 +221,9 @@ async def test_paho_logs_each_packet_at_debug_to_the_given_logger(
 
 async def test_connect_failures_are_ones_classify_knows(tmp_path: Path, mosquitto: MosquittoServer) -> None:
     """Refused TCP and refused credentials reach the link as exceptions classify() names correctly."""
-    closed = MosquittoServer(tmp_path / "never-started")  # a free port nobody listens on
-    with pytest.raises(aiomqtt.MqttError) as refused:
-        async with aiomqtt.Client("127.0.0.1", closed.port):
+    with socket.socket() as hold, pytest.raises(aiomqtt.MqttError) as refused:  # bound, not listening: refused
+        hold.bind(("127.0.0.1", 0))
+        async with aiomqtt.Client("127.0.0.1", hold.getsockname()[1]):
             pass
     assert classify(refused.value).kind == "unreachable"
 
