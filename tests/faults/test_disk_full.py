@@ -235,5 +235,7 @@ async def test_a_read_only_state_directory_degrades_and_the_daemon_starts(tmp_pa
                 await lob.wait_status(lambda st: _running(st) and _degraded_by(st, "read-only file system"))
             finally:
                 remount(state, "rw")
-            st = await lob.wait_status(lambda st: not st["degraded"], timeout=25)
+            # recovery, not its speed, is the point: a bound for a loaded machine (six pytest-xdist workers on
+            # two cores once missed 25 s), well above the housekeeping rounds that save again
+            st = await lob.wait_status(lambda st: not st["degraded"], timeout=60)
             assert await lob.stop_daemon() == 0
