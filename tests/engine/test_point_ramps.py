@@ -3,6 +3,7 @@ edge, a fallback, the end of an override); an override itself applies at once; a
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from daemon.engine import Override, PointLimits
@@ -78,3 +79,15 @@ def test_a_change_within_the_rate_is_one_step_and_a_minute_never_moves_more_than
     assert run.value(T0, CCT, hall_lux=1000) == 5000
     assert run.value(T0 + 100, CCT, hall_lux=900) == 5000  # 8370 asked, clamped: the output stays put
     assert run.memory.ramp_from.get(CCT, 5000) == 5000
+
+
+def test_a_ramps_minute_survives_a_restart() -> None:
+    from daemon.engine import EngineMemory
+
+    run = Runner(ruleset(DAY), limits=RAMPED)
+    run.memory.outputs[CCT] = (2700.0, T0 - 600)
+    assert run.value(T0, CCT) == 2950  # a minute's step towards 4500
+    run.memory = EngineMemory.from_json(json.loads(json.dumps(run.memory.to_json())))  # the state file
+    assert run.memory.ramp_from == {CCT: 2700.0}
+    assert run.value(T0 + 30, CCT) == 2950  # the same minute: no second step after the restart
+    assert run.value(T0 + 60, CCT) == 3200
