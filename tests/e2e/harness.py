@@ -168,16 +168,22 @@ class Lobby:
     async def wait_status(
         self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 20.0
     ) -> dict[str, Any]:
-        """Poll the daemon's control socket until ``predicate(status)`` holds."""
-        async with asyncio.timeout(timeout):
-            while True:
-                if self.proc is not None and self.proc.poll() is not None:
-                    raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log[-4000:]}")
-                with contextlib.suppress(OSError, ValueError):
-                    st = await self.status()
-                    if predicate(st):
-                        return st
-                await asyncio.sleep(0.05)
+        """Poll the daemon's control socket until ``predicate(status)`` holds; on a timeout, say what the
+        last status was degraded by (the usual question)."""
+        last: dict[str, Any] | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    if self.proc is not None and self.proc.poll() is not None:
+                        raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log[-4000:]}")
+                    with contextlib.suppress(OSError, ValueError):
+                        last = await self.status()
+                        if predicate(last):
+                            return last
+                    await asyncio.sleep(0.05)
+        except TimeoutError as exc:
+            degraded = None if last is None else last.get("degraded")
+            raise AssertionError(f"status not reached in {timeout:g} s; last degraded by: {degraded}") from exc
 
     async def seconds_after(self, n: float) -> dict[str, Any]:
         """Until ``n`` more seconds passed on the daemon's clock; its status then."""
