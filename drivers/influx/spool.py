@@ -147,6 +147,15 @@ class Spool:
             self.fault.failed(exc, self.directory / "cursor")
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
+        else:
+            self.fault.ok()
+
+    def retry_fault(self) -> None:
+        """After a write failed (a full or read-only disk), write the cursor again: once that works the
+        spool is writable and its problem clears, instead of waiting for the next point to spool (which
+        a healthy database may never send)."""
+        if self.fault.problem is not None:
+            self._write_cursor()
 
     def _fsync_dir(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY)

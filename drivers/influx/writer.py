@@ -344,6 +344,7 @@ class InfluxWriter:
             now = self._clock.monotonic()
             if now - self._last_sync >= cfg.flush_interval_s:  # policy "batch": at most once per interval
                 self._spool.sync_if_dirty()
+                self._spool.retry_fault()
                 self._last_sync = now
             if self._buf or self._spool.dirty:
                 self._wake.set()  # more to send, or spooled records still to sync: another round

@@ -239,3 +239,23 @@ async def test_a_read_only_state_directory_degrades_and_the_daemon_starts(tmp_pa
             # two cores once missed 25 s), well above the housekeeping rounds that save again
             st = await lob.wait_status(lambda st: not st["degraded"], timeout=60)
             assert await lob.stop_daemon() == 0
+
+
+def test_the_spools_fault_clears_once_its_disk_is_writable_again(tmp_path: Path) -> None:
+    """A spool that failed on a read-only disk is healthy again after the remount, although no point
+    needs spooling any more (a healthy database): the writer's periodic retry writes the cursor."""
+    directory = tmp_path / "spool"
+    with tmpfs(directory, "1m"):
+        spool = Spool(directory, budget_bytes=100_000, clock=VirtualClock(0.0))
+        spool.open()
+        remount(directory, "ro")
+        try:
+            with pytest.raises(OSError):  # the writer counts these points lost
+                spool.append(["reading value=1 1"])
+            assert spool.fault.problem is not None and "read-only" in spool.fault.problem
+            spool.retry_fault()
+            assert spool.fault.problem is not None  # still read-only: still degraded
+        finally:
+            remount(directory, "rw")
+        spool.retry_fault()
+        assert spool.fault.problem is None
