@@ -187,7 +187,8 @@ _DISCRIMINATORS = ("api", "type")  # a section that changes its kind is replaced
 
 
 def _enum_ramps(doc: SourceDoc, cfg: DaemonConfig, profiles: dict[str, DeviceProfile]) -> list[ErrorItem]:
-    """A safety ramp on a point that takes only some values (it would ask for values in between)."""
+    """A safety ramp on a point that takes only some values (it would ask for values in between), or one
+    whose steps could fall inside the point's deadband."""
     errors: list[ErrorItem] = []
     for n, prof in profiles.items():
         for p in prof.setpoints():
@@ -196,6 +197,15 @@ def _enum_ramps(doc: SourceDoc, cfg: DaemonConfig, profiles: dict[str, DevicePro
             if allowed and cfg.safety.get(key, cfg.safety_defaults).ramp_per_minute is not None:
                 takes = "one of [" + ", ".join(f"{a:g}" for a in allowed) + "]"
                 errors.append(doc.error(at, f"{key} takes only {takes}; a ramp gives values between them"))
+    entries = [(("safety", k), v) for k, v in cfg.safety.items()] + [(("safety_defaults",), cfg.safety_defaults)]
+    for where, s in entries:
+        rate, band = s.ramp_per_minute, s.deadband
+        if rate is not None and not rate > 2 * band:
+            errors.append(doc.error((*where, "ramp_per_minute"), (
+                f"ramp_per_minute ({rate:g}) must be more than twice the deadband ({band:g}): a ramp moves in equal"
+                f" steps, which can be as small as half the rate, and a step inside the deadband is never written;"
+                f" e.g. ramp_per_minute: {2.5 * band:g}, or deadband: {rate / 2.5:g}"
+            )))  # fmt: skip
     return errors
 
 

@@ -134,20 +134,20 @@ async def test_a_ramp_moves_once_a_minute_and_the_ticker_takes_it_on_when_readin
         await clock.advance(0.5)  # readings between the ticker's slots, as a real sensor's would be
         on_message(msg(lux, '{"lux": 300}', clock.now()))  # 3500 K on the daylight curve
         await settled(d)
-        on_message(msg(lux, '{"lux": 1500}', clock.now()))  # 5000 K, at 600 K/min: a step a minute
+        on_message(msg(lux, '{"lux": 1500}', clock.now()))  # 5000 K, at 600 K/min: 3 equal steps, one a minute
         await settled(d)
-        assert control.desired[cct].value == 4100 and control.desired[cct].reason.held_by == "ramp"
+        assert control.desired[cct].value == 4000 and control.desired[cct].reason.held_by == "ramp"
         for _ in range(10):  # more readings within the minute move nothing
             await clock.advance(1.0)
             on_message(msg(lux, '{"lux": 1500}', clock.now()))
             await settled(d)
-        assert (control.stats.ticks, control.desired[cct].value) == (0, 4100)
+        assert (control.stats.ticks, control.desired[cct].value) == (0, 4000)
         for _ in range(52):  # the sensor falls silent: the ticker wakes when the next minute begins
             await clock.advance(1.0)
             await settled(d)
         assert clock.now() == T0 + 62.5
         # moved on with no reading; the ticker woke for the heartbeat and the new minute, not every second
-        assert control.desired[cct].value == 4700 and control.stats.ticks <= 62 // HEARTBEAT_S + 1
+        assert control.desired[cct].value == 4500 and control.stats.ticks <= 62 // HEARTBEAT_S + 1
 
 
 async def test_a_flood_is_evaluated_less_often_than_it_reads_but_no_crossing_is_lost(tmp_path: Path) -> None:

@@ -216,6 +216,8 @@ def evaluate(
         if not cands:
             continue
         winner = _arbitrate(cands)
+        value, reason = _clamp(winner.value, winner.reason, limits.get(target))  # a ramp heads for what is reachable
+        winner = winner._replace(value=value, reason=reason)
         ramp = _ramp_rate(rules.by_id[winner.rule], winner.reason, limits.get(target))
         value, reason, minute = _ramp(ramp, mem.outputs.get(target), mem.ramp_from.get(target), winner, now)
         if minute is not None:
@@ -309,7 +311,9 @@ def _ramp(
     """Move from the point's previous output (a rule's, a fallback's or an override's) towards the
     winner's value, at most ``rate`` away from where the current minute of ramping began (``start``, at
     ``prev``'s time; a new minute begins from the output when the last one is over). So a change no
-    larger than the rate is made at once, in one write, and a larger one in one step a minute. Returns
+    larger than the rate is made at once, in one write, and a larger one in equal steps, one a minute:
+    4500 → 2700 at 250/min is 8 steps of 225, and 336 is 2 of 168, not 250 and a last 86 that the point's
+    deadband (100) would never write, leaving the device 86 away and the next change 336 large. Returns
     the value, its reason, and the minute's start value and time (None: no ramp applies, or the output
     is where the minute began, so a change that comes later starts a minute of its own)."""
     value, reason = winner.value, winner.reason
@@ -319,7 +323,9 @@ def _ramp(
     out, began = prev
     if start is None or not began <= now < began + RAMP_MINUTE_S:
         start, began = out, now
-    ramped = start + max(-rate, min(rate, value - start))
+    delta = value - start
+    steps = math.ceil(abs(delta) / rate - 1e-9)  # equal steps: none so small that a deadband swallows it
+    ramped = value if steps <= 1 else start + delta / steps
     if ramped == start:  # not moving: no minute in progress, the next change starts one
         return value, reason, None
     if ramped == value:
@@ -330,14 +336,19 @@ def _ramp(
 
 def _decision(target: str, value: float, reason: Reason, now: float, limits: Mapping[str, PointLimits]) -> Decision:
     device, point = target.split(".", 1)
-    lim = limits.get(target)
-    if lim is not None:
-        clamped = lim.clamp(value)
-        if clamped != value:
-            text = reason.text + f"; clamped {value:.4g} to {clamped:.4g} (device range)"
-            reason = Reason(reason.rule, text, reason.inputs, held_by=reason.held_by, fallback=reason.fallback)
-            value = clamped
+    value, reason = _clamp(value, reason, limits.get(target))
     return Decision(device=device, point=point, value=value, reason=reason, ts=now)
+
+
+def _clamp(value: float, reason: Reason, lim: PointLimits | None) -> tuple[float, Reason]:
+    """``value`` within the point's range (and allowed values), with words when that changed it."""
+    if lim is None:
+        return value, reason
+    clamped = lim.clamp(value)
+    if clamped == value:
+        return value, reason
+    text = reason.text + f"; clamped {value:.4g} to {clamped:.4g} (device range)"
+    return clamped, Reason(reason.rule, text, reason.inputs, held_by=reason.held_by, fallback=reason.fallback)
 
 
 def _quantity_of(inp: Input, view: SensorView) -> Quantity | None:

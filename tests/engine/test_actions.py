@@ -92,9 +92,10 @@ def test_output_is_clamped_to_the_profile_with_a_reason() -> None:
 def test_ramp_moves_at_most_the_rate_per_minute() -> None:
     run = Runner(ruleset(cct_rule({"curve": CURVE}, ramp_per_minute=600)))
     assert run.value(T0, CCT, hall_lux=0) == 2700  # first output: no previous value to ramp from
-    # One step of at most the rate per minute, each the moment its minute begins (one write, not many).
+    # One step of at most the rate per minute, each the moment its minute begins (one write, not many);
+    # the 2300 K are four equal steps of 575 K.
     got = [run.value(T0 + 30 * i, CCT, hall_lux=1500) for i in range(1, 7)]
-    assert got == [3300, 3300, 3900, 3900, 4500, 4500]
+    assert got == [3275, 3275, 3850, 3850, 4425, 4425]
     d = run.last.decisions[CCT] if run.last else None
     assert d is not None and d.reason.held_by == "ramp"
     assert run.last is not None and run.last.next_due == T0 + 150 + 60  # woken when the next minute begins

@@ -3,8 +3,11 @@ edge, a fallback, the end of an override); an override itself applies at once; a
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
+
+import pytest
 
 from daemon.engine import Override, PointLimits
 from daemon.engine.explain import explain_point
@@ -21,8 +24,8 @@ def test_closing_edge_is_ramped_at_the_points_rate() -> None:
     run = Runner(ruleset(DAY, NIGHT), limits=RAMPED)
     assert run.value(CLOSING - 60, CCT) == 4500
     got = [run.value(CLOSING + 60 * i, CCT) for i in range(9)]
-    # 250 K a minute from 4500 K down to 2700 K; the step at the edge itself is one minute's worth.
-    assert got == [4250, 4000, 3750, 3500, 3250, 3000, 2750, 2700, 2700]
+    # At most 250 K a minute from 4500 K down to 2700 K: eight equal steps of 225 K, the first at the edge.
+    assert got == [4275, 4050, 3825, 3600, 3375, 3150, 2925, 2700, 2700]
 
 
 def test_without_a_point_ramp_the_edge_is_a_step() -> None:
@@ -38,7 +41,7 @@ def test_fallback_is_ramped_by_the_point() -> None:
         run.step(T0, hall_lux=0)
         run.readings.clear()
         d = run.step(T0 + 10).decisions[CCT]
-        assert (d.value, d.reason.fallback) == (2700 + 250, True)  # the first minute's step
+        assert d.value == pytest.approx(2700 + 1300 / 6) and d.reason.fallback  # the first of 6 steps
         assert d.reason.held_by == "ramp"
 
 
@@ -55,7 +58,7 @@ def test_override_applies_at_once_and_its_end_is_ramped() -> None:
 def test_rules_own_ramp_wins_and_why_names_the_ramp() -> None:
     run = Runner(ruleset({**DAY, "ramp_per_minute": 600}, NIGHT), limits=RAMPED)
     run.value(CLOSING - 60, CCT)
-    assert run.value(CLOSING, CCT) == 4250  # the night rule has no ramp: the point's applies
+    assert run.value(CLOSING, CCT) == 4275  # the night rule has no ramp: the point's applies
     run2 = Runner(ruleset(DAY, {**NIGHT, "ramp_per_minute": 600}), limits=RAMPED)
     run2.value(CLOSING - 60, CCT)
     d = run2.step(CLOSING).decisions[CCT]
@@ -71,9 +74,10 @@ def test_a_change_within_the_rate_is_one_step_and_a_minute_never_moves_more_than
     run = Runner(ruleset(rule), limits=RAMPED)
     assert run.value(T0, CCT, hall_lux=100) == 3330  # first output: nothing to ramp from
     assert run.value(T0 + 100, CCT, hall_lux=110) == 3393  # 63 K: at once, not spread over the minute
-    assert run.value(T0 + 110, CCT, hall_lux=200) == 3393 + 250 - 63  # the same minute: 250 from 3330 in all
+    assert run.value(T0 + 110, CCT, hall_lux=200) == 3330 + 630 / 3  # the same minute: from 3330, 1 of 3 steps
     assert run.value(T0 + 150, CCT, hall_lux=100) == 3330  # back within the minute's band
-    assert run.value(T0 + 170, CCT, hall_lux=900) == 3580  # a new minute: 250 from where the output is
+    # A new minute, from where the output is; the curve's 8370 is clamped to 5000 first: 1670 K in 7 steps.
+    assert run.value(T0 + 170, CCT, hall_lux=900) == pytest.approx(3330 + 1670 / 7)
     # above the device's range the curve is clamped to 5000, and the ramp starts from what was given
     run = Runner(ruleset(rule), limits=RAMPED)
     assert run.value(T0, CCT, hall_lux=1000) == 5000
@@ -86,8 +90,25 @@ def test_a_ramps_minute_survives_a_restart() -> None:
 
     run = Runner(ruleset(DAY), limits=RAMPED)
     run.memory.outputs[CCT] = (2700.0, T0 - 600)
-    assert run.value(T0, CCT) == 2950  # a minute's step towards 4500
+    assert run.value(T0, CCT) == 2925  # a minute's step towards 4500 (1800 K in 8 steps of 225)
     run.memory = EngineMemory.from_json(json.loads(json.dumps(run.memory.to_json())))  # the state file
     assert run.memory.ramp_from == {CCT: 2700.0}
-    assert run.value(T0 + 30, CCT) == 2950  # the same minute: no second step after the restart
-    assert run.value(T0 + 60, CCT) == 3200
+    assert run.value(T0 + 30, CCT) == 2925  # the same minute: no second step after the restart
+    assert run.value(T0 + 60, CCT) == 3150
+
+
+def test_a_ramp_moves_in_equal_steps_none_too_small_for_the_deadband() -> None:
+    # 336 K at 250 K a minute: 168 and 168, not 250 and a last 86 that a 100 K deadband would never write
+    # (the device would stay 86 K off, and the next change would then be 336 K in one go).
+    rule = {"id": "cct", "target": CCT, "set": {"curve": {"input": "hall-lux", "points": [[0, 2700], [1500, 5000]]}}}
+    run = Runner(ruleset(rule), limits=RAMPED)
+    run.memory.outputs[CCT] = (4237.0, T0 - 600)
+    lux = (3901 - 2700) * 1500 / 2300
+    assert [run.value(T0 + 60 * i, CCT, hall_lux=lux) for i in range(3)] == pytest.approx([4069, 3901, 3901])
+    for total in (251, 499, 501, 1799, 2300):  # every step more than half the rate, whatever the distance
+        run = Runner(ruleset(rule), limits=RAMPED)
+        run.memory.outputs[CCT] = (2700.0, T0 - 600)
+        lux = total * 1500 / 2300
+        got = [2700.0] + [run.value(T0 + 60 * i, CCT, hall_lux=lux) or 0.0 for i in range(12)]
+        steps = [b - a for a, b in itertools.pairwise(got) if b != a]
+        assert got[-1] == pytest.approx(2700 + total) and all(125 < s <= 250 for s in steps), (total, steps)

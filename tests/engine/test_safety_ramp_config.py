@@ -41,6 +41,7 @@ def test_a_points_ramp_reaches_the_engines_limits(tmp_path: Path) -> None:
         (CCT, 1e9, "ramp_per_minute"),
         (CCT, "fast", "ramp_per_minute"),
         (FAN, 1, "fresh_air.fan_speed takes only one of [0, 1, 2, 3]; a ramp gives values between them"),
+        (CCT, 200, "ramp_per_minute (200) must be more than twice the deadband (100)"),  # a step could be 100
     ],
 )
 def test_a_wrong_ramp_is_refused_at_its_place(tmp_path: Path, target: str, value: Any, fragment: str) -> None:

@@ -214,9 +214,10 @@ async def test_a_wall_clock_step_while_running_moves_no_hold_timer_or_ramp(
         assert run.clock.now() - run.clock.monotonic() == pytest.approx(step_s)
         # The fan: level 2 at 10 s starts the 120 s hold; the `for: 1m` is done at 70 s but held until 130 s.
         assert b.writes(b.fan, "fan_speed") == [(10, 2), (130, 3)]
-        # The light: 60 % at 10 s (a minute's step at once), 100 % a minute later; the step at 40 s moves neither.
+        # The light: 0 → 100 % at 60 %/min is two equal steps, 50 % at 10 s (at once) and 100 % a minute later;
+        # the step at 40 s moves neither.
         light = b.writes(b.lights, "brightness")
-        assert light == [(10, 60), (70, 100)] and ramp_ok(light, 60)
+        assert light == [(10, 50), (70, 100)] and ramp_ok(light, 60)
         assert run.daemon.parts.actuation.gate.writes_last_hour(FAN, run.daemon.parts.clock.now()) == 2
         assert state.out_of_order == 0
         assert not any(d.reason.fallback for d in run.daemon.parts.control.desired.values())
