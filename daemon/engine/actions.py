@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from daemon.engine.view import SensorView, Used
-from daemon.rules.model import Action
+from daemon.rules.model import Action, Circadian, Curve
 from daemon.sun import Site, sun_position
 
 __all__ = ["CIRCADIAN_EVERY_S", "ActionOutcome", "action_value", "interpolate", "step_row"]
@@ -65,7 +65,8 @@ def action_value(
             return ActionOutcome(None, f"{key} is unknown", view.sources(action.curve.input, now))
         out = interpolate(action.curve.points, inp.value)
         words = f"curve of {key} = {inp.value:.4g} gives {out:.4g}"
-        out, words, kept = _min_change(out, words, action.curve.min_change, row)
+        ys = [p[1] for p in action.curve.points]
+        out, words, kept = _min_change(out, words, action.curve, row, (min(ys), max(ys)))
         return ActionOutcome(out, words, view.sources(action.curve.input, now), inp.changes_at, kept)
     if action.steps is not None:
         inp = view.value(action.steps.input, now)
@@ -95,14 +96,23 @@ def action_value(
         text += f", daylight {inp.value:.4g} lx ({d:.0%} of full)"
         used, due = view.sources(circ.daylight, now), min(due, inp.changes_at)
     out = circ.min_k + (circ.max_k - circ.min_k) * frac
-    out, words, kept = _min_change(out, f"circadian: {text} gives {out:.0f} K", circ.min_change, row)
+    out, words, kept = _min_change(out, f"circadian: {text} gives {out:.0f} K", circ, row, (circ.min_k, circ.max_k))
     return ActionOutcome(out, words, used, due, kept)
 
 
-def _min_change(out: float, words: str, min_change: float, last: float | None) -> tuple[float, str, float | None]:
-    """Keep the value last given (``last``) while ``out`` differs from it by less than ``min_change``."""
-    if min_change <= 0:
+def _min_change(
+    out: float, words: str, held: Curve | Circadian, last: float | None, bounds: tuple[float, float]
+) -> tuple[float, str, float | None]:
+    """Keep the value last given (``last``) while ``out`` differs from it by less than ``held.min_change``;
+    when it moves, go ``held.lead`` past ``out`` in the direction of the move (within ``bounds``), so a
+    steady trend takes a step every ``min_change + lead`` instead of every ``min_change``."""
+    if held.min_change <= 0:
         return out, words, None
-    if last is not None and abs(out - last) < min_change:
-        return last, words + f"; keeps {last:.4g} (moves only by min_change {min_change:g} or more)", last
+    if last is not None and abs(out - last) < held.min_change:
+        return last, words + f"; keeps {last:.4g} (moves only by min_change {held.min_change:g} or more)", last
+    if last is not None and held.lead > 0:
+        led = min(max(out + math.copysign(held.lead, out - last), bounds[0]), bounds[1])
+        if led != out:
+            words += f"; leads to {led:.4g} ({held.lead:g} ahead of the move)"
+        out = led
     return out, words, out

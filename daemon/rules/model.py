@@ -39,6 +39,25 @@ ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"  # a rule id (also in the JSON Schema)
 TARGET_PATTERN = r"^[^.]*\.[^.]*$"  # device.point: exactly one dot
 _ID = re.compile(ID_PATTERN)
 MIN_CHANGE = "the output moves only when the value computed differs from the last one given by at least this"
+LEAD = (
+    "with min_change: when the output moves, it goes this far past the value computed, in the direction of"
+    " the move, so a steady trend takes fewer, larger steps; less than min_change"
+)
+
+
+def _check_lead(min_change: float, lead: float) -> None:
+    """``lead`` must stay below ``min_change``: at or above it, the value led to would at once be
+    ``min_change`` away from the value computed, and the output would flip back and forth."""
+    if lead <= 0 or lead < min_change:
+        return
+    if min_change <= 0:
+        raise ValueError(
+            f"'lead' ({lead:g}) works only with a 'min_change' larger than it; e.g. min_change: {lead * 1.5:g}"
+        )
+    raise ValueError(
+        f"'lead' ({lead:g}) must be less than 'min_change' ({min_change:g}): else the output would flip back and"
+        f" forth; e.g. lead: {min_change * 2 / 3:g}"
+    )
 
 
 class Input(_Strict):
@@ -214,12 +233,14 @@ class Curve(_Strict):
     input: InputRef
     points: tuple[tuple[Number, Number], ...] = Field(min_length=2)
     min_change: Number = Field(0.0, ge=0, description=MIN_CHANGE)
+    lead: Number = Field(0.0, ge=0, description=LEAD)
 
     @model_validator(mode="after")
     def _sorted(self) -> Curve:
         xs = [p[0] for p in self.points]
         if any(b <= a for a, b in itertools.pairwise(xs)):
             raise ValueError("curve points must be in increasing order of their first number")
+        _check_lead(self.min_change, self.lead)
         return self
 
 
@@ -258,11 +279,13 @@ class Circadian(_Strict):
     full_daylight_lux: Number = Field(2000, gt=0)
     daylight_weight: Number = Field(0.5, ge=0, le=1)
     min_change: Number = Field(0.0, ge=0, description=MIN_CHANGE)
+    lead: Number = Field(0.0, ge=0, description=LEAD)
 
     @model_validator(mode="after")
     def _range(self) -> Circadian:
         if not self.min_k < self.max_k:
             raise ValueError("'min_k' must be lower than 'max_k'")
+        _check_lead(self.min_change, self.lead)
         return self
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -194,6 +195,52 @@ def test_circadian_min_change_holds_the_colour_between_big_enough_moves() -> Non
     plain = Runner(ruleset(cct_rule({"circadian": {"min_k": 2700, "max_k": 5000}})))
     free = [plain.value(day.sunrise + 600 * i, CCT) or 0.0 for i in range(30)]
     assert any(0 < abs(b - a) < 150 for a, b in itertools.pairwise(free))  # without it: small steps
+
+
+def _follow(curve: dict[str, Any], lux: Sequence[float]) -> tuple[list[float], list[float]]:
+    """The outputs for a series of readings, and what the curve gave for each (without min_change)."""
+    run = Runner(ruleset(cct_rule({"curve": curve})))
+    free = Runner(ruleset(cct_rule({"curve": CURVE})))
+    got = [run.value(T0 + 60 * i, CCT, hall_lux=x) or 0.0 for i, x in enumerate(lux)]
+    want = [free.value(T0 + 60 * i, CCT, hall_lux=x) or 0.0 for i, x in enumerate(lux)]
+    return got, want
+
+
+def test_lead_moves_past_the_curve_so_a_steady_rise_takes_fewer_steps_and_none_back() -> None:
+    rise = [100 + 4 * i for i in range(100)]  # 3000 K to 3990 K on the curve, 10 K a minute
+    plain, want = _follow({**CURVE, "min_change": 150}, rise)
+    led, _ = _follow({**CURVE, "min_change": 150, "lead": 100}, rise)
+    moves = [[b - a for a, b in itertools.pairwise(g) if b != a] for g in (plain, led)]
+    assert len(moves[0]) == 6 and len(moves[1]) == 4  # a step every 150 K, and every 250 K with the lead
+    assert all(m >= 250 for m in moves[1])
+    assert max(abs(g - w) for g, w in zip(led, want, strict=True)) <= 150  # never further off than min_change
+    assert any(g - w >= 90 for g, w in zip(led, want, strict=True))  # ahead of the curve after a step
+    # A plateau after the rise: the lead holds, no step back towards the curve.
+    hold, _ = _follow({**CURVE, "min_change": 150, "lead": 100}, rise + [rise[-1]] * 30)
+    assert hold[-31:] == [hold[-31]] * 31
+
+
+def test_lead_stays_within_the_curves_range_and_says_so() -> None:
+    run = Runner(ruleset(cct_rule({"curve": {**CURVE, "min_change": 150, "lead": 100}})))
+    assert run.value(T0, CCT, hall_lux=1200) == 4700  # the first value: no move yet, nothing to lead
+    assert run.value(T0 + 60, CCT, hall_lux=1400) == 5000  # 4900 led by 100 would be 5000 anyway
+    assert run.value(T0 + 120, CCT, hall_lux=1000) == 4400  # 4500, led down by 100
+    assert run.last is not None
+    assert "gives 4500; leads to 4400 (100 ahead of the move)" in run.last.decisions[CCT].reason.text
+    run = Runner(ruleset(cct_rule({"curve": {**CURVE, "min_change": 150, "lead": 100}})))
+    run.value(T0, CCT, hall_lux=1300)
+    assert run.value(T0 + 60, CCT, hall_lux=1500) == 5000  # not 5100: the curve's top is the limit
+
+
+def test_circadian_lead_takes_fewer_steps_over_the_morning() -> None:
+    day = sun_day(SITE, T0)
+    spec = {"min_k": 2700, "max_k": 5000, "min_change": 150}
+    counts = []
+    for extra in ({}, {"lead": 100}):
+        run = Runner(ruleset(cct_rule({"circadian": {**spec, **extra}})))
+        got = [run.value(day.sunrise + 300 * i, CCT) or 0.0 for i in range(40)]
+        counts.append(sum(1 for a, b in itertools.pairwise(got) if b != a))
+    assert counts[1] < counts[0]
 
 
 @pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "much"])
