@@ -59,7 +59,7 @@ def test_replay_counts_writes_time_in_value_and_fallbacks(loaded: LoadedConfig, 
     # 1 while open and clean; 3 once the median of the last nine readings is over 35 (the fifth reading
     # of 40, at 640 s). The feed has no outdoor PM2.5, so pm25-unknown-outdoor-bad (high when the hall's
     # PM2.5 is unknown and the outdoor air not known clean) asks for its safe value 3 all along, and
-    # keeps 3 while the hall's sensor is silent. Back at 30, below pm25-high's 32: 2 (pm25-elevated,
+    # keeps 3 while the hall's sensor is silent. Back at 30, below pm25-high's 34: 2 (pm25-elevated,
     # still on above 29), once the median holds five readings of 30 (1540 s).
     assert [(t - T0, v) for t, v in fan.values] == [(0, 1), (640, 3), (1540, 2)]
     assert fan.writes == 3
