@@ -146,7 +146,7 @@ class Daemon:
             own=own,
             precision=cfg.influx.precision if cfg.influx is not None else "ns",
         )
-        conditioning = Conditioning(SensorInputs(s.id, s.filter, s.stuck) for s in cfg.sensors)
+        conditioning = Conditioning(SensorInputs(s.id, s.filter, s.stuck, s.stale_after_s) for s in cfg.sensors)
         state = SensorState(
             loaded.sensor_infos(), started_at=clock.now(), conditioning=conditioning, on_stuck=self._stuck
         )
@@ -217,6 +217,7 @@ class Daemon:
             dark=lambda: is_dark(site, clock.wall()),
             saved=lux_per_percent,
             save=self._calibrated(calibration),
+            stale_after_s={s.id: s.stale_after_s for s in cfg.sensors},
         )
         intake = Intake(
             decoder,

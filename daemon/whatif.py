@@ -131,13 +131,18 @@ def replay(
     report = WhatIfReport(feed, start, end, loaded.site.timezone, messages=len(messages))
     router = TopicRouter(loaded.config.sensors)
     cfg = loaded.config
-    conditioning = Conditioning(SensorInputs(s.id, s.filter, s.stuck) for s in cfg.sensors)
+    conditioning = Conditioning(SensorInputs(s.id, s.filter, s.stuck, s.stale_after_s) for s in cfg.sensors)
     state = SensorState(loaded.sensor_infos(), started_at=start, conditioning=conditioning)
     limits = loaded.point_limits()
     site = loaded.site
     gate = SafetyGate()
     # the daylight sensors see the lamps at the level the rules would have set (calibrated as configured)
-    virtual = VirtualSensors(cfg.daylight, brightness=lambda p: gate.track(p).known, dark=lambda: is_dark(site, t))
+    virtual = VirtualSensors(
+        cfg.daylight,
+        brightness=lambda p: gate.track(p).known,
+        dark=lambda: is_dark(site, t),
+        stale_after_s={s.id: s.stale_after_s for s in cfg.sensors},
+    )
     for target, value in (initial or {}).items():
         gate.observed(target, value)
     memory = EngineMemory()

@@ -7,6 +7,7 @@ are not held here at all, so they pass through unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -24,6 +25,7 @@ class SensorInputs(NamedTuple):
     id: str
     filter: FilterConfig | None
     stuck: StuckConfig | None
+    stale_after_s: float = math.inf  # a median filter starts afresh after a gap this long
 
 
 class Conditioned(NamedTuple):
@@ -40,7 +42,7 @@ class Conditioning:
         self._stuck: dict[str, StuckDetector] = {}
         for s in sensors:
             if s.filter is not None:
-                self._filters[s.id] = make_filter(s.filter)
+                self._filters[s.id] = make_filter(s.filter, s.stale_after_s)
             if s.stuck is not None:
                 self._stuck[s.id] = StuckDetector(s.stuck.after_s, s.stuck.min_change)
 

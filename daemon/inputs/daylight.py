@@ -10,6 +10,7 @@ darkness are given with each reading; persisting ``k`` is the caller's business.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from daemon.inputs.daylight_config import DaylightConfig
@@ -30,13 +31,15 @@ class DaylightEstimate(NamedTuple):
 class DaylightEstimator:
     """One virtual daylight sensor; :meth:`update` with each reading of its source sensor."""
 
-    def __init__(self, cfg: DaylightConfig, *, lux_per_percent: float | None = None) -> None:
+    def __init__(
+        self, cfg: DaylightConfig, *, lux_per_percent: float | None = None, max_gap_s: float = math.inf
+    ) -> None:
         self.cfg = cfg
         self.lux_per_percent = lux_per_percent if lux_per_percent is not None else cfg.lux_per_percent
         self.calibrations = 0
         self._lamps: float | None = None
         self._lamps_since = 0.0
-        self._filter = make_filter(cfg.filter) if cfg.filter is not None else None
+        self._filter = make_filter(cfg.filter, max_gap_s) if cfg.filter is not None else None  # gap: source's stale
 
     @property
     def source(self) -> str:

@@ -23,20 +23,32 @@ class InputFilter(Protocol):
 
 
 class MedianFilter:
-    """The median of the last ``n`` readings (fewer at start): one outlier among them moves nothing."""
+    """The median of the last ``n`` readings (fewer at start): one outlier among them moves nothing.
 
-    __slots__ = ("_window",)
+    A reading more than ``max_gap_s`` after the one before (the sensor's ``stale_after_s``: it was
+    unknown in between) starts afresh. A median has no time in it, so without this the readings from
+    before an outage would outvote the first ones after it for up to n/2 readings.
+    """
 
-    def __init__(self, n: int) -> None:
+    __slots__ = ("_last", "_max_gap", "_window")
+
+    def __init__(self, n: int, max_gap_s: float = math.inf) -> None:
         if n < 1:
             raise ValueError("a median filter needs n ≥ 1")
+        if not max_gap_s > 0:
+            raise ValueError("a median filter's max_gap_s must be > 0")
         self._window: deque[float] = deque(maxlen=n)
+        self._max_gap = max_gap_s
+        self._last = -math.inf
 
     def __len__(self) -> int:
         """How many readings it holds (at most n)."""
         return len(self._window)
 
     def update(self, value: float, ts: float) -> float:
+        if ts - self._last > self._max_gap:
+            self._window.clear()
+        self._last = max(self._last, ts)
         self._window.append(value)
         s = sorted(self._window)
         mid = len(s) // 2
@@ -72,9 +84,10 @@ class EmaFilter:
         return self._value
 
 
-def make_filter(cfg: FilterConfig) -> InputFilter:
-    """The filter a sensor's ``filter:`` names."""
+def make_filter(cfg: FilterConfig, max_gap_s: float = math.inf) -> InputFilter:
+    """The filter a sensor's ``filter:`` names; a median starts afresh after a gap over ``max_gap_s``
+    (an EMA weighs a gap by its length already)."""
     if cfg.median_of is not None:
-        return MedianFilter(cfg.median_of)
+        return MedianFilter(cfg.median_of, max_gap_s)
     assert cfg.ema_s is not None  # the config model requires one of the two
     return EmaFilter(cfg.ema_s)

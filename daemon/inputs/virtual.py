@@ -8,6 +8,7 @@ saved through ``save`` when it moved by more than 1 %.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -29,9 +30,15 @@ class VirtualSensors:
         dark: Callable[[], bool],
         saved: Mapping[str, float] | None = None,
         save: Callable[[dict[str, float]], None] | None = None,
+        stale_after_s: Mapping[str, float] | None = None,
     ) -> None:
-        saved = saved or {}
-        self.estimators = {c.id: DaylightEstimator(c, lux_per_percent=saved.get(c.id)) for c in configs}
+        saved, stale = saved or {}, stale_after_s or {}
+        self.estimators = {
+            c.id: DaylightEstimator(
+                c, lux_per_percent=saved.get(c.id), max_gap_s=stale.get(c.window_sensor or c.lux_sensor, math.inf)
+            )
+            for c in configs
+        }
         self._by_source: dict[str, list[DaylightEstimator]] = {}
         for e in self.estimators.values():
             self._by_source.setdefault(e.source, []).append(e)

@@ -59,12 +59,14 @@ def test_replay_counts_writes_time_in_value_and_fallbacks(loaded: LoadedConfig, 
     # 1 while open and clean; 3 once the median of the last nine readings is over 35 (the fifth reading
     # of 40, at 640 s). The feed has no outdoor PM2.5, so pm25-unknown-outdoor-bad (high when the hall's
     # PM2.5 is unknown and the outdoor air not known clean) asks for its safe value 3 all along, and
-    # keeps 3 while the hall's sensor is silent. Back at 30, below pm25-high's 34: 2 (pm25-elevated,
-    # still on above 29), once the median holds five readings of 30 (1540 s).
-    assert [(t - T0, v) for t, v in fan.values] == [(0, 1), (640, 3), (1540, 2)]
-    assert fan.writes == 3
-    assert fan.time_in_value == {1: 640, 3: 900, 2: 550}
-    assert (fan.fallbacks, fan.fallback_s) == (1, 900)
+    # keeps 3 while the hall's sensor is silent. It comes back at 30 after 300 s, longer than its
+    # stale_after_s: the median starts afresh (the 40s from before the gap count no more), and 30 is
+    # below every threshold (pm25-elevated's latch, too, was reset by the gap): pm25-elevated keeps 2
+    # for its release_after, then low once the fan's 120 s hold is over.
+    assert [(t - T0, v) for t, v in fan.values] == [(0, 1), (640, 3), (1500, 2), (1620, 1)]
+    assert fan.writes == 4
+    assert fan.time_in_value == {1: 1110, 3: 860, 2: 120}
+    assert (fan.fallbacks, fan.fallback_s) == (1, 860)
     # The lamps: hall-daylight is lux minus the lamps' own light, known once the brightness is written
     # (a 10 s fallback to 100 % at the start); 1000 lx − 4.5 × 80 % = 640 lx of daylight: 80 %, and the
     # colour follows the 15-minute average of that daylight, first written at 130 s.
@@ -72,9 +74,9 @@ def test_replay_counts_writes_time_in_value_and_fallbacks(loaded: LoadedConfig, 
     assert [(t - T0, v) for t, v in cct.values] == [(130, 4050)]
     assert report.points["lights.brightness"].time_in_value == {100: 300, 80: 1670}
     text = format_report(report)
-    assert "fresh_air.fan_speed: 3 write(s)" in text
-    assert "    at 3: 15 min (43%)" in text
-    assert "    fallbacks (inputs unknown → safe value): 1, 15 min in all" in text
+    assert "fresh_air.fan_speed: 4 write(s)" in text
+    assert "    at 3: 14 min (41%)" in text
+    assert "    fallbacks (inputs unknown → safe value): 1, 14 min in all" in text
     assert "1 rejected" not in text and "2 rejected (not_json 1, unknown_topic 1)" in text
 
 

@@ -88,3 +88,17 @@ def test_virtual_sensors_save_a_measured_factor_and_reload_it(tmp_path: Path) ->
 def test_a_damaged_calibration_file_is_ignored(tmp_path: Path, text: str) -> None:
     (tmp_path / "daylight.json").write_text(text)
     assert CalibrationStore(tmp_path).load() == {}
+
+
+def test_a_daylight_median_starts_afresh_after_its_source_was_stale() -> None:
+    v = VirtualSensors(
+        [_cfg(lux_per_percent=4.0, filter={"median_of": 5})],
+        brightness=lambda _: 0.0,
+        dark=lambda: False,
+        stale_after_s={"hall-lux": 60.0},
+    )
+    for t in (0, 10, 20):
+        v.on_reading(_lux(900.0, t))
+    assert [r.value for r in v.on_reading(_lux(100.0, 80))] == [900.0]  # 60 s: not yet stale, the median holds
+    (after,) = v.on_reading(_lux(100.0, 141))  # 61 s of silence: the readings from before count no more
+    assert after.value == 100.0

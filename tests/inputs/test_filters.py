@@ -114,3 +114,24 @@ def test_bad_filter_configs_are_refused(data: dict[str, float]) -> None:
 def test_bad_stuck_configs_are_refused(data: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         StuckConfig.model_validate(data)
+
+
+def test_median_starts_afresh_after_a_gap_longer_than_the_sensors_stale_time() -> None:
+    f = MedianFilter(9, max_gap_s=120)
+    for i in range(9):
+        f.update(40.0, 10.0 * i)
+    assert f.update(30.0, 80 + 120) == 40.0  # a gap of 120 s: not longer than stale, the 40s still count
+    assert f.update(30.0, 200 + 121) == 30.0  # 121 s: the sensor was unknown; the old readings are gone
+    assert len(f) == 1
+    plain = MedianFilter(9)
+    for i in range(9):
+        plain.update(40.0, 10.0 * i)
+    assert plain.update(30.0, 10_000) == 40.0  # without a bound: no notion of time
+    with pytest.raises(ValueError, match="max_gap_s"):
+        MedianFilter(3, max_gap_s=0)
+
+
+def test_conditioning_gives_a_median_the_sensors_stale_time() -> None:
+    c = Conditioning([SensorInputs("pm", FilterConfig(median_of=3), None, 60.0)])
+    assert [c.apply(_r("pm", v, t)).reading.value for t, v in [(0, 40.0), (10, 40.0), (20, 40.0)]] == [40.0] * 3
+    assert c.apply(_r("pm", 30.0, 81)).reading.value == 30.0
