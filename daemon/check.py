@@ -19,7 +19,7 @@ from pathlib import Path
 
 from daemon.config import LoadedConfig, load_config
 from daemon.engine import PointLimits
-from daemon.rules.lint import dst_warnings, hysteresis_warnings, more_problems, same_priority_warnings
+from daemon.rules.lint import dst_warnings, hysteresis_warnings, more_problems, ramp_warnings, same_priority_warnings
 from daemon.rules.load import LoadedRules, RuleContext, load_rules, parse_rule_file, rule_files
 from daemon.yamlsource import ConfigError, ErrorItem, load_yaml
 from drivers.modbus.profile import load_profile
@@ -177,6 +177,7 @@ def check(config_path: Path, rule_paths: Sequence[Path] | None = None) -> CheckR
     checked_files = set() if result.profiles and not given else {str(p) for p in result.files}
     result.warnings.extend(w for w in hysteresis_warnings(rules) if w.file in checked_files)
     result.warnings.extend(dst_warnings(rules, loaded.config.site.timezone))
+    result.warnings.extend(ramp_warnings(rules, {t: loaded.safety_for(t).deadband for t in ctx.points}))
     return result
 
 

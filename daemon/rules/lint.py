@@ -8,6 +8,8 @@ and the problems of a file's valid parts when other parts of it are broken (ever
   around it switches the rule on and off, and the device with it.
 - A time (window, opening hours, cron hour) that falls into a daylight-saving change of the site's
   time zone: on the spring-forward day it never comes, on the fall-back day it comes twice.
+- A rule's ``ramp_per_minute`` not more than twice its point's deadband: a ramp's equal steps can be
+  as small as half its rate, and the deadband does not write a step inside it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from daemon.rules.load import LoadedRules, RuleContext, duplicate_ids, parse_rul
 from daemon.rules.model import Rule, RuleFile, Schedule
 from daemon.yamlsource import DEFAULT_LIMITS, ConfigError, ErrorItem, SourceDoc, YamlLimits, load_yaml, read_text
 
-__all__ = ["dst_warnings", "hysteresis_warnings", "more_problems", "same_priority_warnings"]
+__all__ = ["dst_warnings", "hysteresis_warnings", "more_problems", "ramp_warnings", "same_priority_warnings"]
 
 
 def _exclusive(a: Rule, b: Rule) -> bool:
@@ -82,6 +84,26 @@ def hysteresis_warnings(rules: LoadedRules) -> list[ErrorItem]:
                             f"rule '{rule.id}' on and off, and {rule.target} with it; add hysteresis, e.g. {hint}",
                         )
                     )
+    return warnings
+
+
+def ramp_warnings(rules: LoadedRules, deadbands: Mapping[str, float]) -> list[ErrorItem]:
+    """A rule's ramp whose steps the point's deadband (``safety:``) could swallow: the point would move
+    in jumps of up to twice a step instead of one step a minute."""
+    warnings: list[ErrorItem] = []
+    for _, gf in sorted(rules.files.items()):
+        for i, rule in enumerate(gf.parsed.rules):
+            rate, band = rule.ramp_per_minute, deadbands.get(rule.target, 0.0)
+            if rule.enabled and rate is not None and band > 0 and not rate > 2 * band:
+                warnings.append(
+                    gf.doc.error(
+                        ("rules", i, "ramp_per_minute"),
+                        f"rule '{rule.id}' ramps {rule.target} at {rate:g} a minute, but the point's deadband is "
+                        f"{band:g} (safety: in the config): a ramp moves in equal steps, as small as half its rate, "
+                        f"and a step inside the deadband is not written, so the point would move in jumps; use "
+                        f"more than twice the deadband, e.g. ramp_per_minute: {2.5 * band:g}",
+                    )
+                )
     return warnings
 
 
