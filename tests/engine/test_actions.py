@@ -232,6 +232,15 @@ def test_lead_stays_within_the_curves_range_and_says_so() -> None:
     assert run.value(T0 + 60, CCT, hall_lux=1500) == 5000  # not 5100: the curve's top is the limit
 
 
+def test_after_a_lead_step_a_turn_back_by_min_change_minus_lead_steps_back() -> None:
+    # the documented price of a lead (rules/README.md, Lead): 100 K ahead, a 50 K turn is 150 K off
+    run = Runner(ruleset(cct_rule({"curve": {**CURVE, "min_change": 150, "lead": 100}})))
+    assert run.value(T0, CCT, hall_lux=500) == 4000
+    assert run.value(T0 + 60, CCT, hall_lux=650) == 4250  # the curve at 4150, led to 4250
+    assert run.value(T0 + 120, CCT, hall_lux=610) == 4250  # the curve at 4110, turned back 40 K: kept
+    assert run.value(T0 + 180, CCT, hall_lux=600) == 4000  # at 4100, turned back 50 K: 150 K off, led back down
+
+
 def test_circadian_lead_takes_fewer_steps_over_the_morning() -> None:
     day = sun_day(SITE, T0)
     spec = {"min_k": 2700, "max_k": 5000, "min_change": 150}
