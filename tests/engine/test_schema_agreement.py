@@ -12,7 +12,7 @@ What a JSON Schema cannot express is held right by the generator and so left out
   (an unknown name is for ``lobbyd check`` alone to find);
 - rule ids unique within and across files (``uniqueItems`` cannot look at one key);
 - order between fields: ``off_below`` below ``above``, ``between`` low < high, curve and step rows in
-  increasing order, ``min_k`` < ``max_k``, opening before closing;
+  increasing order, ``min_k`` < ``max_k``, ``lead`` below ``min_change``, opening before closing;
 - exactly one kind per condition and per ``set`` (the schema lists the keys, not the combinations);
 - cron patterns (the schema says "a string");
 - NaN and infinity (not JSON numbers, so no schema keyword can refuse them);
@@ -147,7 +147,11 @@ def action(draw: st.DrawFn, target: str) -> Any:
     if kind == "curve":
         n = draw(mostly(st.integers(2, 4), st.integers(0, 1)))
         curve = {"input": inp, "points": [[i * 100, draw(value)] for i in range(n)]}
-        return {"curve": curve | draw(mostly(st.just({}), st.just({"extra": 1})))}
+        held = mostly(
+            st.sampled_from([{}, {"min_change": 150}, {"min_change": 150, "lead": 100}]),
+            st.sampled_from([{"min_change": 150, "lead": -1}, {"min_change": 150, "lead": "far"}]),
+        )
+        return {"curve": curve | draw(held) | draw(mostly(st.just({}), st.just({"extra": 1})))}
     if kind == "steps":
         n = draw(mostly(st.integers(1, 3), st.just(0)))
         return {"steps": {"input": inp, "table": [[i * 10, draw(value)] for i in range(n)]}}
