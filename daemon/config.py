@@ -186,7 +186,7 @@ class LoadedConfig:
 _DISCRIMINATORS = ("api", "type")  # a section that changes its kind is replaced, not merged
 
 
-def _enum_ramps(doc: SourceDoc, cfg: DaemonConfig, profiles: dict[str, DeviceProfile]) -> list[ErrorItem]:
+def _ramp_errors(doc: SourceDoc, cfg: DaemonConfig, profiles: dict[str, DeviceProfile]) -> list[ErrorItem]:
     """A safety ramp on a point that takes only some values (it would ask for values in between), or one
     whose steps could fall inside the point's deadband."""
     errors: list[ErrorItem] = []
@@ -285,7 +285,7 @@ def load_config(path: str | Path) -> LoadedConfig:
     for key in cfg.safety:
         if key not in targets and key.partition(".")[0] not in unloaded:
             errors.append(doc.error(("safety", key), f"unknown device point '{key}'" + did_you_mean(key, targets)))
-    errors.extend(_enum_ramps(doc, cfg, profiles))
+    errors.extend(_ramp_errors(doc, cfg, profiles))
     if errors:
         raise ConfigError(errors)
     state_dir = _resolve(base_dir, cfg.state_dir)
