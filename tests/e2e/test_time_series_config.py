@@ -66,15 +66,24 @@ async def test_a_readings_own_time_reaches_the_time_series(tmp_path: Path) -> No
     async with lobby(tmp_path, strip_ramps=True, edit=edit) as lob:
         assert lob.influx is not None
         idb = lob.influx
+        # hall-lux from this test alone, from before the daemon subscribes: a reading of the simulator's
+        # (every 0.5 s, stamped on receipt) arriving first would make the one stated 30 s back older than
+        # the one held, and the daemon drops that (docs/schema.md): it would never reach the time series
+        lob.sensors.silent.add("hall-lux")
         lob.start_daemon()
         st = await lob.wait_status(lambda st: st["mqtt"]["subscribed"])
         stated_ms = round((st["time"] - 30) * 1000)  # the daemon's time line (its clock starts at --start-at)
         async with probe(lob.mosquitto.port) as pub:
             await pub.client.publish("sensors/demo-001/hall/lux", json.dumps({"lux": 321.5, "ts": stated_ms}), qos=1)
             await pub.client.publish("sensors/demo-001/hall/lux", json.dumps({"lux": 654.5}), qos=1)
-        st = await lob.wait_status(lambda st: st["mqtt"]["time_unparseable"] >= 1 and st["mqtt"]["accepted"] >= 2)
-        lux = next(s for s in st["sensors"] if s["sensor"] == "hall-lux")
-        assert lux["age_s"] is not None and lux["fresh"]
+
+        def lux(st: dict[str, Any]) -> dict[str, Any]:
+            return next(s for s in st["sensors"] if s["sensor"] == "hall-lux")
+
+        # the later of this test's two readings held: the daemon has handled both (one link, in order)
+        st = await lob.wait_status(lambda st: lux(st)["value"] == 654.5)
+        assert st["mqtt"]["time_unparseable"] == 1  # the payload without a time, counted
+        assert lux(st)["age_s"] is not None and lux(st)["fresh"]
 
         def rows(value: float) -> list[int]:
             q = f"SELECT value FROM reading WHERE sensor = 'hall-lux' AND value = {value}"
