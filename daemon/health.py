@@ -114,6 +114,7 @@ def health_records(p: Parts) -> list[tuple[str, dict[str, float | int]]]:
                 "messages_in": p.link.received,
                 "discarded": p.link.discarded,
                 "accepted": snapshot.pop("accepted"),
+                "out_of_order": p.state.out_of_order,
                 **{f"rejected_{k}": v for k, v in snapshot.items()},
                 "connected": int(p.link.connected),
                 "connects": p.link.connects,

@@ -58,12 +58,16 @@ class Intake:
             return
         readings, _rejected = self.decoder.process_message(m)
         for r in readings:
-            if self._state.update(r):
-                # raw in ``value``; a filtered sensor's filtered value beside it
-                self._recorder.reading(r, self._state.filtered(r.sensor))
-                self._control.reading(r.sensor)
-                if self._virtual is not None:
-                    self._derive(r.sensor)
+            if not self._state.update(r):
+                # older than the reading held (a late report with its own time, counted by the state):
+                # history keeps it, the rules do not see it
+                self._recorder.reading(r, None)
+                continue
+            # raw in ``value``; a filtered sensor's filtered value beside it
+            self._recorder.reading(r, self._state.filtered(r.sensor))
+            self._control.reading(r.sensor)
+            if self._virtual is not None:
+                self._derive(r.sensor)
 
     def _derive(self, sensor: str) -> None:
         """The virtual readings (daylight) that follow from the sensor's reading as the rules see it."""

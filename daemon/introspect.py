@@ -55,6 +55,7 @@ def collect_status(p: Parts) -> dict[str, Any]:
             "silent_for_s": p.link.silent_for(now),
             **_link_health(p, now),
             "discarded": p.link.discarded,
+            "out_of_order": p.state.out_of_order,
             **p.intake.decoder.counters.snapshot(),
         },
         "sensors": [dataclasses.asdict(s) for s in p.state.summary(now)],

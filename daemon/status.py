@@ -58,7 +58,9 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
     return problems
 
 
-_MQTT_NOT_REJECTS = {"connected", "subscribed", "connects", "silent_for_s", "accepted", "discarded", *_MQTT_LINK}
+_MQTT_NOT_REJECTS = {
+    "connected", "subscribed", "connects", "silent_for_s", "accepted", "discarded", "out_of_order", *_MQTT_LINK
+}  # fmt: skip
 
 
 def _mqtt_down(m: dict[str, Any], wall_time: float | None) -> str:
@@ -151,6 +153,11 @@ def format_status(st: dict[str, Any], problems: list[str]) -> str:
     lines.append(f"writes ok {w['ok']}, failed {w['failed']}, mismatch {w['mismatch']}")
     rejected = {k: v for k, v in st["mqtt"].items() if k not in _MQTT_NOT_REJECTS and v}
     lines.append("mqtt rejected: " + (", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "none"))
+    if st["mqtt"].get("out_of_order"):
+        lines.append(
+            f"readings older than the one held: {st['mqtt']['out_of_order']} (recorded in the time series, not used"
+            " by the rules)"
+        )
     i = st.get("influx")
     if i:
         why = f" ({_reasons(i)})" if i["dropped_points"] else ""

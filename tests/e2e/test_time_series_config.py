@@ -56,7 +56,8 @@ async def test_millisecond_precision_and_the_daemons_own_database(tmp_path: Path
 
 async def test_a_readings_own_time_reaches_the_time_series(tmp_path: Path) -> None:
     """A sensor stating when it measured (30 s before it is sent): the daemon records that time, not its
-    receipt, and a payload without a time is recorded at receipt and counted."""
+    receipt, and a payload without a time is recorded at receipt and counted. A late report older than
+    the reading held is recorded too, at its own time, and counted; the rules keep the newer value."""
 
     def edit(data: dict[str, Any]) -> None:
         data["influx"]["precision"] = "ms"
@@ -68,7 +69,7 @@ async def test_a_readings_own_time_reaches_the_time_series(tmp_path: Path) -> No
         idb = lob.influx
         # hall-lux from this test alone, from before the daemon subscribes: a reading of the simulator's
         # (every 0.5 s, stamped on receipt) arriving first would make the one stated 30 s back older than
-        # the one held, and the daemon drops that (docs/schema.md): it would never reach the time series
+        # the one held (recorded, but not the sensor's value), and the counts below would not hold
         lob.sensors.silent.add("hall-lux")
         lob.start_daemon()
         st = await lob.wait_status(lambda st: st["mqtt"]["subscribed"])
@@ -76,12 +77,15 @@ async def test_a_readings_own_time_reaches_the_time_series(tmp_path: Path) -> No
         async with probe(lob.mosquitto.port) as pub:
             await pub.client.publish("sensors/demo-001/hall/lux", json.dumps({"lux": 321.5, "ts": stated_ms}), qos=1)
             await pub.client.publish("sensors/demo-001/hall/lux", json.dumps({"lux": 654.5}), qos=1)
+            late_report = json.dumps({"lux": 111.5, "ts": stated_ms - 10_000})  # a late report, older than 654.5
+            await pub.client.publish("sensors/demo-001/hall/lux", late_report, qos=1)
 
         def lux(st: dict[str, Any]) -> dict[str, Any]:
             return next(s for s in st["sensors"] if s["sensor"] == "hall-lux")
 
-        # the later of this test's two readings held: the daemon has handled both (one link, in order)
-        st = await lob.wait_status(lambda st: lux(st)["value"] == 654.5)
+        # the late report counted: the daemon has handled all three (one link, in order)
+        st = await lob.wait_status(lambda st: st["mqtt"]["out_of_order"] == 1)
+        assert lux(st)["value"] == 654.5  # the rules keep the newest reading
         assert st["mqtt"]["time_unparseable"] == 1  # the payload without a time, counted
         assert lux(st)["age_s"] is not None and lux(st)["fresh"]
 
@@ -93,9 +97,11 @@ async def test_a_readings_own_time_reaches_the_time_series(tmp_path: Path) -> No
         # while the daemon runs (it flushes every 0.2 s here): the test is about the time stamps, not
         # about the flush at shutdown, whose bound a loaded machine's influxd can exceed (then the points
         # wait in the spool for the next start)
-        await eventually(lambda: bool(rows(321.5)) and bool(rows(654.5)), what="both lux readings in influx")
+        await eventually(lambda: all(rows(v) for v in (321.5, 654.5, 111.5)), what="the 3 lux readings in influx")
         assert await lob.stop_daemon() == 0
         (at,) = rows(321.5)
         assert abs(at // 1_000_000 - stated_ms) <= 1  # the sensor's time (ms precision; ≤ 1 ms of clock drift)
         (received,) = rows(654.5)
         assert received // 1_000_000 - stated_ms >= 30_000  # received after, stamped on receipt
+        (late,) = rows(111.5)
+        assert abs(late // 1_000_000 - (stated_ms - 10_000)) <= 1  # the late report at its own time

@@ -30,6 +30,15 @@ def test_only_reject_reasons_are_listed_as_rejections() -> None:
     assert "subscribed" not in text.split("mqtt rejected:")[1]
 
 
+def test_late_reports_are_counted_apart_from_rejections_and_need_no_attention() -> None:
+    st = _status(out_of_order=4)
+    text = format_status(st, needs_attention(st))
+    assert "mqtt rejected: wrong_type 2\n" in text + "\n"  # not a rejection
+    assert "readings older than the one held: 4 (recorded in the time series, not used by the rules)" in text
+    assert needs_attention(st) == []
+    assert "older than the one held" not in format_status(_status(out_of_order=0), [])
+
+
 def test_messages_discarded_under_a_flood_need_attention() -> None:
     st = _status(discarded=17)
     problems = needs_attention(st)
