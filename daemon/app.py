@@ -42,7 +42,7 @@ from daemon.version import VERSION
 from drivers.clock import Clock, SteadyClock
 from drivers.influx import InfluxConfig, InfluxWriter, daemon_series_config, has_pending
 from drivers.modbus import AvailabilityCallback, DeviceConfig, ModbusBus, ModbusDevice
-from drivers.mqtt import MessageDecoder, MqttLink
+from drivers.mqtt import MessageDecoder, MqttLink, RateLimitedLog
 
 __all__ = ["Daemon", "build_daemon"]
 
@@ -227,6 +227,7 @@ class Daemon:
             recorder=recorder,
             override_prefix=prefix,
             virtual=virtual,
+            late_log=RateLimitedLog(logging.getLogger("lobbyd.intake"), interval_s=60.0, clock=clock),
         )
         reload = RuleReload(loaded, control=control, publisher=publisher, recorder=recorder, clock=clock)
         self.parts = Parts(

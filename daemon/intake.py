@@ -1,19 +1,21 @@
 """Every MQTT message enters the daemon here: a sensor reading, or a manual override on ``.../set``.
 
 The path of a reading, call by call: :meth:`Intake.on_message` → the MQTT driver's decoder (route,
-decode, reject by reason, count) → :meth:`daemon.state.SensorState.update` (latest per sensor; an older
-reading than the one held is dropped) → :meth:`daemon.telemetry.Recorder.reading` (to the time-series
-writer at once) → :meth:`daemon.control.ControlLoop.reading` (the rules see it).
+decode, reject by reason, count) → :meth:`daemon.state.SensorState.update` (latest per sensor) →
+:meth:`daemon.telemetry.Recorder.reading` (to the time-series writer at once) →
+:meth:`daemon.control.ControlLoop.reading` (the rules see it). A reading older than the one held (a late
+report with its own time) is recorded, counted and logged (once a minute per sensor), and goes no further.
 """
 
 from __future__ import annotations
 
 from daemon.control import ControlLoop
 from daemon.inputs import VirtualSensors
+from daemon.model import Reading
 from daemon.overrides import Overrides, target_of
 from daemon.state import SensorState
 from daemon.telemetry import Recorder
-from drivers.mqtt import Message, MessageDecoder
+from drivers.mqtt import Message, MessageDecoder, RateLimitedLog
 
 __all__ = ["Intake"]
 
@@ -31,6 +33,7 @@ class Intake:
         recorder: Recorder,
         override_prefix: str,
         virtual: VirtualSensors | None = None,
+        late_log: RateLimitedLog | None = None,
     ) -> None:
         self.decoder = decoder
         self._state = state
@@ -39,6 +42,7 @@ class Intake:
         self._recorder = recorder
         self._override_prefix = override_prefix
         self._virtual = virtual if virtual else None
+        self._late_log = late_log
 
     @property
     def virtual(self) -> VirtualSensors | None:
@@ -62,12 +66,22 @@ class Intake:
                 # older than the reading held (a late report with its own time, counted by the state):
                 # history keeps it, the rules do not see it
                 self._recorder.reading(r, None)
+                self._late(r)
                 continue
             # raw in ``value``; a filtered sensor's filtered value beside it
             self._recorder.reading(r, self._state.filtered(r.sensor))
             self._control.reading(r.sensor)
             if self._virtual is not None:
                 self._derive(r.sensor)
+
+    def _late(self, r: Reading) -> None:
+        held = self._state.latest(r.sensor)
+        if self._late_log is not None and held is not None:
+            self._late_log.log(
+                r.sensor,
+                f"sensor {r.sensor}: a reading {held.ts - r.ts:.0f} s older than the one held arrived late: "
+                "recorded in the time series, not used by the rules",
+            )
 
     def _derive(self, sensor: str) -> None:
         """The virtual readings (daylight) that follow from the sensor's reading as the rules see it."""

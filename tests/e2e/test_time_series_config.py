@@ -5,6 +5,7 @@ reading at the time its payload states."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,8 @@ async def test_a_readings_own_time_reaches_the_time_series(tmp_path: Path) -> No
         # the late report counted: the daemon has handled all three (one link, in order)
         st = await lob.wait_status(lambda st: st["mqtt"]["out_of_order"] == 1)
         assert lux(st)["value"] == 654.5  # the rules keep the newest reading
+        said = re.compile(r"sensor hall-lux: a reading \d+ s older than the one held arrived late: recorded in the")
+        await eventually(lambda: len(said.findall(lob.log)) == 1, what="the late report logged once")
         assert st["mqtt"]["time_unparseable"] == 1  # the payload without a time, counted
         assert lux(st)["age_s"] is not None and lux(st)["fresh"]
 
