@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
@@ -46,9 +47,22 @@ def test_daylight_is_a_sensor_the_rules_can_read(tmp_path: Path) -> None:
         ({"id": "hall-daylight", "lux_sensor": "hall-pm25"}, "'hall-pm25' is not an illuminance sensor"),
         ({"id": "hall-pm25", "lux_sensor": "hall-lux"}, "sensor id 'hall-pm25' is used twice"),
         ({"id": "d", "lux_sensor": "hall-lux", "lamps": "lights.brightnes"}, "unknown device point 'lights.brightnes'"),
+        # the daylight sensor's own filter (applied after the lamps are taken out)
+        (
+            {"id": "d", "lux_sensor": "hall-lux", "filter": {"median_of": 5, "ema_s": 30}},
+            ":3: a filter is either median_of: N or ema_s: T (give exactly one) (daylight[0].filter)",
+        ),
+        (
+            {"id": "d", "lux_sensor": "hall-lux", "filter": {"ema_s": 0}},
+            "'ema_s' must be greater than 0.0, found 0 (daylight[0].filter.ema_s)",
+        ),
+        (
+            {"id": "d", "lux_sensor": "hall-lux", "filter": {"median_of": "five"}},
+            "'five' is not a whole number; write e.g. median_of: 50 (daylight[0].filter.median_of)",
+        ),
     ],
 )
-def test_bad_daylight_entries_are_refused_with_position(tmp_path: Path, daylight: dict[str, str], words: str) -> None:
+def test_bad_daylight_entries_are_refused_with_position(tmp_path: Path, daylight: dict[str, Any], words: str) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(_config(tmp_path, {"daylight": [daylight]}))
     text = str(exc.value)
