@@ -153,3 +153,28 @@ def test_stale_inputs_never_produce_a_non_fallback_action(
             assert ev.decisions[FAN].reason.fallback and ev.decisions[FAN].value == safe
     else:
         assert trace.state in ("active", "inactive")
+
+
+CCT_CURVE = [[0, 2700], [100, 3000], [500, 4000], [1500, 5000]]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    readings=st.lists(st.floats(min_value=0, max_value=3000, allow_nan=False), min_size=1, max_size=40),
+    held=st.sampled_from([(150.0, 0.0), (150.0, 100.0), (200.0, 190.0), (10.0, 5.0)]),
+)
+def test_a_held_curve_stays_within_min_change_of_the_curve_and_does_not_flip(
+    readings: list[float], held: tuple[float, float]
+) -> None:
+    """Whatever the readings: the output is never min_change or more from the curve's value (lead or
+    not), and the same reading again moves nothing."""
+    from daemon.engine.actions import interpolate
+
+    min_change, lead = held
+    curve = {"input": "hall-lux", "points": CCT_CURVE, "min_change": min_change, "lead": lead}
+    run = Runner(ruleset({"id": "r", "target": "lights.cct", "set": {"curve": curve}}))
+    for i, x in enumerate(readings):
+        got = run.value(T0 + 120 * i, "lights.cct", hall_lux=x)
+        assert got is not None
+        assert abs(got - interpolate([(a, b) for a, b in CCT_CURVE], x)) < min_change + 1e-9
+        assert run.value(T0 + 120 * i + 60, "lights.cct", hall_lux=x) == got
