@@ -312,6 +312,8 @@ def _health_panels(d: db.Dashboard) -> db.Dashboard:
     rejected = [
         (_health("mqtt", f"non_negative_difference(last(/^rejected_({reasons})$/))"), "$tag_branch $col"),
         (_health("mqtt", 'non_negative_difference(last("messages_in")) AS "messages in"'), "$tag_branch $col"),
+        # not a rejection: a late report, recorded at its own time, that the rules do not use
+        (_health("mqtt", 'non_negative_difference(last("out_of_order")) AS "late (recorded)"'), "$tag_branch $col"),
     ]
     d = _row(d, 102, "Daemon health", 38)
     spool_panel = _panel(_series(), 11, "Time-series queue and spool", (0, 39, 8, 7), spool)
