@@ -40,12 +40,27 @@ from simulators.servers import InfluxServer, MosquittoServer, free_port
 REPO = Path(__file__).resolve().parent.parent
 
 SCRIPT: list[tuple[str, dict[str, float], str]] = [
-    ("Morning, branch open, clean air, soft daylight", {"hall-pm25": 12, "outdoor-pm25": 20, "hall-lux": 300}, ""),
+    (
+        "Morning, branch open, clean air, soft daylight (the lux sensor sees the lamps too)",
+        {"hall-pm25": 12, "outdoor-pm25": 20, "hall-lux": 700},
+        "",
+    ),
     ("A delivery truck idles outside the door: PM2.5 jumps", {"hall-pm25": 48}, "expect fan high"),
-    ("The air improves, but not enough to switch back yet", {"hall-pm25": 30}, "expect no change (hysteresis)"),
-    ("Below the off threshold of the high rule", {"hall-pm25": 20}, "expect fan medium"),
-    ("Clean again", {"hall-pm25": 9}, "expect fan low"),
-    ("The sun comes round to the windows", {"hall-lux": 1200}, "expect cooler light (ramped)"),
+    (
+        "The air improves",
+        {"hall-pm25": 30},
+        "expect fan medium: high is off below 34, medium stays on until below 29 (hysteresis)",
+    ),
+    (
+        "Clean again",
+        {"hall-pm25": 9},
+        "expect medium for 5 more minutes (release_after: step down slow), then low; the demo does not wait",
+    ),
+    (
+        "The sun comes round to the windows",
+        {"hall-lux": 1600},
+        "expect dimmer lamps and cooler light, at most 300 K a minute",
+    ),
 ]
 
 
@@ -70,10 +85,13 @@ def _write_config(tmp: Path, mqtt_port: int, influx_url: str, ports: dict[str, i
 
 
 DEMO_MIN_HOLD_S = 3
+DEMO_MEDIAN_OF = 3  # readings (the sensor simulator publishes each second)
+DEMO_EMA_S = 5.0
 
 
-def speed_up(data: Any, targets: tuple[str, ...] = ("fresh_air.fan_speed",)) -> list[str]:
-    """Shorten the safety limits a demo minute cannot wait for; one plain line per change, to print."""
+def speed_up(data: Any, targets: tuple[str, ...] = ("fresh_air.fan_speed", "lights.brightness")) -> list[str]:
+    """Shorten what a demo minute cannot wait for (minimum holds, input filters); one plain line per
+    change, to print."""
     out = []
     for target, safety in data.get("safety", {}).items():
         hold = safety.get("min_hold_s") if target in targets else None
@@ -83,6 +101,20 @@ def speed_up(data: Any, targets: tuple[str, ...] = ("fresh_air.fan_speed",)) -> 
                 f"demo speed-up: {target} minimum hold between writes shortened from {hold:g} s to "
                 f"{DEMO_MIN_HOLD_S} s (config/lobbyd.yaml keeps {hold:g} s in the field)"
             )
+    for entry in [*data.get("sensors", []), *data.get("daylight", [])]:
+        f = entry.get("filter") or {}
+        if isinstance(f.get("median_of"), int) and f["median_of"] > DEMO_MEDIAN_OF:
+            out.append(
+                f"demo speed-up: {entry['id']} read as the median of {DEMO_MEDIAN_OF} readings, not "
+                f"{f['median_of']} (config/lobbyd.yaml keeps {f['median_of']} in the field)"
+            )
+            f["median_of"] = DEMO_MEDIAN_OF
+        if isinstance(f.get("ema_s"), int | float) and f["ema_s"] > DEMO_EMA_S:
+            out.append(
+                f"demo speed-up: {entry['id']} averaged over {DEMO_EMA_S:g} s, not {f['ema_s']:g} s "
+                f"(config/lobbyd.yaml keeps {f['ema_s']:g} s in the field)"
+            )
+            f["ema_s"] = DEMO_EMA_S
     return out
 
 
@@ -91,23 +123,46 @@ def shown(point: str, value: float) -> str:
     return f"{round(value)} K" if point == "cct" else f"{value:g}"
 
 
+def narration(topic: str, data: dict[str, Any], seen: dict[str, object]) -> str | None:
+    """The narrator's line for one message of the daemon's, or None: nothing new to say. A device point's
+    state topic carries a write's outcome, an error set or cleared, or a polled status value (said when
+    it changes; ``seen`` remembers what was said per topic)."""
+    parts = topic.split("/")
+    point = f"{parts[3]}.{parts[4]}"
+    if parts[2] == "decision":
+        return f"    decides  {point} = {shown(parts[4], data['value'])}  ({data['rule']}: {data['reason']})"
+    if "desired" in data:
+        said: object = ("write", data["desired"], data.get("outcome"), data.get("error"))
+        line = (
+            f"    writes   {point} = {shown(parts[4], data['desired'])}  -> device reads back {data.get('readback')}"
+            f"  [{data.get('outcome')}]" + (f"  error: {data['error']}" if data.get("error") else "")
+        )
+    elif "value" in data:
+        said, line = ("status", data["value"]), f"    reads    {point} = {shown(parts[4], data['value'])}"
+    else:
+        said = ("error", data.get("error"))
+        line = f"    error    {point}: {data['error']}" if data.get("error") else f"    cleared  {point}"
+    if seen.get(topic) == said:
+        return None
+    seen[topic] = said
+    return line
+
+
 async def _narrate(port: int, branch: str, stop: asyncio.Event) -> None:
+    seen: dict[str, object] = {}
     async with aiomqtt.Client("127.0.0.1", port, identifier="lobbyd-demo-narrator") as client:
         await client.subscribe(f"lobbyd/{branch}/decision/#")
         await client.subscribe(f"lobbyd/{branch}/device/+/+/state")
         async for m in client.messages:
             if stop.is_set():
                 return
-            data = json.loads(bytes(m.payload)) if isinstance(m.payload, bytes | bytearray) else {}
-            parts = str(m.topic).split("/")
-            if parts[2] == "decision":
-                value = shown(parts[4], data["value"])
-                print(f"    decides  {parts[3]}.{parts[4]} = {value}  ({data['rule']}: {data['reason']})")
-            else:
-                print(
-                    f"    writes   {parts[3]}.{parts[4]} = {shown(parts[4], data['desired'])}  -> device reads back "
-                    f"{data['readback']}  [{data['outcome']}]"
-                )
+            try:
+                data = json.loads(bytes(m.payload)) if isinstance(m.payload, bytes | bytearray) else {}
+                line = narration(str(m.topic), data, seen) if isinstance(data, dict) else None
+            except (ValueError, KeyError, IndexError):  # a message of another shape: the demo goes on
+                continue
+            if line is not None:
+                print(line)
 
 
 async def demo(step_s: float) -> int:
@@ -160,9 +215,9 @@ async def demo(step_s: float) -> int:
                     await sim.publish_now()
                     await asyncio.sleep(step_s)
                 print(
-                    "  ▶ The daylight stays: the colour temperature ramps towards the curve, a decision each time it"
-                    " has moved past the deadband,\n    written once the safety layer's minimum hold since the last"
-                    " colour change allows it (rules/lighting.yaml, config safety:)"
+                    "  ▶ The daylight stays: the colour moves towards the daylight curve at most 300 K a minute, in"
+                    " equal steps (config safety:),\n    and 100 K past the curve the way it moves (lead:"
+                    " rules/lighting.yaml), so it need not move again for a while"
                 )
                 with contextlib.suppress(TimeoutError):  # a demo, not a test: go on either way
                     await lights.wait_for_write("cct", since=len(lights.writes), timeout=90)
