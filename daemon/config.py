@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from daemon.engine import PointLimits, SensorInfo
+from daemon.engine import PointLimits, SensorInfo, ramp_clears_deadband
 from daemon.inputs.daylight_config import DaylightConfig
 from daemon.model import Quantity
 from daemon.rules.load import RuleContext
@@ -200,7 +200,7 @@ def _ramp_errors(doc: SourceDoc, cfg: DaemonConfig, profiles: dict[str, DevicePr
     entries = [(("safety", k), v) for k, v in cfg.safety.items()] + [(("safety_defaults",), cfg.safety_defaults)]
     for where, s in entries:
         rate, band = s.ramp_per_minute, s.deadband
-        if rate is not None and not rate > 2 * band:
+        if rate is not None and not ramp_clears_deadband(rate, band):
             errors.append(doc.error((*where, "ramp_per_minute"), (
                 f"ramp_per_minute ({rate:g}) must be more than twice the deadband ({band:g}): a ramp moves in equal"
                 f" steps, which can be as small as half the rate, and a step inside the deadband is never written;"

@@ -11,7 +11,7 @@ Modules: ``types`` (values), ``ruleset`` (what is derived from the rules once), 
 """
 
 from daemon.engine.actions import CIRCADIAN_EVERY_S
-from daemon.engine.evaluate import Advanced, advance, evaluate
+from daemon.engine.evaluate import Advanced, advance, evaluate, ramp_clears_deadband
 from daemon.engine.explain import explain_point, format_age, lost_because
 from daemon.engine.ruleset import RuleSet, condition_key
 from daemon.engine.types import EngineMemory, Evaluation, Override, PointLimits, RuleTrace, SensorInfo
@@ -34,5 +34,6 @@ __all__ = [
     "explain_point",
     "format_age",
     "lost_because",
+    "ramp_clears_deadband",
     "zone_index",
 ]

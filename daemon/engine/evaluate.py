@@ -51,10 +51,16 @@ from daemon.model import Decision, Quantity, Reason
 from daemon.rules.model import Input, Rule
 from daemon.sun import Site
 
-__all__ = ["RAMP_MINUTE_S", "Advanced", "advance", "evaluate"]
+__all__ = ["RAMP_MINUTE_S", "Advanced", "advance", "evaluate", "ramp_clears_deadband"]
 
 #: A ramp's rate is per minute: within each minute the output stays within the rate of where it began.
 RAMP_MINUTE_S = 60.0
+
+
+def ramp_clears_deadband(rate: float, deadband: float) -> bool:
+    """Whether every step of a ramp at ``rate`` is larger than ``deadband``. A ramp moves in equal steps
+    of at most the rate (:func:`_ramp`), so a step can be as small as just over half of it."""
+    return rate > 2 * deadband
 
 
 class Advanced(NamedTuple):

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from daemon.engine import ramp_clears_deadband
 from daemon.rules.cron import normalise_cron
 from daemon.rules.durations import WEEKDAYS
 from daemon.rules.load import LoadedRules, RuleContext, duplicate_ids, parse_rule_file, references
@@ -94,7 +95,7 @@ def ramp_warnings(rules: LoadedRules, deadbands: Mapping[str, float]) -> list[Er
     for _, gf in sorted(rules.files.items()):
         for i, rule in enumerate(gf.parsed.rules):
             rate, band = rule.ramp_per_minute, deadbands.get(rule.target, 0.0)
-            if rule.enabled and rate is not None and band > 0 and not rate > 2 * band:
+            if rule.enabled and rate is not None and band > 0 and not ramp_clears_deadband(rate, band):
                 warnings.append(
                     gf.doc.error(
                         ("rules", i, "ramp_per_minute"),
