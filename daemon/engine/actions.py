@@ -65,8 +65,7 @@ def action_value(
             return ActionOutcome(None, f"{key} is unknown", view.sources(action.curve.input, now))
         out = interpolate(action.curve.points, inp.value)
         words = f"curve of {key} = {inp.value:.4g} gives {out:.4g}"
-        ys = [p[1] for p in action.curve.points]
-        out, words, kept = _min_change(out, words, action.curve, row, (min(ys), max(ys)))
+        out, words, kept = _min_change(out, words, action.curve, row, action.curve.output_range)
         return ActionOutcome(out, words, view.sources(action.curve.input, now), inp.changes_at, kept)
     if action.steps is not None:
         inp = view.value(action.steps.input, now)

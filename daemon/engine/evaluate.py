@@ -221,23 +221,25 @@ def evaluate(
         cands = candidates.get(target)
         if not cands:
             continue
-        winner = _arbitrate(cands)
-        value, reason = _clamp(winner.value, winner.reason, limits.get(target))  # a ramp heads for what is reachable
+        winner, lim = _arbitrate(cands), limits.get(target)
+        value, reason = _clamp(winner.value, winner.reason, lim)  # a ramp heads for what is reachable
         winner = winner._replace(value=value, reason=reason)
-        ramp = _ramp_rate(rules.by_id[winner.rule], winner.reason, limits.get(target))
+        ramp = _ramp_rate(rules.by_id[winner.rule], winner.reason, lim)
         value, reason, minute = _ramp(ramp, mem.outputs.get(target), mem.ramp_from.get(target), winner, now)
         if minute is not None:
             ramp_minutes[target] = minute
             if reason.held_by == "ramp":
                 due = min(due, minute[1] + RAMP_MINUTE_S)  # still on its way: the next minute moves it on
-        decisions[target] = _decision(target, value, reason, now, limits)
+        if value != winner.value:  # a ramp's step, from an output remembered maybe before the range changed
+            value, reason = _clamp(value, reason, lim)
+        decisions[target] = _decision(target, value, reason, now)
 
     overrides = {t: ov for t, ov in mem.overrides.items() if now < ov.until}
     for target, ov in overrides.items():
         due = min(due, ov.until)
         ends = _clock_time(ov.until + skew, site)
         reason = Reason(rule="manual-override", text=f"manual override ({ov.source}) until {ends}")
-        decisions[target] = _decision(target, ov.value, reason, now, limits)
+        decisions[target] = _decision(target, *_clamp(ov.value, reason, limits.get(target)), now)
     mem.overrides = overrides
     for store in (mem.held, mem.acted):  # rules removed or renamed
         for rule_id in [r for r in store if r not in rules.by_id]:
@@ -340,9 +342,8 @@ def _ramp(
     return ramped, Reason(reason.rule, text, reason.inputs, held_by="ramp", fallback=reason.fallback), (start, began)
 
 
-def _decision(target: str, value: float, reason: Reason, now: float, limits: Mapping[str, PointLimits]) -> Decision:
+def _decision(target: str, value: float, reason: Reason, now: float) -> Decision:
     device, point = target.split(".", 1)
-    value, reason = _clamp(value, reason, limits.get(target))
     return Decision(device=device, point=point, value=value, reason=reason, ts=now)
 
 

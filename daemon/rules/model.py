@@ -235,6 +235,12 @@ class Curve(_Strict):
     min_change: Number = Field(0.0, ge=0, description=MIN_CHANGE)
     lead: Number = Field(0.0, ge=0, description=LEAD)
 
+    @functools.cached_property
+    def output_range(self) -> tuple[float, float]:
+        """The lowest and highest value the curve gives (a lead goes no further)."""
+        ys = [p[1] for p in self.points]
+        return min(ys), max(ys)
+
     @model_validator(mode="after")
     def _sorted(self) -> Curve:
         xs = [p[0] for p in self.points]
