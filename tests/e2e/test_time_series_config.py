@@ -80,12 +80,15 @@ async def test_a_readings_own_time_reaches_the_time_series(tmp_path: Path) -> No
             await pub.client.publish("sensors/demo-001/hall/lux", json.dumps({"lux": 654.5}), qos=1)
             late_report = json.dumps({"lux": 111.5, "ts": stated_ms - 10_000})  # a late report, older than 654.5
             await pub.client.publish("sensors/demo-001/hall/lux", late_report, qos=1)
+            for i in range(1, 1000):  # and a sensor replaying its buffer: a thousand late reports in a burst
+                late_report = json.dumps({"lux": 200.0, "ts": stated_ms - 10_000 - i})
+                await pub.client.publish("sensors/demo-001/hall/lux", late_report, qos=1)
 
         def lux(st: dict[str, Any]) -> dict[str, Any]:
             return next(s for s in st["sensors"] if s["sensor"] == "hall-lux")
 
-        # the late report counted: the daemon has handled all three (one link, in order)
-        st = await lob.wait_status(lambda st: st["mqtt"]["out_of_order"] == 1)
+        # the late reports counted: the daemon has handled them all (one link, in order)
+        st = await lob.wait_status(lambda st: st["mqtt"]["out_of_order"] == 1000)
         assert lux(st)["value"] == 654.5  # the rules keep the newest reading
         said = re.compile(r"sensor hall-lux: a reading \d+ s older than the one held arrived late: recorded in the")
         await eventually(lambda: len(said.findall(lob.log)) == 1, what="the late report logged once")
@@ -101,6 +104,11 @@ async def test_a_readings_own_time_reaches_the_time_series(tmp_path: Path) -> No
         # about the flush at shutdown, whose bound a loaded machine's influxd can exceed (then the points
         # wait in the spool for the next start)
         await eventually(lambda: all(rows(v) for v in (321.5, 654.5, 111.5)), what="the 3 lux readings in influx")
+        await eventually(lambda: len(rows(200.0)) == 999, what="the 999 replayed late reports in influx")
+        assert len(said.findall(lob.log)) == 1  # a thousand late reports, one line in the log
+        async with probe(lob.mosquitto.port) as pub:  # and a new reading after them is the rules' again
+            await pub.client.publish("sensors/demo-001/hall/lux", json.dumps({"lux": 999.5}), qos=1)
+        await lob.wait_status(lambda st: lux(st)["value"] == 999.5)
         assert await lob.stop_daemon() == 0
         (at,) = rows(321.5)
         assert abs(at // 1_000_000 - stated_ms) <= 1  # the sensor's time (ms precision; ≤ 1 ms of clock drift)

@@ -258,3 +258,7 @@ def test_min_change_must_be_a_plain_number_not_below_zero(bad: Any) -> None:
 
     with pytest.raises(ValidationError):
         ruleset(cct_rule({"curve": {**CURVE, "min_change": bad}}))
+    with pytest.raises(ValidationError):  # lead, too, with a min_change it would fit under
+        ruleset(cct_rule({"curve": {**CURVE, "min_change": 1e9, "lead": bad}}))
+    with pytest.raises(ValidationError):
+        ruleset(cct_rule({"circadian": {"min_change": 1e9, "lead": bad}}))
