@@ -102,7 +102,15 @@ async def test_a_readings_own_time_reaches_the_time_series(tmp_path: Path) -> No
 
         # while the daemon runs (it flushes every 0.2 s here): the test is about the time stamps, not
         # about the flush at shutdown, whose bound a loaded machine's influxd can exceed (then the points
-        # wait in the spool for the next start)
+        # wait in the spool for the next start). First the writer's own word that all is sent: a loaded
+        # influxd can time out a request of the burst, and the writer then retries after its backoff
+        # (ceiling retry_max_s, 60 s), so that is the bound, not a guess
+        def sent(st: dict[str, Any]) -> bool:
+            i = st["influx"]
+            return bool(i["queue_depth"] == 0 and i["spooled_bytes"] == 0 and i["sent_points"] >= 1000)
+
+        st = await lob.wait_status(sent, timeout=90)
+        assert st["influx"]["dropped_points"] == 0
         await eventually(lambda: all(rows(v) for v in (321.5, 654.5, 111.5)), what="the 3 lux readings in influx")
         await eventually(lambda: len(rows(200.0)) == 999, what="the 999 replayed late reports in influx")
         assert len(said.findall(lob.log)) == 1  # a thousand late reports, one line in the log
