@@ -24,7 +24,7 @@ from daemon.control import ControlLoop, ControlSettings
 from daemon.control_socket import ControlServer, commands
 from daemon.engine import EngineMemory
 from daemon.health import housekeeping
-from daemon.inputs import CalibrationStore, Conditioning, SensorInputs, VirtualSensors
+from daemon.inputs import CalibrationStore, Conditioning, Derived, SensorInputs, Trends, VirtualSensors
 from daemon.intake import Intake
 from daemon.introspect import collect_status
 from daemon.model import Reading
@@ -219,6 +219,7 @@ class Daemon:
             save=self._calibrated(calibration),
             stale_after_s={s.id: s.stale_after_s for s in cfg.sensors},
         )
+        trends = Trends(cfg.trends, stale_after_s={i.id: i.stale_after_s for i in loaded.sensor_infos().values()})
         intake = Intake(
             decoder,
             state=state,
@@ -226,7 +227,7 @@ class Daemon:
             overrides=overrides,
             recorder=recorder,
             override_prefix=prefix,
-            virtual=virtual,
+            derived=Derived(virtual, trends),
             late_log=RateLimitedLog(logging.getLogger("lobbyd.intake"), interval_s=60.0, clock=clock),
         )
         reload = RuleReload(loaded, control=control, publisher=publisher, recorder=recorder, clock=clock)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from daemon.engine import PointLimits, SensorInfo, ramp_clears_deadband
 from daemon.inputs.daylight_config import DaylightConfig
+from daemon.inputs.trend import TrendConfig
 from daemon.model import Quantity
 from daemon.rules.load import RuleContext
 from daemon.sun import Site
@@ -100,6 +101,9 @@ class DaemonConfig(_Strict):
     daylight: tuple[DaylightConfig, ...] = Field(
         (), description="virtual sensors: daylight at a lux sensor without the lamps' own light"
     )
+    trends: tuple[TrendConfig, ...] = Field(
+        (), description="virtual sensors: how fast a sensor's value moves, per minute (a least-squares slope)"
+    )
     devices: tuple[DeviceConfig, ...] = ()
     influx: InfluxConfig | None = None
     rules_dir: Path = Path("rules")
@@ -156,13 +160,17 @@ class LoadedConfig:
         return Site(s.latitude, s.longitude, s.timezone)
 
     def sensor_infos(self) -> dict[str, SensorInfo]:
-        """Every sensor the rules may read: the configured ones, then the daylight virtual sensors
-        (stale when their source is)."""
+        """Every sensor the rules may read: the configured ones, then the daylight and the trend virtual
+        sensors (stale when their source is)."""
         out = {s.id: SensorInfo(s.id, s.zone, s.quantity, s.stale_after_s) for s in self.config.sensors}
         for d in self.config.daylight:
             source = out.get(d.window_sensor or d.lux_sensor)
             if source is not None:
                 out[d.id] = SensorInfo(d.id, d.zone, Quantity.ILLUMINANCE, source.stale_after_s)
+        for t in self.config.trends:
+            source = out.get(t.sensor)
+            if source is not None and source.quantity is not Quantity.TREND:
+                out[t.id] = SensorInfo(t.id, t.zone, Quantity.TREND, source.stale_after_s)
         return out
 
     def point_limits(self) -> dict[str, PointLimits]:
@@ -255,6 +263,19 @@ def load_config(path: str | Path) -> LoadedConfig:
             if ref is not None and quantities.get(ref) != Quantity.ILLUMINANCE:
                 why = "is not an illuminance sensor" if ref in quantities else "is not a configured sensor"
                 errors.append(doc.error(("daylight", i, key), f"'{ref}' {why}" + did_you_mean(ref, set(quantities))))
+    followable = set(quantities) | {d.id for d in cfg.daylight}
+    trend_ids = {t.id for t in cfg.trends}
+    for i, tr in enumerate(cfg.trends):
+        if tr.id in seen:
+            errors.append(doc.error(("trends", i, "id"), f"sensor id '{tr.id}' is used twice"))
+        if tr.sensor not in followable:
+            why = (
+                "is a trend itself; a trend follows a measured or a daylight sensor"
+                if tr.sensor in trend_ids
+                else "is not a configured sensor" + did_you_mean(tr.sensor, followable)
+            )
+            errors.append(doc.error(("trends", i, "sensor"), f"'{tr.sensor}' {why}"))
+        seen[tr.id] = i
     devices_dir = _resolve(base_dir, cfg.devices_dir)
     profiles: dict[str, DeviceProfile] = {}
     for i, d in enumerate(cfg.devices):

@@ -10,7 +10,7 @@ report with its own time) is recorded, counted and logged (once a minute per sen
 from __future__ import annotations
 
 from daemon.control import ControlLoop
-from daemon.inputs import VirtualSensors
+from daemon.inputs import Derived, VirtualSensors
 from daemon.model import Reading
 from daemon.overrides import Overrides, target_of
 from daemon.state import SensorState
@@ -32,7 +32,7 @@ class Intake:
         overrides: Overrides,
         recorder: Recorder,
         override_prefix: str,
-        virtual: VirtualSensors | None = None,
+        derived: Derived | None = None,
         late_log: RateLimitedLog | None = None,
     ) -> None:
         self.decoder = decoder
@@ -41,13 +41,13 @@ class Intake:
         self._overrides = overrides
         self._recorder = recorder
         self._override_prefix = override_prefix
-        self._virtual = virtual if virtual else None
+        self._derived = derived if derived else None
         self._late_log = late_log
 
     @property
     def virtual(self) -> VirtualSensors | None:
         """The daylight virtual sensors, if any are configured."""
-        return self._virtual
+        return self._derived.virtual if self._derived is not None else None
 
     @property
     def override_filter(self) -> str:
@@ -71,7 +71,7 @@ class Intake:
             # raw in ``value``; a filtered sensor's filtered value beside it
             self._recorder.reading(r, self._state.filtered(r.sensor))
             self._control.reading(r.sensor)
-            if self._virtual is not None:
+            if self._derived is not None:
                 self._derive(r.sensor)
 
     def _late(self, r: Reading) -> None:
@@ -84,12 +84,11 @@ class Intake:
             )
 
     def _derive(self, sensor: str) -> None:
-        """The virtual readings (daylight) that follow from the sensor's reading as the rules see it."""
-        assert self._virtual is not None
+        """The virtual readings (daylight, trends) that follow from the sensor's reading as the rules see it."""
+        assert self._derived is not None
         seen = self._state.latest(sensor)
         if seen is None:
             return
-        for v in self._virtual.on_reading(seen):
-            if self._state.update(v):
-                self._recorder.reading(v)
-                self._control.reading(v.sensor)
+        for v in self._derived.follow(seen, accept=self._state.update, stuck=self._state.stuck):
+            self._recorder.reading(v)
+            self._control.reading(v.sensor)

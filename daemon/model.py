@@ -21,6 +21,7 @@ class Quantity(enum.StrEnum):
     PM25 = "pm25"  # µg/m³
     ILLUMINANCE = "illuminance"  # lx
     CO2 = "co2"  # ppm
+    TREND = "trend"  # the source's unit per minute (a trend virtual sensor; never measured)
 
     @property
     def unit(self) -> str:
@@ -33,6 +34,7 @@ _UNITS = {
     Quantity.PM25: "µg/m³",
     Quantity.ILLUMINANCE: "lx",
     Quantity.CO2: "ppm",
+    Quantity.TREND: "/min",
 }
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from daemon.config import LoadedConfig
 from daemon.engine import EngineMemory, RuleSet, evaluate, format_age
-from daemon.inputs import Conditioning, SensorInputs, VirtualSensors
+from daemon.inputs import Conditioning, Derived, SensorInputs, Trends, VirtualSensors
 from daemon.safety import SafetyGate
 from daemon.state import SensorState
 from daemon.sun import is_dark
@@ -143,6 +143,8 @@ def replay(
         dark=lambda: is_dark(site, t),
         stale_after_s={s.id: s.stale_after_s for s in cfg.sensors},
     )
+    trends = Trends(cfg.trends, stale_after_s={i.id: i.stale_after_s for i in loaded.sensor_infos().values()})
+    derived = Derived(virtual, trends)
     for target, value in (initial or {}).items():
         gate.observed(target, value)
     memory = EngineMemory()
@@ -159,10 +161,10 @@ def replay(
                 continue
             readings, rejects = decode(sensors, m.payload, ts=m.ts, retained=m.retain, topic=m.topic)
             for r in readings:
-                if state.update(r) and virtual:
+                if state.update(r) and derived:
                     seen = state.latest(r.sensor)
-                    for v in virtual.on_reading(seen) if seen is not None else ():
-                        state.update(v)
+                    if seen is not None:
+                        derived.follow(seen, accept=state.update, stuck=state.stuck)
             report.readings += len(readings)
             for rej in rejects:
                 report.rejected[rej.reason.value] += 1

@@ -264,6 +264,11 @@ class SensorConfig(BaseModel):
 
     @model_validator(mode="after")
     def _semantics(self) -> SensorConfig:
+        if self.quantity is Quantity.TREND:
+            raise ValueError(
+                "quantity 'trend' is not measured by a sensor: a trend follows a sensor's value; "
+                "configure it under trends: (id, sensor, over_s)"
+            )
         if self.unit is not None and self.unit not in UNIT_CONVERSIONS[self.quantity]:
             known = ", ".join(UNIT_CONVERSIONS[self.quantity])
             raise ValueError(f"unit {self.unit!r} does not fit {self.quantity.value} (known: {known})")

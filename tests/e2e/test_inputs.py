@@ -1,4 +1,4 @@
-"""Issue 20, input side: filters, stuck sensors, daylight without lamp light, end to end.
+"""Issue 20, input side: filters, stuck sensors, daylight without lamp light, trends, end to end.
 
 Real mosquitto, influxd, pymodbus simulators and the real daemon subprocess. The hall's PM2.5 is
 published by the test itself, reading by reading, each one waited for in ``lobbyd status``.
@@ -177,3 +177,52 @@ async def test_the_lamps_are_measured_at_night_and_the_factor_kept(tmp_path: Pat
         await lob.wait_status(lambda st: _sensor(st, "hall-daylight")["value"] == pytest.approx(0.0))
         assert await lob.stop_daemon() == 0
         assert lob.log.count("lamps measured at night") == 1
+
+
+async def test_a_trend_of_what_the_rules_see_reaches_the_rules_status_and_time_series(tmp_path: Path) -> None:
+    """hall-pm25 states when it measured, so two minutes of readings arrive at once: the trend over
+    them (-12 µg/m³ a minute) is in status, drives a rule that reads it, and is recorded."""
+
+    def edit(data: dict[str, Any]) -> None:
+        for s in data["sensors"]:
+            if s["id"] == "hall-pm25":
+                s.pop("filter", None)
+                s.pop("stuck", None)
+                s["decoder"] = {"type": "json", "path": "pm25", "time": {"path": "ts", "format": "ms", "window_s": 300}}
+        # half the window is 55 s: the 7th reading (60 s after the first) is clearly past it
+        data["trends"] = [{"id": "hall-pm25-trend", "sensor": "hall-pm25", "over_s": 110}]
+
+    async with lobby(tmp_path, initial=QUIET, edit=edit) as lob:
+        (lob.tmp / "rules" / "falling.yaml").write_text(
+            "rules:\n"
+            "  - id: pm25-falling-fast\n"
+            "    target: fresh_air.fan_speed\n"
+            "    priority: 90\n"
+            "    when:\n"
+            "      - sensor: hall-pm25-trend\n"
+            "        below: -5\n"
+            "        off_above: -2\n"
+            "    set: 0\n"
+        )
+        lob.sensors.silent.add("hall-pm25")
+        lob.start_daemon()
+        st = await lob.wait_status(lambda st: st["mqtt"]["subscribed"])
+        now_ms = round(st["time"] * 1000)
+        async with aiomqtt.Client("127.0.0.1", lob.mosquitto.port) as client:
+            for i in range(13):  # 60 down to 36, a reading every 10 s, the last one now
+                payload = json.dumps({"pm25": 60.0 - 2 * i, "ts": now_ms - (12 - i) * 10_000})
+                await client.publish(PM_TOPIC, payload.encode(), qos=1)
+
+        def trend(st: dict[str, Any]) -> dict[str, Any]:
+            return _sensor(st, "hall-pm25-trend")
+
+        st = await lob.wait_status(lambda st: st["points"]["fresh_air.fan_speed"]["known"] == 0)
+        assert trend(st)["value"] == pytest.approx(-12.0)
+        assert trend(st)["quantity"] == "trend" and trend(st)["fresh"]
+        assert st["points"]["fresh_air.fan_speed"]["rule"] == "pm25-falling-fast"
+        assert await lob.stop_daemon() == 0
+        assert lob.influx is not None
+        q = "SELECT value FROM reading WHERE sensor = 'hall-pm25-trend' AND quantity = 'trend'"
+        rows = lob.influx.query(q, db="lobbyd")["results"][0]["series"][0]["values"]  # type: ignore[index]
+        # one per reading once they span half the window: the 7th to the 13th
+        assert len(rows) == 7 and rows[-1][1] == pytest.approx(-12.0), rows

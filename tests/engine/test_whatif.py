@@ -150,3 +150,36 @@ def test_a_compressed_feed_reads_like_the_plain_one(tmp_path: Path) -> None:
     broken.write_bytes(plain.read_bytes())  # named .gz, not compressed
     with pytest.raises(FeedError, match=r"broken\.jsonl\.gz: cannot read"):
         read_feed(broken)
+
+
+OUT = "sensors/demo-001/outdoor/pm25"
+
+
+def _falling_feed(path: Path, outdoor: float) -> None:
+    """The hall at 45 for 15 minutes, then falling 1 µg/m³ a minute to 15; the outdoor air steady."""
+    rows = ["ts,topic,payload"]
+    for off in range(0, 3600, 30):
+        hall = 45.0 if off < 900 else max(15.0, 45.0 - (off - 900) / 60)
+        rows.append(f"{T0 + off},{PM},{hall:g}")
+        if off % 60 == 0:
+            rows.append(f"{T0 + off},{OUT},{outdoor:g}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def test_a_clear_fall_steps_the_fan_straight_down_unless_the_outdoor_air_is_bad(
+    loaded: LoadedConfig, tmp_path: Path
+) -> None:
+    """pm25-clearing reads hall-pm25-trend, the trend the config derives from the hall's median."""
+    rules = load_rules(loaded.rules_dir, loaded.rule_context())
+    assert rules.ok, rules.errors
+    clean, bad = tmp_path / "clean.csv", tmp_path / "bad.csv"
+    _falling_feed(clean, outdoor=20)
+    _falling_feed(bad, outdoor=100)
+    fan = replay(loaded, rules.ruleset, clean).points[FAN]
+    # high from the first reading; the median of nine is below 34 at 1710 s (four readings behind the
+    # raw value), while the 15-minute trend says more than 0.5 a minute down: straight to low, no medium
+    assert [(t - T0, v) for t, v in fan.values] == [(0, 3), (1710, 1)]
+    # outdoor air at 100 may be what raised the hall: the step-down delay holds, medium until below 29,
+    # then 5 minutes more
+    fan = replay(loaded, rules.ruleset, bad).points[FAN]
+    assert [(t - T0, v) for t, v in fan.values] == [(0, 3), (1710, 2), (2309, 1)]

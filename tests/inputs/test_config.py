@@ -90,3 +90,44 @@ def test_a_reload_says_filter_and_daylight_changes_need_a_restart(tmp_path: Path
     daylight = [{"id": "d", "lux_sensor": "hall-lux"}]
     edited = _config(tmp_path / "b", {"sensors": sensors, "daylight": daylight, "state_dir": str(tmp_path / "state")})
     assert config_changes(running, edited) == ["sensors", "daylight"]
+
+
+def test_a_trend_is_a_sensor_the_rules_can_read_stale_with_its_source(tmp_path: Path) -> None:
+    trends = [{"id": "pm-trend", "sensor": "hall-pm25", "over_s": 900}, {"id": "day-trend", "sensor": "hall-daylight"}]
+    loaded = load_config(_config(tmp_path, {"trends": trends}))
+    info = loaded.sensor_infos()["pm-trend"]
+    assert (info.quantity, info.zone, info.stale_after_s) == (Quantity.TREND, "trends", 120)
+    assert loaded.sensor_infos()["day-trend"].stale_after_s == 120  # the daylight sensor's, from hall-lux
+    assert {"pm-trend", "day-trend"} <= set(loaded.rule_context().sensors)
+
+
+@pytest.mark.parametrize(
+    ("trend", "words"),
+    [
+        ({"id": "t", "sensor": "hall-pm2"}, "'hall-pm2' is not a configured sensor (did you mean 'hall-pm25'?)"),
+        ({"id": "hall-pm25", "sensor": "hall-lux"}, "sensor id 'hall-pm25' is used twice"),
+        ({"id": "t", "sensor": "t"}, "'t' is a trend itself; a trend follows a measured or a daylight sensor"),
+        ({"id": "t", "sensor": "hall-pm25", "over_s": 30}, "'over_s' must be at least 60.0, found 30 (trends[0]"),
+        ({"id": "t", "sensor": "hall-pm25", "over_s": 1e9}, "'over_s' must be at most 21600.0"),
+        ({"id": "t", "sensor": "hall-pm25", "over_s": ".nan"}, "found .nan (trends[0].over_s)"),
+        ({"id": "t", "sensor": "hall-pm25", "over_s": "ten minutes"}, "'ten minutes' is not a number"),
+        ({"id": "t", "sensor": "hall-pm25", "window": 600}, "unknown key 'window' (trends[0].window)"),
+    ],
+)
+def test_bad_trends_are_refused_at_their_line_in_plain_words(tmp_path: Path, trend: dict[str, Any], words: str) -> None:
+    if trend.get("over_s") == ".nan":
+        trend = {**trend, "over_s": float("nan")}
+    with pytest.raises(ConfigError) as exc:
+        load_config(_config(tmp_path, {"trends": [trend]}))
+    text = str(exc.value)
+    assert words in text and "lobbyd.yaml:" in text
+    assert "pydantic" not in text and "ruamel" not in text and "Input should" not in text
+
+
+def test_a_measured_sensor_cannot_say_it_is_a_trend(tmp_path: Path) -> None:
+    sensors = YAML().load((REPO / "config" / "lobbyd.yaml").read_text())["sensors"]
+    sensors[0]["quantity"] = "trend"
+    with pytest.raises(ConfigError) as exc:
+        load_config(_config(tmp_path, {"sensors": sensors}))
+    text = str(exc.value)
+    assert "quantity 'trend' is not measured by a sensor" in text and "trends:" in text and "lobbyd.yaml:" in text

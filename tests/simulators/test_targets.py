@@ -2,9 +2,9 @@
 a private mosquitto and the Modbus device simulators, on the virtual clock with each scenario's fixed
 seed, against the fair naive baseline run the same way (``lobbyd simulate --all --naive``).
 
-Two misses are known and each is explained in docs/simulation.md ("Targets"); the test pins them
-and bounds them, so a fix shows as a failure here (remove it from the list) and so does any other
-miss or any known miss getting worse.
+One miss is known and explained in docs/simulation.md ("Targets"); the test pins it and bounds
+it, so a fix shows as a failure here (remove it from the list) and so does any other miss or the
+known miss getting worse.
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ from simulators.targets import check
 #: (scenario, what is missed) → the worst the miss may be (lobbyd's figure; for energy, the ratio
 #: of lobbyd's fan kWh over the naive baseline's)
 KNOWN_MISSES: dict[tuple[str, str], float] = {
-    # the step-down delay after an episode the plant cannot hold (medium until below 29, then 5 min):
-    # 0.8 % over a baseline that drops from high straight to low
-    ("outdoor-300", "fan energy"): 1.02,
     # the hall's sensor stuck during a 200 µg/m³ outdoor episode: the rules run high fresh air (PM2.5
     # held at target); the naive rules, blind without a reading, run low (energy 17×, PM2.5 far over)
     ("stuck-pm-sensor", "fan energy"): 20.0,
