@@ -170,7 +170,7 @@ class LoadedConfig:
         for t in self.config.trends:
             source = out.get(t.sensor)
             if source is not None and source.quantity is not Quantity.TREND:
-                out[t.id] = SensorInfo(t.id, t.zone, Quantity.TREND, source.stale_after_s)
+                out[t.id] = SensorInfo(t.id, t.zone, Quantity.TREND, source.stale_after_s, warmup_s=t.over_s / 2)
         return out
 
     def point_limits(self) -> dict[str, PointLimits]:

@@ -3,7 +3,8 @@
 The path of a reading, call by call: :meth:`Intake.on_message` → the MQTT driver's decoder (route,
 decode, reject by reason, count) → :meth:`daemon.state.SensorState.update` (latest per sensor) →
 :meth:`daemon.telemetry.Recorder.reading` (to the time-series writer at once) →
-:meth:`daemon.control.ControlLoop.reading` (the rules see it). A reading older than the one held (a late
+:meth:`daemon.control.ControlLoop.reading` (the rules see it), then the same for the daylight and trend
+readings derived from it (:class:`daemon.inputs.Derived`). A reading older than the one held (a late
 report with its own time) is recorded, counted and logged (once a minute per sensor), and goes no further.
 """
 

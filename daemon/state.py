@@ -30,6 +30,7 @@ class SensorStatus:
     retained: bool
     raw: float | None = None  # the last raw value, for a sensor with a filter (``value`` is filtered)
     stuck: bool = False  # its value has not moved for its ``stuck.after_s``: the rules do not use it
+    warming_up: bool = False  # a trend filling its window since the start: not yet known, not stale
 
 
 class SensorState:
@@ -118,6 +119,15 @@ class SensorState:
                     retained=bool(r and r.retained),
                     raw=self._raw.get(sid),
                     stuck=sid in self.stuck,
+                    warming_up=self._warming_up(info, r, now),
                 )
             )
         return out
+
+    def _warming_up(self, info: SensorInfo, r: Reading | None, now: float) -> bool:
+        """A trend with no value since the start, still within its warm-up (status only: the rules ask
+        the view, which applies the same bound to every sensor)."""
+        start = self.started_at
+        if info.warmup_s <= 0 or start is None or (r is not None and r.ts >= start):
+            return False
+        return now - start < info.stale_after_s + info.warmup_s

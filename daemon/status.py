@@ -32,7 +32,7 @@ def needs_attention(st: dict[str, Any]) -> list[str]:
     if st["rules"].get("degraded"):
         problems.append(f"rules degraded: {st['rules']['degraded']}")
     problems += [f"rules: {e}" for e in st["rules"]["errors"]]
-    problems += [f"sensor {s['sensor']} is stale" for s in st["sensors"] if not s["fresh"]]
+    problems += [f"sensor {s['sensor']} is stale" for s in st["sensors"] if not s["fresh"] and not s.get("warming_up")]
     problems += [
         f"sensor {s['sensor']} is stuck at {s.get('raw') if s.get('raw') is not None else s['value']:g}: "
         "the rules treat it as unavailable until it moves"
@@ -125,6 +125,8 @@ def format_status(st: dict[str, Any], problems: list[str]) -> str:
     for s in st["sensors"]:
         val = "—" if s["value"] is None else f"{s['value']:.4g}"
         state = "STUCK" if s.get("stuck") else "fresh" if s["fresh"] else "STALE"
+        if state == "STALE" and s.get("warming_up"):
+            state = "warming up"  # a trend filling its window since the start
         raw = f"  (raw {s['raw']:.4g}, filtered)" if s.get("raw") is not None else ""
         lines.append(f"  {s['sensor']:<28} {val:>9}  {_age(s['age_s']):>9}  {state}{raw}")
     for sid, d in st.get("daylight", {}).items():

@@ -20,6 +20,9 @@ class SensorInfo:
     zone: str
     quantity: Quantity
     stale_after_s: float
+    #: how much longer than ``stale_after_s`` after a start its first value may take: a trend needs
+    #: half its window of readings (0 for a measured sensor)
+    warmup_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

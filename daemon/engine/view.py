@@ -87,8 +87,8 @@ class SensorView:
             info = self.sensors.get(sid)
             r = self.readings.get(sid)
             fresh_since_start = r is not None and not r.retained and r.ts >= start
-            if info is not None and not fresh_since_start and now - start < info.stale_after_s:
-                return start + info.stale_after_s
+            if info is not None and not fresh_since_start and now - start < info.stale_after_s + info.warmup_s:
+                return start + info.stale_after_s + info.warmup_s
         return None
 
     def value(self, inp: Input, now: float) -> InputValue:

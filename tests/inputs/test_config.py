@@ -97,6 +97,7 @@ def test_a_trend_is_a_sensor_the_rules_can_read_stale_with_its_source(tmp_path: 
     loaded = load_config(_config(tmp_path, {"trends": trends}))
     info = loaded.sensor_infos()["pm-trend"]
     assert (info.quantity, info.zone, info.stale_after_s) == (Quantity.TREND, "trends", 120)
+    assert info.warmup_s == 450  # half its window: not yet known, rather than stale, that much longer
     assert loaded.sensor_infos()["day-trend"].stale_after_s == 120  # the daylight sensor's, from hall-lux
     assert {"pm-trend", "day-trend"} <= set(loaded.rule_context().sensors)
 

@@ -50,3 +50,23 @@ def test_without_conditioning_readings_pass_unchanged() -> None:
     r = Reading("pm", Quantity.PM25, 300.0, 1.0, "hall")
     st.update(r)
     assert st.latest("pm") is r and st.filtered("pm") is None
+
+
+def test_a_trend_is_not_yet_known_for_its_warm_up_then_stale_like_any_sensor() -> None:
+    """A trend needs half its window of readings: for that long after a start (beyond its source's
+    stale_after_s) the rules treat it as not yet known, not stale, and status says warming up."""
+    infos = {
+        "pm": SensorInfo("pm", "hall", Quantity.PM25, 120.0),
+        "pm-trend": SensorInfo("pm-trend", "trends", Quantity.TREND, 120.0, warmup_s=450.0),
+    }
+    st = SensorState(infos, started_at=1000.0)
+    trend, pm = Input(sensor="pm-trend"), Input(sensor="pm")
+    assert st.view().warming_up(trend, 1500.0) == 1000.0 + 570.0
+    assert st.view().warming_up(pm, 1500.0) is None  # a measured sensor: stale after 120 s
+    rows = {s.sensor: s for s in st.summary(1500.0)}
+    assert rows["pm-trend"].warming_up and not rows["pm-trend"].fresh
+    assert not rows["pm"].warming_up
+    assert st.view().warming_up(trend, 1570.0) is None
+    assert not {s.sensor: s for s in st.summary(1570.0)}["pm-trend"].warming_up  # now it is stale
+    st.update(Reading("pm-trend", Quantity.TREND, -0.7, 1200.0, "trends"))
+    assert not {s.sensor: s for s in st.summary(1300.0)}["pm-trend"].warming_up  # known: fresh

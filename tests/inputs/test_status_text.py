@@ -40,3 +40,15 @@ def test_without_the_new_keys_status_reads_as_before() -> None:
     st["sensors"] = [{k: v for k, v in _sensor("hall-pm25", 30.0).items() if k not in ("raw", "stuck")}]
     assert needs_attention(st) == []
     assert "raw" not in format_status(st, [])
+
+
+def test_a_trend_filling_its_window_is_warming_up_not_stale() -> None:
+    st = _status()
+    warming = {**_sensor("hall-pm25-trend", 0.0), "value": None, "age_s": None, "fresh": False, "warming_up": True}
+    stale = {**warming, "sensor": "day-trend", "warming_up": False}
+    st["sensors"] = [warming, stale]
+    problems = needs_attention(st)
+    assert problems == ["sensor day-trend is stale"]
+    text = format_status(st, problems)
+    assert "warming up" in next(line for line in text.splitlines() if "hall-pm25-trend" in line)
+    assert "STALE" in next(line for line in text.splitlines() if "day-trend" in line and "is stale" not in line)
