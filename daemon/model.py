@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
-__all__ = ["Decision", "Quantity", "Reading", "Reason", "WriteOutcome", "WriteResult"]
+__all__ = ["MEASURED", "Decision", "MeasuredQuantity", "Quantity", "Reading", "Reason", "WriteOutcome", "WriteResult"]
 
 
 class Quantity(enum.StrEnum):
@@ -27,6 +27,10 @@ class Quantity(enum.StrEnum):
     def unit(self) -> str:
         return _UNITS[self]
 
+
+#: What a sensor measures: every quantity but ``trend``, which is derived (``trends:`` in the config)
+MeasuredQuantity = Literal[Quantity.TEMPERATURE, Quantity.HUMIDITY, Quantity.PM25, Quantity.ILLUMINANCE, Quantity.CO2]
+MEASURED: tuple[Quantity, ...] = get_args(MeasuredQuantity)
 
 _UNITS = {
     Quantity.TEMPERATURE: "°C",

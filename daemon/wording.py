@@ -118,7 +118,7 @@ def plain_error(err: Mapping[str, Any]) -> str:
     if typ in ("bool_type", "bool_parsing"):
         return f"{_seen(value)} is not true or false{_word_note(value)}; write {field}: true or {field}: false"
     if typ in ("literal_error", "enum"):
-        return f"{_seen(value)} is not allowed for '{field}'{_word_note(value)}; write one of {ctx.get('expected', '')}"
+        return f"{_seen(value)} is not allowed for '{field}'{_word_note(value)}; write one of {_expected(ctx)}"
     bounds = {"greater_than": "greater than", "greater_than_equal": "at least", "less_than": "less than"}
     if typ in bounds or typ == "less_than_equal":
         word = bounds.get(typ, "at most")
@@ -153,11 +153,19 @@ def plain_union(errors: Sequence[Mapping[str, Any]], value: Any) -> list[str]:
         return list(dict.fromkeys(plain_error(e) for e in chosen))
     types = [str(e.get("type")) for e in chosen]
     wanted = list(dict.fromkeys(_EXPECTED[t] for t in types if t in _EXPECTED))
-    literals = [str((e.get("ctx") or {}).get("expected", "")) for e in chosen if e.get("type") == "literal_error"]
+    literals = [_expected(e.get("ctx") or {}) for e in chosen if e.get("type") == "literal_error"]
     wanted += [f"one of {x}" for x in literals]
     if not wanted:
         return list(dict.fromkeys(plain_error(e) for e in chosen))
     return [f"expected {' or '.join(wanted)}, found {kind(value)}{_word_note(value)}"]
+
+
+_ENUM_REPR = re.compile(r"<\w+\.\w+: ('[^']*')>")
+
+
+def _expected(ctx: Mapping[str, Any]) -> str:
+    """pydantic's list of allowed values, an enum member's repr (``<Quantity.PM25: 'pm25'>``) as its value."""
+    return _ENUM_REPR.sub(r"\1", str(ctx.get("expected", "")))
 
 
 def bad_date(text: str) -> tuple[int, int, str] | None:

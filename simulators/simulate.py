@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import LoadedConfig, load_config
+from daemon.model import Quantity
 from drivers.clock import VirtualClock
 from simulators.devices import DeviceSimulator
 from simulators.lobby_model import (
@@ -287,7 +288,7 @@ class _Run:
                 )
             rules_src = scn.resolve(scn.rules) if scn.rules else self.source_loaded.rules_dir
             pm25_sensors = sum(1 for s in self.source_loaded.config.sensors
-                               if s.quantity == "pm25" and s.zone == scn.zone.name)  # fmt: skip
+                               if s.quantity is Quantity.PM25 and s.zone == scn.zone.name)  # fmt: skip
             rules = write_rules(scn, self.variant, rules_src, self.work / "rules", pm25_sensors=pm25_sensors)
             cfg = write_config(
                 scn.resolve(scn.config), self.work / "lobbyd.yaml", mqtt_port=self.mosq.port,

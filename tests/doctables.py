@@ -61,7 +61,10 @@ def render_type(ann: Any, names: dict[Any, str]) -> str:
             return names[frozenset(args)]
         return " or ".join(render_type(a, names) for a in args)
     if origin is Literal:
-        return " or ".join(f"`{v}`" for v in get_args(ann))
+        values = get_args(ann)
+        if all(isinstance(v, enum.Enum) for v in values):  # some members of an enum
+            return "one of " + ", ".join(f"`{v.value}`" for v in values)
+        return " or ".join(f"`{v}`" for v in values)
     if origin is dict:
         k, v = get_args(ann)
         key = "name" if k is str else render_type(k, names)

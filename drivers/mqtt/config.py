@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
-from daemon.model import Quantity
+from daemon.model import MeasuredQuantity, Quantity
 from drivers.mqtt.inputs_config import FilterConfig, StuckConfig
 
 __all__ = [
@@ -244,7 +244,7 @@ class SensorConfig(BaseModel):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     topic: str
     zone: str = Field(min_length=1)
-    quantity: Quantity
+    quantity: MeasuredQuantity
     decoder: Decoder
     unit: str | None = None  # the payload's unit; converted to the quantity's unit
     stale_after_s: float = Field(default=300.0, gt=0)
@@ -264,11 +264,6 @@ class SensorConfig(BaseModel):
 
     @model_validator(mode="after")
     def _semantics(self) -> SensorConfig:
-        if self.quantity is Quantity.TREND:
-            raise ValueError(
-                "quantity 'trend' is not measured by a sensor: a trend follows a sensor's value; "
-                "configure it under trends: (id, sensor, over_s)"
-            )
         if self.unit is not None and self.unit not in UNIT_CONVERSIONS[self.quantity]:
             known = ", ".join(UNIT_CONVERSIONS[self.quantity])
             raise ValueError(f"unit {self.unit!r} does not fit {self.quantity.value} (known: {known})")

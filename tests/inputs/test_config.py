@@ -131,4 +131,5 @@ def test_a_measured_sensor_cannot_say_it_is_a_trend(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(_config(tmp_path, {"sensors": sensors}))
     text = str(exc.value)
-    assert "quantity 'trend' is not measured by a sensor" in text and "trends:" in text and "lobbyd.yaml:" in text
+    assert "'trend' is not allowed for 'quantity'; write one of 'temperature', 'humidity', 'pm25'," in text
+    assert "lobbyd.yaml:" in text and "Quantity." not in text

@@ -27,7 +27,7 @@ async def _cli(lob: Lobby, *args: str) -> subprocess.CompletedProcess[str]:
 def _all_well(st: dict[str, Any]) -> bool:
     return (
         st["mqtt"]["connected"]
-        and all(s["fresh"] for s in st["sensors"])
+        and all(s["fresh"] or s["warming_up"] for s in st["sensors"])  # the shipped trend needs 7.5 min
         and all(d["online"] for d in st["devices"])
         and (st["influx"] or {}).get("sent_points", 0) > 0
     )

@@ -10,7 +10,7 @@ import pydantic
 import pytest
 from ruamel.yaml import YAML
 
-from daemon.model import Quantity
+from daemon.model import MEASURED
 from drivers.mqtt.config import UNIT_CONVERSIONS, Z2M_DEFAULT_KEYS, Decoder, PayloadTime, SensorConfig
 from drivers.mqtt.decode import DEFAULT_MAX_BYTES, RejectReason, decode
 from drivers.mqtt.inputs_config import FilterConfig, StuckConfig
@@ -70,7 +70,7 @@ def test_zigbee2mqtt_default_keys_match() -> None:
 def test_units_match() -> None:
     documented = _pairs("Units a payload may be in:")
     assert documented == {q.value: ", ".join(f"`{u}`" for u in units) for q, units in UNIT_CONVERSIONS.items()}
-    assert set(documented) == {q.value for q in Quantity}
+    assert set(documented) == {q.value for q in MEASURED}
 
 
 _EXAMPLE = re.compile(
