@@ -24,7 +24,7 @@ from daemon.control import ControlLoop, ControlSettings
 from daemon.control_socket import ControlServer, commands
 from daemon.engine import EngineMemory
 from daemon.health import housekeeping
-from daemon.inputs import CalibrationStore, Conditioning, Derived, SensorInputs, Trends, VirtualSensors
+from daemon.inputs import CalibrationStore, Conditioning, Derived, Trends, VirtualSensors
 from daemon.intake import Intake
 from daemon.introspect import collect_status
 from daemon.model import Reading
@@ -146,7 +146,7 @@ class Daemon:
             own=own,
             precision=cfg.influx.precision if cfg.influx is not None else "ns",
         )
-        conditioning = Conditioning(SensorInputs(s.id, s.filter, s.stuck, s.stale_after_s) for s in cfg.sensors)
+        conditioning = Conditioning(loaded.sensor_inputs())
         state = SensorState(
             loaded.sensor_infos(), started_at=clock.now(), conditioning=conditioning, on_stuck=self._stuck
         )
@@ -217,9 +217,9 @@ class Daemon:
             dark=lambda: is_dark(site, clock.wall()),
             saved=lux_per_percent,
             save=self._calibrated(calibration),
-            stale_after_s={s.id: s.stale_after_s for s in cfg.sensors},
+            stale_after_s=loaded.stale_after(),
         )
-        trends = Trends(cfg.trends, stale_after_s={i.id: i.stale_after_s for i in loaded.sensor_infos().values()})
+        trends = Trends(cfg.trends, stale_after_s=loaded.stale_after())
         intake = Intake(
             decoder,
             state=state,

@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from daemon.engine import PointLimits, SensorInfo, ramp_clears_deadband
+from daemon.inputs.conditioning import SensorInputs
 from daemon.inputs.daylight_config import DaylightConfig
 from daemon.inputs.trend import TrendConfig
 from daemon.model import Quantity
@@ -172,6 +173,14 @@ class LoadedConfig:
             if source is not None and source.quantity is not Quantity.TREND:
                 out[t.id] = SensorInfo(t.id, t.zone, Quantity.TREND, source.stale_after_s, warmup_s=t.over_s / 2)
         return out
+
+    def sensor_inputs(self) -> list[SensorInputs]:
+        """Each measured sensor's filter, stuck check and staleness, for :class:`daemon.inputs.Conditioning`."""
+        return [SensorInputs(s.id, s.filter, s.stuck, s.stale_after_s) for s in self.config.sensors]
+
+    def stale_after(self) -> dict[str, float]:
+        """Every sensor's ``stale_after_s`` by id (virtual ones: their source's), for the derived sensors."""
+        return {i.id: i.stale_after_s for i in self.sensor_infos().values()}
 
     def point_limits(self) -> dict[str, PointLimits]:
         out: dict[str, PointLimits] = {}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from daemon.config import LoadedConfig
 from daemon.engine import EngineMemory, RuleSet, evaluate, format_age
-from daemon.inputs import Conditioning, Derived, SensorInputs, Trends, VirtualSensors
+from daemon.inputs import Conditioning, Derived, Trends, VirtualSensors
 from daemon.safety import SafetyGate
 from daemon.state import SensorState
 from daemon.sun import is_dark
@@ -131,7 +131,7 @@ def replay(
     report = WhatIfReport(feed, start, end, loaded.site.timezone, messages=len(messages))
     router = TopicRouter(loaded.config.sensors)
     cfg = loaded.config
-    conditioning = Conditioning(SensorInputs(s.id, s.filter, s.stuck, s.stale_after_s) for s in cfg.sensors)
+    conditioning = Conditioning(loaded.sensor_inputs())
     state = SensorState(loaded.sensor_infos(), started_at=start, conditioning=conditioning)
     limits = loaded.point_limits()
     site = loaded.site
@@ -141,9 +141,9 @@ def replay(
         cfg.daylight,
         brightness=lambda p: gate.track(p).known,
         dark=lambda: is_dark(site, t),
-        stale_after_s={s.id: s.stale_after_s for s in cfg.sensors},
+        stale_after_s=loaded.stale_after(),
     )
-    trends = Trends(cfg.trends, stale_after_s={i.id: i.stale_after_s for i in loaded.sensor_infos().values()})
+    trends = Trends(cfg.trends, stale_after_s=loaded.stale_after())
     derived = Derived(virtual, trends)
     for target, value in (initial or {}).items():
         gate.observed(target, value)
