@@ -342,6 +342,9 @@ class _Run:
             t += dt_s
             self.clock.set(t)
             await self.wait_subscribed()
+            # the daemon's own work at t first (ticks, ramp steps, the writes they make), then t's readings:
+            # otherwise a reading may see a lamp level written in the same step or not, by the scheduler
+            await self.settle(expected)
             expected += await self.publish_due(t)
             await self.settle(expected)
             self.result.samples.append(self.sample(t))
