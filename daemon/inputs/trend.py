@@ -57,8 +57,9 @@ class Trend:
         return len(self._points)
 
     def update(self, value: float, ts: float) -> float | None:
-        """Take one reading; return the slope per minute, or None while the window is not half full
-        (or when the reading was skipped: older than, or too close to, the one before)."""
+        """Take one reading; return the slope per minute, or None while the window is not half full,
+        when the reading was skipped (older than, or too close to, the one before) or when the slope
+        overflows."""
         pts = self._points
         if pts:
             last = pts[-1][0]
@@ -71,7 +72,9 @@ class Trend:
             pts.popleft()
         if len(pts) < 3 or ts - pts[0][0] < self._over / 2:
             return None
-        return 60.0 * _slope(pts)
+        slope = 60.0 * _slope(pts)
+        # finite readings can still overflow the sums (a plausible range configured near 1e308): unknown
+        return slope if math.isfinite(slope) else None
 
 
 def _slope(pts: Iterable[tuple[float, float]]) -> float:

@@ -119,3 +119,9 @@ def test_derived_skips_a_stuck_source_and_keeps_what_the_state_refused_out() -> 
     assert [len(o) for o in outs] == [0, 0, 0, 1, 1, 1, 0, 1]  # at 60 s the state refused it
     assert d.follow(_r("pm", 1.0, 90), accept=accept, stuck={"pm"}) == []
     assert [r.ts for r in taken] == [30, 40, 50, 60, 70]
+
+
+def test_values_that_overflow_the_sums_give_no_trend_rather_than_inf_or_nan() -> None:
+    tr = Trend(60.0)
+    outs = _feed(tr, [(t, (1.0 if t % 20 else -1.0) * 1.7e308) for t in range(0, 70, 10)])
+    assert outs[-1] is None and all(o is None or math.isfinite(o) for o in outs)
