@@ -49,7 +49,8 @@ SCRIPT: list[tuple[str, dict[str, float], str]] = [
     (
         "The air improves",
         {"hall-pm25": 30},
-        "expect fan medium: high is off below 34, medium stays on until below 29 (hysteresis)",
+        "expect fan medium: high is off below 34 (after its hold, shortened here), medium stays on until "
+        "below 29 (hysteresis)",
     ),
     (
         "Clean again",
@@ -73,7 +74,7 @@ def _write_config(tmp: Path, mqtt_port: int, influx_url: str, ports: dict[str, i
     for dev in data["devices"]:
         dev["transport"]["port"] = ports[dev["name"]]
     data["influx"]["url"] = influx_url
-    data["rules_dir"] = str(REPO / "rules")
+    data["rules_dir"] = str(_write_rules(tmp))
     data["devices_dir"] = str(REPO / "config" / "devices")
     data["state_dir"] = str(tmp / "state")
     for line in speed_up(data):
@@ -84,7 +85,44 @@ def _write_config(tmp: Path, mqtt_port: int, influx_url: str, ports: dict[str, i
     return path
 
 
+def _write_rules(tmp: Path) -> Path:
+    """The shipped rules, with what a demo minute cannot wait for shortened (each change said on screen)."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    out = tmp / "rules"
+    shutil.copytree(REPO / "rules", out, ignore=shutil.ignore_patterns("*.md"))
+    for f in sorted(out.glob("*.yaml")):
+        data: Any = yaml.load(f.read_text())
+        lines = speed_up_rules(data)
+        for line in lines:
+            print(f"  {line}")
+        if lines:
+            with f.open("w") as fh:
+                yaml.dump(data, fh)
+    return out
+
+
 DEMO_MIN_HOLD_S = 3
+DEMO_HIGH_RELEASE = "5s"  # pm25-high's hold after the hall falls below 34
+
+
+def speed_up_rules(data: Any) -> list[str]:
+    """Shorten pm25-high's hold (release_after), so that the demo's "air improves" step shows medium;
+    pm25-elevated keeps its 5 minutes, which the demo says it does not wait for. One line per change."""
+    out = []
+    for rule in data.get("rules", []) if isinstance(data, dict) else []:
+        hold = rule.get("release_after") if isinstance(rule, dict) and rule.get("id") == "pm25-high" else None
+        if hold and hold != DEMO_HIGH_RELEASE:
+            out.append(
+                f"demo speed-up: pm25-high keeps high {DEMO_HIGH_RELEASE} after the hall falls below 34, not "
+                f"{hold} (rules/air-quality.yaml keeps {hold} in the field)"
+            )
+            rule["release_after"] = DEMO_HIGH_RELEASE
+    return out
+
+
 DEMO_MEDIAN_OF = 3  # readings (the sensor simulator publishes each second)
 DEMO_EMA_S = 5.0
 

@@ -92,7 +92,7 @@ def test_the_rules_in_force_are_the_daemons_last_good_copies(site: Path) -> None
 
 
 def test_a_threshold_edit_says_which_rule_would_win_and_why(site: Path) -> None:
-    high = "above: 35\n        off_below: 34\n    set: 3\n    safe_value: 1"  # pm25-high
+    high = "above: 35\n        off_below: 34\n    set: 3\n    release_after: 5min\n    safe_value: 1"  # pm25-high
     result = check(site, [edited(site, high, high.replace("35", "33").replace("34", "30"))])
     assert result.ok and result.loaded is not None and result.rules is not None
     text = format_diff(diff_rules(result.loaded, result.rules, files_given=True, status=status(34.0)))
@@ -103,7 +103,7 @@ def test_a_threshold_edit_says_which_rule_would_win_and_why(site: Path) -> None:
 
 def test_without_a_daemon_every_sensor_is_unknown_and_it_says_so(site: Path) -> None:
     loaded = load_config(site)
-    high = "above: 35\n        off_below: 34\n    set: 3\n    safe_value: 1"  # pm25-high
+    high = "above: 35\n        off_below: 34\n    set: 3\n    release_after: 5min\n    safe_value: 1"  # pm25-high
     result = check(site, [edited(site, high, high.replace("35", "33").replace("34", "30"))])
     assert result.ok and result.rules is not None
     diff = diff_rules(loaded, result.rules, files_given=True)  # no control socket in the temporary state dir

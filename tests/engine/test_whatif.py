@@ -61,11 +61,12 @@ def test_replay_counts_writes_time_in_value_and_fallbacks(loaded: LoadedConfig, 
     # PM2.5 is unknown and the outdoor air not known clean) asks for its safe value 3 all along, and
     # keeps 3 while the hall's sensor is silent. It comes back at 30 after 300 s, longer than its
     # stale_after_s: the median starts afresh (the 40s from before the gap count no more), and 30 is
-    # below every threshold (pm25-elevated's latch, too, was reset by the gap): pm25-elevated keeps 2
-    # for its release_after, then low once the fan's 120 s hold is over.
-    assert [(t - T0, v) for t, v in fan.values] == [(0, 1), (640, 3), (1500, 2), (1620, 1)]
-    assert fan.writes == 4
-    assert fan.time_in_value == {1: 1110, 3: 860, 2: 120}
+    # below every threshold (pm25-elevated's latch, too, was reset by the gap). pm25-high keeps 3 for
+    # its release_after of 5 minutes, counted from the last time it acted (1310 s, before the sensor
+    # went stale), so until 1610 s; then low.
+    assert [(t - T0, v) for t, v in fan.values] == [(0, 1), (640, 3), (1610, 1)]
+    assert fan.writes == 3
+    assert fan.time_in_value == {1: 1120, 3: 970}
     assert (fan.fallbacks, fan.fallback_s) == (1, 860)
     # The lamps: hall-daylight is lux minus the lamps' own light, known once the brightness is written
     # (a 10 s fallback to 100 % at the start); 1000 lx − 4.5 × 80 % = 640 lx of daylight: 80 %, and the
@@ -74,8 +75,8 @@ def test_replay_counts_writes_time_in_value_and_fallbacks(loaded: LoadedConfig, 
     assert [(t - T0, v) for t, v in cct.values] == [(130, 4050)]
     assert report.points["lights.brightness"].time_in_value == {100: 300, 80: 1670}
     text = format_report(report)
-    assert "fresh_air.fan_speed: 4 write(s)" in text
-    assert "    at 3: 14 min (41%)" in text
+    assert "fresh_air.fan_speed: 3 write(s)" in text
+    assert "    at 3: 16 min (46%)" in text
     assert "    fallbacks (inputs unknown → safe value): 1, 14 min in all" in text
     assert "1 rejected" not in text and "2 rejected (not_json 1, unknown_topic 1)" in text
 
@@ -179,7 +180,7 @@ def test_a_clear_fall_steps_the_fan_straight_down_unless_the_outdoor_air_is_bad(
     # high from the first reading; the median of nine is below 34 at 1710 s (four readings behind the
     # raw value), while the 15-minute trend says more than 0.5 a minute down: straight to low, no medium
     assert [(t - T0, v) for t, v in fan.values] == [(0, 3), (1710, 1)]
-    # outdoor air at 100 may be what raised the hall: the step-down delay holds, medium until below 29,
-    # then 5 minutes more
+    # outdoor air at 100 may be what raised the hall: the step-down delays hold, high for 5 minutes
+    # after below 34, then medium for 5 minutes after below 29
     fan = replay(loaded, rules.ruleset, bad).points[FAN]
-    assert [(t - T0, v) for t, v in fan.values] == [(0, 3), (1710, 2), (2309, 1)]
+    assert [(t - T0, v) for t, v in fan.values] == [(0, 3), (2009, 2), (2309, 1)]

@@ -29,6 +29,7 @@ def test_the_demo_runs_its_script_and_the_daemon_does_what_it_says() -> None:
     assert "Traceback" not in text
     for said in (
         "demo speed-up: hall-pm25 read as the median of 3 readings",  # every shortening said on screen
+        "demo speed-up: pm25-high keeps high 5s after the hall falls below 34",
         "decides  fresh_air.fan_speed = 3  (pm25-high:",  # the spike
         "writes   fresh_air.fan_speed = 2  -> device reads back 2.0  [ok]",  # medium as the air improves
         "reads    lights.cct_actual = ",  # a polled status value, narrated

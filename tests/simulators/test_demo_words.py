@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from simulators.demo import DEMO_MIN_HOLD_S, narration, shown, speed_up
+from simulators.demo import DEMO_HIGH_RELEASE, DEMO_MIN_HOLD_S, narration, shown, speed_up, speed_up_rules
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,6 +23,18 @@ def test_the_demo_says_on_screen_which_safety_limit_it_shortens() -> None:
         f"{DEMO_MIN_HOLD_S} s (config/lobbyd.yaml keeps 300 s in the field)",
     ]
     assert speed_up(data) == []  # nothing left to shorten: nothing said
+
+
+def test_the_demo_says_which_rule_hold_it_shortens_and_only_that_one() -> None:
+    data = YAML().load((REPO / "rules" / "air-quality.yaml").read_text())
+    holds = {r["id"]: r.get("release_after") for r in data["rules"]}
+    assert speed_up_rules(data) == [
+        f"demo speed-up: pm25-high keeps high {DEMO_HIGH_RELEASE} after the hall falls below 34, not "
+        f"{holds['pm25-high']} (rules/air-quality.yaml keeps {holds['pm25-high']} in the field)"
+    ]
+    after = {r["id"]: r.get("release_after") for r in data["rules"]}
+    assert after == {**holds, "pm25-high": DEMO_HIGH_RELEASE}  # pm25-elevated keeps its 5 minutes
+    assert speed_up_rules(data) == []  # nothing left to shorten: nothing said
 
 
 def test_kelvin_are_whole_numbers() -> None:

@@ -36,15 +36,15 @@ async def test_feed_through_the_daemon_on_a_virtual_clock(tmp_path: Path) -> Non
     r = await replay_through_daemon(REPO / "config" / "lobbyd.yaml", feed, step_s=10.0)
     fan = [(round(ts - t0), v) for ts, p, v in r.writes if p == "fresh_air.fan_speed"]
     # low while clean; high at the spike (10 min; the median of nine readings turns 50 two minutes
-    # later); at 20 µg/m³ (20 min, the median two minutes later) high and medium both let go: medium
-    # keeps 2 for its release_after of 5 minutes, but at 1530 s the 15-minute trend of the median (no
+    # later); at 20 µg/m³ (20 min, the median two minutes later) high and medium both let go, and high
+    # keeps 3 for its release_after of 5 minutes; but at 1530 s the 15-minute trend of the median (no
     # longer holding the 10s from before the spike) reads a fall of more than 0.5 a minute, and
-    # pm25-clearing takes the fan to low at once. The sensor dies at 30 min: after its 120 s
+    # pm25-clearing takes the fan straight to low. The sensor dies at 30 min: after its 120 s
     # staleness timeout the rules fall back to their safe value with outdoor air known clean, 1, which
     # the fan already holds — so no write; at the end the daemon stops and leaves the profile's
     # shutdown state (low), which is not a rule's write.
-    assert [v for _, v in fan] == [1, 3, 2, 1]
-    assert [t for t, _ in fan][1:] == [720, 1320, 1530]
+    assert [v for _, v in fan] == [1, 3, 1]
+    assert [t for t, _ in fan][1:] == [720, 1530]
     assert r.shutdown_writes == []  # the fan already holds its shutdown state (low)
     # stale from 1770 + 120 s until the end (2370 s): about 48 steps of 10 s in fallback, none before,
     # plus the steps to the ticks the daemon asks for in between (the replay never jumps over one)
