@@ -89,6 +89,12 @@ class TimeWindow(Strict):
 
 
 class SunWindow(Strict):
+    # the schema says what _some says: at least one of the two, and not null (an editor marks sun: {})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [{"required": [k], "properties": {k: {"not": {"type": "null"}}}} for k in ("after", "before")]
+        }
+    )
     after: SunTime | None = None
     before: SunTime | None = None
 
