@@ -119,15 +119,8 @@ class SensorState:
                     retained=bool(r and r.retained),
                     raw=self._raw.get(sid),
                     stuck=sid in self.stuck,
-                    warming_up=self._warming_up(info, r, now),
+                    # a trend filling its window: the view's own "not yet known", said apart from stale
+                    warming_up=info.warmup_s > 0 and view.not_yet_known(sid, now) is not None,
                 )
             )
         return out
-
-    def _warming_up(self, info: SensorInfo, r: Reading | None, now: float) -> bool:
-        """A trend with no value since the start, still within its warm-up (status only: the rules ask
-        the view, which applies the same bound to every sensor)."""
-        start = self.started_at
-        if info.warmup_s <= 0 or start is None or (r is not None and r.ts >= start):
-            return False
-        return now - start < info.stale_after_s + info.warmup_s

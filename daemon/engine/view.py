@@ -80,16 +80,23 @@ class SensorView:
         staleness timeout has not yet run out since then, is not yet known: rules that depend on it stay
         silent instead of falling back, so a restart toggles nothing.
         """
-        start = self.started_at
-        if start is None:
-            return None
         for sid in self.members(inp):
-            info = self.sensors.get(sid)
-            r = self.readings.get(sid)
-            fresh_since_start = r is not None and not r.retained and r.ts >= start
-            if info is not None and not fresh_since_start and now - start < info.stale_after_s + info.warmup_s:
-                return start + info.stale_after_s + info.warmup_s
+            until = self.not_yet_known(sid, now)
+            if until is not None:
+                return until
         return None
+
+    def not_yet_known(self, sensor: str, now: float) -> float | None:
+        """Until when one sensor is *not yet known* (see :meth:`warming_up`; a trend's ``warmup_s``
+        longer), or None if it is known or stale."""
+        start, info = self.started_at, self.sensors.get(sensor)
+        if start is None or info is None:
+            return None
+        r = self.readings.get(sensor)
+        if r is not None and not r.retained and r.ts >= start:
+            return None
+        until = start + info.stale_after_s + info.warmup_s
+        return until if now < until else None
 
     def value(self, inp: Input, now: float) -> InputValue:
         """The input's value (times its factor) now, or None when no sensor it reads is fresh."""
