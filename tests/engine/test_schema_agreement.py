@@ -84,7 +84,8 @@ def numeric_condition(draw: st.DrawFn) -> Doc:
             mostly(
                 st.sampled_from([value, "hall-pm25", {"zone": "hall", "quantity": "pm25", "times": 10}]),
                 st.sampled_from([{"sensor": "outdoor-pm25", "times": 0}, {"sensor": "hall-pm25", "times": "x"}])
-                | not_number.filter(lambda v: v is not None),
+                # a word here names a sensor (above: hall-pm25), and an unknown one is check's alone to find
+                | not_number.filter(lambda v: v is not None and not isinstance(v, str)),
             )
         )
         if isinstance(cond[kind], int) and draw(st.booleans()):
